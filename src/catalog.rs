@@ -1,0 +1,210 @@
+//! The offer catalog: what can be offered, to whom, through which channel,
+//! and the propensity model of each offer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{FeatureSchema, LifeEvent};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// Cheap to clone (a reference-counted string).
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+        #[serde(transparent)]
+        pub struct $name(pub Arc<str>);
+
+        impl $name {
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(Arc::from(s))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(Arc::from(s))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Identifies an offer in the catalog.
+    OfferId
+);
+string_id!(
+    /// Identifies a product a customer can hold (several offers may sell
+    /// the same product).
+    ProductId
+);
+string_id!(
+    /// Identifies a customer.
+    CustomerId
+);
+
+/// A contact channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Channel {
+    /// E-mail (outbound).
+    Email,
+    /// Text message (outbound).
+    Sms,
+    /// Telephone call (outbound).
+    Phone,
+    /// Letter (outbound).
+    Post,
+    /// In-app message shown when the customer opens the app (inbound).
+    App,
+    /// Web site, shown while the customer is logged in (inbound).
+    Web,
+    /// Branch or call-centre conversation the customer started (inbound).
+    Branch,
+}
+
+/// Why the offer exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OfferKind {
+    /// A product the customer does not hold yet.
+    CrossSell,
+    /// A better version of a product the customer holds (its base product).
+    UpSell,
+    /// Keeps a customer who may leave.
+    Retention,
+}
+
+/// A vulnerability for which some offers must never be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Vulnerability {
+    /// Arrears, debt collection, hardship.
+    FinancialDistress,
+    /// Serious illness.
+    SeriousIllness,
+    /// Recent bereavement.
+    Bereavement,
+    /// Gambling problem.
+    Gambling,
+    /// Reduced capacity to make financial decisions.
+    ReducedCapacity,
+    /// Recent loss of employment.
+    JobLoss,
+}
+
+/// Who may receive an offer. Empty lists and absent bounds mean "no rule".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EligibilityRules {
+    /// Minimum age in whole years, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_age: Option<u32>,
+    /// Maximum age in whole years, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u32>,
+    /// For an up-sell: the product the customer must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_product: Option<ProductId>,
+    /// Products the customer must all hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<ProductId>,
+    /// Products none of which the customer may hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<ProductId>,
+}
+
+/// Model weights, either one per schema feature in order, or by feature
+/// name (absent names weigh 0). Hand-written and trained models use the
+/// same format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Weights {
+    /// One weight per feature, in schema order.
+    Dense(Vec<f64>),
+    /// Weights by feature name; features not named weigh 0.
+    ByName(BTreeMap<String, f64>),
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights::ByName(BTreeMap::new())
+    }
+}
+
+/// A logistic propensity model: `p = 1 / (1 + exp(-(bias + Σ wᵢ·xᵢ)))`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropensityModel {
+    /// Intercept, in log-odds.
+    pub bias: f64,
+    /// Weights over the schema's features, in log-odds per unit.
+    #[serde(default)]
+    pub weights: Weights,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// One offer of the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Offer {
+    /// Unique id.
+    pub id: OfferId,
+    /// The product sold; a customer holding it is not eligible.
+    pub product: ProductId,
+    /// Cross-sell, up-sell or retention.
+    pub kind: OfferKind,
+    /// Business value if accepted (e.g. expected margin, in the currency
+    /// unit of your choice; only ratios between offers matter). `>= 0`.
+    pub value: f64,
+    /// Business lever multiplying the priority (default 1). `>= 0`.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Channels through which the offer may be made.
+    pub channels: Vec<Channel>,
+    /// Who may receive it.
+    #[serde(default)]
+    pub eligibility: EligibilityRules,
+    /// Life events the offer is aimed at; shown only to customers who
+    /// declared every one of them and consented to their use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<LifeEvent>,
+    /// Vulnerabilities for which the offer must never be shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsuitable_for: Vec<Vulnerability>,
+    /// Propensity model over the catalog's schema.
+    pub model: PropensityModel,
+}
+
+/// A feature schema and the offers scored over it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Features every customer provides and every model weighs.
+    pub schema: FeatureSchema,
+    /// The offers.
+    pub offers: Vec<Offer>,
+}

@@ -1,0 +1,168 @@
+//! Engine parameters with documented defaults, checked once into a
+//! validated form (as linfa does) before the engine uses them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Contact-policy parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContactPolicy {
+    /// At most this many contacts (any offer, any channel) in the window;
+    /// default 3. Also lowers `k` to what is left.
+    pub frequency_cap: u32,
+    /// Frequency-cap window in days; default 30.
+    pub frequency_window_days: u32,
+    /// After a dismissal the offer is not made again for this many days;
+    /// default 30.
+    pub dismissal_cooldown_days: u32,
+    /// An offer shown this many times without acceptance within the rest
+    /// window is rested; default 3.
+    pub rest_after_shows: u32,
+    /// Rest window in days; default 90.
+    pub rest_window_days: u32,
+}
+
+impl Default for ContactPolicy {
+    fn default() -> Self {
+        ContactPolicy {
+            frequency_cap: 3,
+            frequency_window_days: 30,
+            dismissal_cooldown_days: 30,
+            rest_after_shows: 3,
+            rest_window_days: 90,
+        }
+    }
+}
+
+/// Intrusiveness-guard parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardParams {
+    /// An offer is suppressed as proxy-driven when more than this share of
+    /// its absolute log-odds contributions comes from proxy features;
+    /// in `[0, 1)`, default 0.25.
+    pub proxy_share_threshold: f64,
+}
+
+impl Default for GuardParams {
+    fn default() -> Self {
+        GuardParams { proxy_share_threshold: 0.25 }
+    }
+}
+
+/// Explanation parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExplainParams {
+    /// Contributions listed per recommendation; 1 to 64, default 3.
+    pub max_contributions: usize,
+}
+
+impl Default for ExplainParams {
+    fn default() -> Self {
+        ExplainParams { max_contributions: 3 }
+    }
+}
+
+/// All engine parameters, unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineParams {
+    /// Contact policy.
+    pub contact: ContactPolicy,
+    /// Intrusiveness guard.
+    pub guard: GuardParams,
+    /// Explanations.
+    pub explain: ExplainParams,
+}
+
+/// [`EngineParams`] that passed [`EngineParams::check`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValidEngineParams(EngineParams);
+
+impl ValidEngineParams {
+    /// Contact policy.
+    pub fn contact(&self) -> &ContactPolicy {
+        &self.0.contact
+    }
+    /// Intrusiveness guard.
+    pub fn guard(&self) -> &GuardParams {
+        &self.0.guard
+    }
+    /// Explanations.
+    pub fn explain(&self) -> &ExplainParams {
+        &self.0.explain
+    }
+}
+
+/// Longest window accepted, in days (about 100 years).
+pub const MAX_WINDOW_DAYS: u32 = 36_525;
+
+fn positive(name: &'static str, value: u32) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::InvalidParameter { name, value: 0.0, expected: "at least 1" });
+    }
+    Ok(())
+}
+
+fn window(name: &'static str, value: u32) -> Result<(), ConfigError> {
+    if value == 0 || value > MAX_WINDOW_DAYS {
+        return Err(ConfigError::InvalidParameter { name, value: f64::from(value), expected: "1 to 36525 days" });
+    }
+    Ok(())
+}
+
+impl EngineParams {
+    /// Checks every parameter's range.
+    pub fn check(self) -> Result<ValidEngineParams, ConfigError> {
+        let c = &self.contact;
+        positive("contact.frequency_cap", c.frequency_cap)?;
+        window("contact.frequency_window_days", c.frequency_window_days)?;
+        window("contact.dismissal_cooldown_days", c.dismissal_cooldown_days)?;
+        positive("contact.rest_after_shows", c.rest_after_shows)?;
+        window("contact.rest_window_days", c.rest_window_days)?;
+        let t = self.guard.proxy_share_threshold;
+        if !(0.0..1.0).contains(&t) {
+            return Err(ConfigError::InvalidParameter {
+                name: "guard.proxy_share_threshold",
+                value: t,
+                expected: "a share in [0, 1)",
+            });
+        }
+        let m = self.explain.max_contributions;
+        if !(1..=64).contains(&m) {
+            return Err(ConfigError::InvalidParameter {
+                name: "explain.max_contributions",
+                value: m as f64,
+                expected: "1 to 64",
+            });
+        }
+        Ok(ValidEngineParams(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(EngineParams::default().check().is_ok());
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_named() {
+        let mut p = EngineParams::default();
+        p.contact.frequency_cap = 0;
+        assert!(matches!(p.check(), Err(ConfigError::InvalidParameter { name: "contact.frequency_cap", .. })));
+        let mut p = EngineParams::default();
+        p.guard.proxy_share_threshold = f64::NAN;
+        assert!(matches!(p.check(), Err(ConfigError::InvalidParameter { name: "guard.proxy_share_threshold", .. })));
+        let mut p = EngineParams::default();
+        p.explain.max_contributions = 0;
+        assert!(p.check().is_err());
+    }
+}

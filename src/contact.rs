@@ -1,0 +1,90 @@
+//! Stage 2, contact policy: opt-out, channel consent, frequency cap,
+//! cooldown after a dismissal, rest after repeated unaccepted shows.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::catalog::Offer;
+use crate::config::ContactPolicy;
+use crate::customer::{ContactOutcome, Customer, Marketing, Request};
+use crate::decision::{DecisionStatus, Reason};
+
+/// Contact history of one offer, as of the request time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct OfferHistory {
+    /// Latest dismissal at or before `now`.
+    last_dismissal: Option<DateTime<Utc>>,
+    /// Latest acceptance at or before `now`.
+    last_acceptance: Option<DateTime<Utc>>,
+}
+
+/// `now` minus `days`, saturating at the earliest representable time.
+fn days_before(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    now.checked_sub_signed(Duration::days(i64::from(days))).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `t` plus `days`, saturating at the latest representable time.
+fn days_after(t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    t.checked_add_signed(Duration::days(i64::from(days))).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Customer-level rules. `Ok(n)`: at most `n` more contacts may be made;
+/// `Err`: nothing may be offered.
+pub(crate) fn customer_budget(
+    customer: &Customer,
+    request: &Request,
+    policy: &ContactPolicy,
+) -> Result<u32, (DecisionStatus, Reason)> {
+    if customer.consents.marketing == Marketing::OptedOut {
+        return Err((DecisionStatus::OptedOut, Reason::OptedOut));
+    }
+    if !customer.consents.channels.contains(&request.channel) {
+        return Err((DecisionStatus::ChannelNotConsented, Reason::ChannelNotConsented { channel: request.channel }));
+    }
+    let since = days_before(request.now, policy.frequency_window_days);
+    let recent = customer.contact_history.iter().filter(|c| c.at > since && c.at <= request.now).count();
+    let contacts = u32::try_from(recent).unwrap_or(u32::MAX);
+    if contacts >= policy.frequency_cap {
+        return Err((
+            DecisionStatus::FrequencyCapReached,
+            Reason::FrequencyCap { contacts, cap: policy.frequency_cap, window_days: policy.frequency_window_days },
+        ));
+    }
+    Ok(policy.frequency_cap - contacts)
+}
+
+/// Offer-level rules; `contacts` are the customer's contacts with this
+/// offer, any order.
+pub(crate) fn check_offer<'a>(
+    offer: &Offer,
+    contacts: impl Iterator<Item = &'a crate::customer::Contact> + Clone,
+    request: &Request,
+    policy: &ContactPolicy,
+) -> Result<(), Reason> {
+    if !offer.channels.contains(&request.channel) {
+        return Err(Reason::ChannelNotOffered { channel: request.channel });
+    }
+    let past = contacts.filter(|c| c.at <= request.now);
+    let mut history = OfferHistory::default();
+    for c in past.clone() {
+        let slot = match c.outcome {
+            ContactOutcome::Dismissed => &mut history.last_dismissal,
+            ContactOutcome::Accepted => &mut history.last_acceptance,
+            ContactOutcome::Shown => continue,
+        };
+        *slot = Some(slot.map_or(c.at, |t| t.max(c.at)));
+    }
+    if let Some(dismissed_at) = history.last_dismissal {
+        let until = days_after(dismissed_at, policy.dismissal_cooldown_days);
+        if request.now < until {
+            return Err(Reason::Cooldown { dismissed_at, until });
+        }
+    }
+    let since = days_before(request.now, policy.rest_window_days);
+    let since = history.last_acceptance.map_or(since, |a| since.max(a));
+    let shows = past.filter(|c| c.at > since && c.outcome != ContactOutcome::Accepted).count();
+    let shows = u32::try_from(shows).unwrap_or(u32::MAX);
+    if shows >= policy.rest_after_shows {
+        return Err(Reason::Rested { shows, window_days: policy.rest_window_days });
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The result of one request: the recommendations, each with its
+//! explanation, and the audit of everything withheld and why.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Channel, CustomerId, OfferId, OfferKind, ProductId, Vulnerability};
+use crate::customer::ProvenanceKind;
+use crate::explain::Explanation;
+use crate::schema::LifeEvent;
+
+/// The outcome of a decision as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DecisionStatus {
+    /// Offers were ranked (the list may still be empty if none was allowed).
+    Ranked,
+    /// The customer opted out of marketing: nothing is recommended.
+    OptedOut,
+    /// The customer did not consent to the requested channel.
+    ChannelNotConsented,
+    /// The contact frequency cap is reached: nothing is recommended.
+    FrequencyCapReached,
+}
+
+/// The pipeline stage that withheld an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Stage {
+    /// Product and age rules.
+    Eligibility,
+    /// Opt-out, channel consent, frequency cap, cooldown, rest.
+    ContactPolicy,
+    /// The intrusiveness guard.
+    Guard,
+}
+
+/// Why an offer was withheld; each variant names the rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The customer already holds the product.
+    AlreadyHeld {
+        /// The product.
+        product: ProductId,
+    },
+    /// Up-sell without the base product.
+    MissingBaseProduct {
+        /// The base product.
+        product: ProductId,
+    },
+    /// A required holding is missing.
+    MissingRequiredHolding {
+        /// The product.
+        product: ProductId,
+    },
+    /// The customer holds an excluding product.
+    ExcludedHolding {
+        /// The product.
+        product: ProductId,
+    },
+    /// Age below the offer's minimum.
+    TooYoung {
+        /// Customer age.
+        age: u32,
+        /// Minimum age.
+        min_age: u32,
+    },
+    /// Age above the offer's maximum.
+    TooOld {
+        /// Customer age.
+        age: u32,
+        /// Maximum age.
+        max_age: u32,
+    },
+    /// The offer has age bounds and the customer's age is unknown.
+    AgeUnknown,
+    /// The customer opted out of marketing.
+    OptedOut,
+    /// The customer did not consent to the requested channel.
+    ChannelNotConsented {
+        /// The requested channel.
+        channel: Channel,
+    },
+    /// The offer is not made on the requested channel.
+    ChannelNotOffered {
+        /// The requested channel.
+        channel: Channel,
+    },
+    /// The customer was contacted too often in the window.
+    FrequencyCap {
+        /// Contacts in the window.
+        contacts: u32,
+        /// The cap.
+        cap: u32,
+        /// The window, in days.
+        window_days: u32,
+    },
+    /// The customer dismissed this offer recently.
+    Cooldown {
+        /// The latest dismissal.
+        dismissed_at: DateTime<Utc>,
+        /// When the offer may be made again.
+        until: DateTime<Utc>,
+    },
+    /// Shown too often without acceptance: rested.
+    Rested {
+        /// Unaccepted shows in the window.
+        shows: u32,
+        /// The window, in days.
+        window_days: u32,
+    },
+    /// Guard rule 1: the offer targets a life event the customer did not
+    /// declare. `found` lists the provenances of the signals present (empty:
+    /// no signal at all).
+    LifeEventNotDeclared {
+        /// The targeted event.
+        event: LifeEvent,
+        /// Provenances of the signals found for it.
+        found: Vec<ProvenanceKind>,
+    },
+    /// Guard rule 1: the event was declared but its use was not consented.
+    LifeEventUseNotConsented {
+        /// The targeted event.
+        event: LifeEvent,
+    },
+    /// Guard rule 3: the score is driven by proxy features.
+    ProxyDriven {
+        /// Share of the absolute log-odds contributions from proxies.
+        share: f64,
+        /// The configured threshold.
+        threshold: f64,
+        /// The proxy features responsible, largest contribution first.
+        features: Vec<Arc<str>>,
+    },
+    /// Guard rule 4: a vulnerability marker (of any provenance) makes the
+    /// offer unsuitable.
+    Unsuitable {
+        /// The vulnerability.
+        vulnerability: Vulnerability,
+        /// Where the marker came from.
+        provenance: ProvenanceKind,
+    },
+}
+
+/// One offer withheld, for the operator's audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Withheld {
+    /// The offer.
+    pub offer: OfferId,
+    /// The stage that withheld it.
+    pub stage: Stage,
+    /// The first rule it failed, in pipeline order.
+    pub reason: Reason,
+}
+
+/// One recommended offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Recommendation {
+    /// 1-based rank.
+    pub rank: usize,
+    /// The offer.
+    pub offer: OfferId,
+    /// The product it sells.
+    pub product: ProductId,
+    /// Its kind.
+    pub kind: OfferKind,
+    /// The arbitration priority it was ranked by.
+    pub priority: f64,
+    /// Why it was recommended; cites only ordinary features.
+    pub explanation: Explanation,
+}
+
+/// How many offers reached each stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Funnel {
+    /// Offers in the catalog.
+    pub offers: usize,
+    /// Offers that passed eligibility.
+    pub eligible: usize,
+    /// Offers that also passed the contact policy.
+    pub contactable: usize,
+    /// Offers that also passed the guard: the candidates ranked.
+    pub allowed: usize,
+    /// Offers returned.
+    pub returned: usize,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Decision {
+    /// The customer.
+    pub customer: CustomerId,
+    /// The request time.
+    pub now: DateTime<Utc>,
+    /// The requested channel.
+    pub channel: Channel,
+    /// The `k` asked for.
+    pub requested_k: usize,
+    /// At most how many offers could be returned: `k`, lowered to what is
+    /// left of the frequency cap.
+    pub effective_k: usize,
+    /// Overall outcome.
+    pub status: DecisionStatus,
+    /// The recommendations, best first (may be fewer than `k`).
+    pub recommendations: Vec<Recommendation>,
+    /// Audit: every offer withheld by a rule, in offer-id order.
+    pub withheld: Vec<Withheld>,
+    /// Audit: features masked to their baseline for this customer.
+    pub masked_features: Vec<Arc<str>>,
+    /// Audit: offers reaching each stage.
+    pub funnel: Funnel,
+}
+
+impl Decision {
+    /// The withheld entry for `offer`, if any.
+    pub fn withheld_reason(&self, offer: &str) -> Option<&Withheld> {
+        self.withheld.iter().find(|w| w.offer.as_str() == offer)
+    }
+
+    /// The recommended offer ids, best first.
+    pub fn offer_ids(&self) -> impl Iterator<Item = &OfferId> {
+        self.recommendations.iter().map(|r| &r.offer)
+    }
+}

@@ -1,0 +1,180 @@
+//! Explanations: the priority and its components, the signed contributions
+//! of the ordinary features used, the rules passed and one plain sentence.
+//! Sensitive features and signals are never cited (guard rule 6).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A rule an offer passed on its way into the ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rule {
+    /// The customer does not hold the product.
+    NotHeld,
+    /// Within the offer's age bounds.
+    AgeBounds,
+    /// Holds the base product of the up-sell.
+    BaseProductHeld,
+    /// Holds every required product.
+    RequiredHoldings,
+    /// Holds no excluding product.
+    NoExcludedHolding,
+    /// Marketing allowed and the channel consented and offered.
+    ChannelConsent,
+    /// Under the contact frequency cap.
+    FrequencyCap,
+    /// Not dismissed recently.
+    Cooldown,
+    /// Not shown too often without acceptance.
+    Rest,
+    /// Every targeted life event declared by the customer, with consent.
+    LifeEventConsent,
+    /// Special-category and undeclared life-event data masked.
+    SensitiveDataMasked,
+    /// Not driven by proxy features.
+    ProxyShare,
+    /// Suitable given the customer's vulnerability markers.
+    Suitability,
+}
+
+/// The parts of the arbitration priority.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Components {
+    /// Propensity model output, in log-odds, after masking.
+    pub logit: f64,
+    /// `sigmoid(logit)`.
+    pub propensity: f64,
+    /// The offer's business value.
+    pub value: f64,
+    /// The offer's business lever.
+    pub weight: f64,
+}
+
+/// One feature's signed contribution to the log-odds, measured against the
+/// feature's baseline: `weight × (value − baseline)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Contribution {
+    /// Feature name.
+    pub feature: Arc<str>,
+    /// Its human description.
+    pub description: Arc<str>,
+    /// The customer's value.
+    pub value: f64,
+    /// The model weight.
+    pub weight: f64,
+    /// Contribution in log-odds.
+    pub contribution: f64,
+}
+
+/// Why one offer was recommended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Explanation {
+    /// `propensity × value × weight`.
+    pub priority: f64,
+    /// The parts of the priority.
+    pub components: Components,
+    /// Largest contributions of cited (ordinary) features, by absolute size.
+    pub contributions: Vec<Contribution>,
+    /// The rules the offer passed, in pipeline order.
+    pub rules_passed: Vec<Rule>,
+    /// One plain-language sentence.
+    pub reason: String,
+}
+
+/// Phrase used when no cited feature speaks for the offer.
+pub const GENERIC_REASON: &str = "Suggested as a good fit for customers with a profile like yours.";
+
+/// Selects the `max` largest `(feature, contribution)`
+/// pairs by absolute contribution; ties go to the lower feature index.
+pub(crate) fn top_contributions(
+    candidates: impl Iterator<Item = (usize, f64)>,
+    max: usize,
+    out: &mut Vec<(usize, f64)>,
+) {
+    out.clear();
+    out.extend(candidates.filter(|&(_, c)| c != 0.0));
+    out.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+    out.truncate(max);
+}
+
+/// "Suggested mainly because of your A, your B and your C." built from the
+/// positive contributions, or [`GENERIC_REASON`] when there are none.
+pub(crate) fn sentence(contributions: &[Contribution]) -> String {
+    let positive: Vec<&str> = contributions.iter().filter(|c| c.contribution > 0.0).map(|c| &*c.description).collect();
+    if positive.is_empty() {
+        return GENERIC_REASON.to_owned();
+    }
+    let mut s = String::from("Suggested mainly because of your ");
+    for (i, d) in positive.iter().enumerate() {
+        if i > 0 {
+            s.push_str(if i + 1 == positive.len() { " and your " } else { ", your " });
+        }
+        s.push_str(d);
+    }
+    s.push('.');
+    s
+}
+
+impl Explanation {
+    /// A multi-line, human-readable rendering (for logs and examples).
+    pub fn to_text(&self) -> String {
+        let c = &self.components;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "priority {:.4} = propensity {:.3} (logit {:+.3}) x value {:.2} x weight {:.2}",
+            self.priority, c.propensity, c.logit, c.value, c.weight
+        );
+        for k in &self.contributions {
+            let _ = writeln!(
+                s,
+                "  {:+.3} log-odds  {} ({} = {} x weight {:+.3})",
+                k.contribution, k.description, k.feature, k.value, k.weight
+            );
+        }
+        let rules: Vec<String> = self
+            .rules_passed
+            .iter()
+            .map(|r| {
+                serde_json::to_value(r).map_or_else(|_| format!("{r:?}"), |v| v.as_str().unwrap_or_default().to_owned())
+            })
+            .collect();
+        let _ = writeln!(s, "  passed: {}", rules.join(", "));
+        let _ = write!(s, "  \"{}\"", self.reason);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contribution(description: &str, contribution: f64) -> Contribution {
+        Contribution {
+            feature: Arc::from("f"),
+            description: Arc::from(description),
+            value: 1.0,
+            weight: contribution,
+            contribution,
+        }
+    }
+
+    #[test]
+    fn sentence_lists_positive_contributions() {
+        let cs = [contribution("car policy", 0.5), contribution("age", -0.2), contribution("savings", 0.1)];
+        assert_eq!(sentence(&cs), "Suggested mainly because of your car policy and your savings.");
+        assert_eq!(sentence(&cs[..1]), "Suggested mainly because of your car policy.");
+        let three = [contribution("a", 1.0), contribution("b", 1.0), contribution("c", 1.0)];
+        assert_eq!(sentence(&three), "Suggested mainly because of your a, your b and your c.");
+    }
+
+    #[test]
+    fn sentence_without_positive_contribution_is_generic() {
+        assert_eq!(sentence(&[contribution("age", -0.2)]), GENERIC_REASON);
+        assert_eq!(sentence(&[]), GENERIC_REASON);
+    }
+}

@@ -1,0 +1,134 @@
+//! Stage 4, the intrusiveness guard.
+//!
+//! 1. An offer targeting life event E needs E *declared* and consent to use
+//!    declared events; observed or inferred signals never unlock it.
+//! 2. `special` features are always masked to their baseline; `life_event(E)`
+//!    features unless E is declared with consent.
+//! 3. An offer whose absolute log-odds contributions come more than the
+//!    threshold share from active proxy features is suppressed.
+//! 4. A vulnerability marker of any provenance suppresses unsuitable offers:
+//!    inferences may protect, never target.
+//!
+//! Suppressed offers are withheld, never replaced or demoted (rule 5), and
+//! explanations cite ordinary features only (rule 6).
+
+use crate::catalog::Offer;
+use crate::customer::{Customer, LifeEventUse, ProvenanceKind};
+use crate::decision::Reason;
+use crate::schema::{LifeEvent, ProxyTarget, Sensitivity};
+
+/// What the customer's life-event signals allow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SignalState {
+    /// Bit per [`LifeEvent::index`]: declared, and use consented.
+    usable: u32,
+    /// Per event, bit per [`ProvenanceKind`] found.
+    found: [u8; LifeEvent::ALL.len()],
+}
+
+const PROVENANCES: [ProvenanceKind; 3] = [ProvenanceKind::Declared, ProvenanceKind::Observed, ProvenanceKind::Inferred];
+
+fn provenance_bit(kind: ProvenanceKind) -> u8 {
+    match kind {
+        ProvenanceKind::Declared => 1,
+        ProvenanceKind::Observed => 2,
+        ProvenanceKind::Inferred => 4,
+    }
+}
+
+impl SignalState {
+    pub(crate) fn new(customer: &Customer) -> Self {
+        let consent = customer.consents.life_event_use == LifeEventUse::Consented;
+        let mut state = SignalState::default();
+        for signal in &customer.life_events {
+            let i = signal.event.index();
+            let kind = signal.provenance.kind();
+            state.found[i] |= provenance_bit(kind);
+            if consent && kind == ProvenanceKind::Declared {
+                state.usable |= 1 << i;
+            }
+        }
+        state
+    }
+
+    /// `true` when `event` was declared and its use consented.
+    pub(crate) fn usable(self, event: LifeEvent) -> bool {
+        self.usable & (1 << event.index()) != 0
+    }
+
+    /// Rule 2: is a feature of this class masked to its baseline?
+    pub(crate) fn masks(self, sensitivity: Sensitivity) -> bool {
+        match sensitivity {
+            Sensitivity::Special(_) => true,
+            Sensitivity::LifeEvent(e) => !self.usable(e),
+            Sensitivity::Ordinary | Sensitivity::Proxy(_) => false,
+        }
+    }
+
+    /// Rule 3: does a feature of this class count towards the proxy share?
+    /// A proxy of an event the customer declared with consent stands in for
+    /// nothing hidden, so it does not.
+    pub(crate) fn counts_as_proxy(self, sensitivity: Sensitivity) -> bool {
+        match sensitivity {
+            Sensitivity::Proxy(ProxyTarget::LifeEvent(e)) => !self.usable(e),
+            Sensitivity::Proxy(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Rule 1 for an offer's targets.
+    pub(crate) fn check_targets(self, targets: &[LifeEvent]) -> Result<(), Reason> {
+        for &event in targets {
+            if self.usable(event) {
+                continue;
+            }
+            let found = self.found[event.index()];
+            if found & provenance_bit(ProvenanceKind::Declared) != 0 {
+                return Err(Reason::LifeEventUseNotConsented { event });
+            }
+            let found = PROVENANCES.iter().copied().filter(|&k| found & provenance_bit(k) != 0).collect();
+            return Err(Reason::LifeEventNotDeclared { event, found });
+        }
+        Ok(())
+    }
+}
+
+/// Rule 4: the first of the customer's markers that makes `offer` unsuitable.
+pub(crate) fn check_suitability(offer: &Offer, customer: &Customer) -> Result<(), Reason> {
+    if offer.unsuitable_for.is_empty() {
+        return Ok(());
+    }
+    match customer.vulnerabilities.iter().find(|m| offer.unsuitable_for.contains(&m.vulnerability)) {
+        Some(m) => Err(Reason::Unsuitable { vulnerability: m.vulnerability, provenance: m.provenance.kind() }),
+        None => Ok(()),
+    }
+}
+
+/// Rule 3: share of `Σ|cᵢ|` that comes from features with `is_proxy[i]`
+/// (0 when every contribution is 0).
+pub(crate) fn proxy_share(contributions: impl Iterator<Item = (f64, bool)>) -> f64 {
+    let (mut proxy, mut total) = (0.0, 0.0);
+    for (c, is_proxy) in contributions {
+        total += c.abs();
+        if is_proxy {
+            proxy += c.abs();
+        }
+    }
+    if total > 0.0 {
+        proxy / total
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_share_is_a_share() {
+        assert_eq!(proxy_share([(1.0, true), (-3.0, false)].into_iter()), 0.25);
+        assert_eq!(proxy_share([(0.0, true)].into_iter()), 0.0);
+        assert_eq!(proxy_share([(-2.0, true)].into_iter()), 1.0);
+    }
+}
