@@ -11,7 +11,7 @@ use crate::error::ConfigError;
 #[serde(default, deny_unknown_fields)]
 pub struct ContactPolicy {
     /// At most this many contacts (any offer, any channel) in the window;
-    /// default 3. Also lowers `k` to what is left.
+    /// default 5. Also lowers `k` to what is left.
     pub frequency_cap: u32,
     /// Frequency-cap window in days; default 30.
     pub frequency_window_days: u32,
@@ -28,7 +28,7 @@ pub struct ContactPolicy {
 impl Default for ContactPolicy {
     fn default() -> Self {
         ContactPolicy {
-            frequency_cap: 3,
+            frequency_cap: 5,
             frequency_window_days: 30,
             dismissal_cooldown_days: 30,
             rest_after_shows: 3,

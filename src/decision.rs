@@ -1,6 +1,7 @@
 //! The result of one request: the recommendations, each with its
 //! explanation, and the audit of everything withheld and why.
 
+use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -227,5 +228,57 @@ impl Decision {
     /// The recommended offer ids, best first.
     pub fn offer_ids(&self) -> impl Iterator<Item = &OfferId> {
         self.recommendations.iter().map(|r| &r.offer)
+    }
+}
+
+fn list<T: fmt::Debug>(items: &[T]) -> String {
+    items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for Reason {
+    /// A one-line, operator-facing description of the rule.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::AlreadyHeld { product } => write!(f, "already holds {product}"),
+            Reason::MissingBaseProduct { product } => write!(f, "up-sell needs base product {product}"),
+            Reason::MissingRequiredHolding { product } => write!(f, "requires holding {product}"),
+            Reason::ExcludedHolding { product } => write!(f, "excluded because {product} is held"),
+            Reason::TooYoung { age, min_age } => write!(f, "age {age} below minimum {min_age}"),
+            Reason::TooOld { age, max_age } => write!(f, "age {age} above maximum {max_age}"),
+            Reason::AgeUnknown => f.write_str("offer has age bounds and the age is unknown"),
+            Reason::OptedOut => f.write_str("customer opted out of marketing"),
+            Reason::ChannelNotConsented { channel } => write!(f, "no consent for channel {channel:?}"),
+            Reason::ChannelNotOffered { channel } => write!(f, "offer not made on channel {channel:?}"),
+            Reason::FrequencyCap { contacts, cap, window_days } => {
+                write!(f, "frequency cap: {contacts} contacts in {window_days} days (cap {cap})")
+            }
+            Reason::Cooldown { dismissed_at, until } => {
+                write!(f, "dismissed on {}, cooling down until {}", dismissed_at.date_naive(), until.date_naive())
+            }
+            Reason::Rested { shows, window_days } => {
+                write!(f, "rested: shown {shows} times in {window_days} days without acceptance")
+            }
+            Reason::LifeEventNotDeclared { event, found } if found.is_empty() => {
+                write!(f, "targets life event {event:?}, which the customer did not declare (no signal)")
+            }
+            Reason::LifeEventNotDeclared { event, found } => write!(
+                f,
+                "targets life event {event:?}, which the customer did not declare (found only: {})",
+                list(found)
+            ),
+            Reason::LifeEventUseNotConsented { event } => {
+                write!(f, "targets life event {event:?}: declared, but its use for offers was not consented")
+            }
+            Reason::ProxyDriven { share, threshold, features } => write!(
+                f,
+                "proxy-driven: {:.0}% of the evidence comes from proxy features ({}) above the {:.0}% threshold",
+                share * 100.0,
+                features.join(", "),
+                threshold * 100.0
+            ),
+            Reason::Unsuitable { vulnerability, provenance } => {
+                write!(f, "unsuitable for a customer with vulnerability {vulnerability:?} ({provenance:?})")
+            }
+        }
     }
 }
