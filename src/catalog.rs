@@ -137,13 +137,19 @@ pub struct EligibilityRules {
 /// Model weights, either one per schema feature in order, or by feature
 /// name (absent names weigh 0). Hand-written and trained models use the
 /// same format.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Weights {
     /// One weight per feature, in schema order.
     Dense(Vec<f64>),
     /// Weights by feature name; features not named weigh 0.
     ByName(BTreeMap<String, f64>),
+}
+
+impl<'de> Deserialize<'de> for Weights {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::values::dense_or_named(deserializer, Weights::Dense, Weights::ByName)
+    }
 }
 
 impl Default for Weights {

@@ -140,13 +140,19 @@ pub struct Contact {
 
 /// Feature values, either one per schema feature in order, or by name
 /// (every schema feature must be given).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum FeatureValues {
     /// One value per feature, in schema order.
     Dense(Vec<f64>),
     /// Values by feature name.
     ByName(BTreeMap<String, f64>),
+}
+
+impl<'de> Deserialize<'de> for FeatureValues {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::values::dense_or_named(deserializer, FeatureValues::Dense, FeatureValues::ByName)
+    }
 }
 
 impl Default for FeatureValues {

@@ -86,6 +86,7 @@ pub mod explain;
 pub mod guard;
 pub mod model;
 pub mod schema;
+mod values;
 
 pub use catalog::{
     Catalog, Channel, CustomerId, EligibilityRules, Offer, OfferId, OfferKind, ProductId, PropensityModel,
