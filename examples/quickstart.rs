@@ -11,8 +11,8 @@
 use std::error::Error;
 
 use tactful::{
-    Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, Engine, FeatureValues, LifeEvent, LifeEventSignal, LifeEventUse,
-    Provenance, Request, Vulnerability, VulnerabilityMarker,
+    Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, Engine, FeatureValues, LifeEvent,
+    LifeEventSignal, LifeEventUse, Provenance, Request, Vulnerability, VulnerabilityMarker,
 };
 
 const CATALOG: &str = include_str!("data/catalog.json");
