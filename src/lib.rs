@@ -86,6 +86,7 @@ pub mod explain;
 pub mod guard;
 pub mod model;
 pub mod schema;
+pub mod train;
 mod values;
 
 pub use catalog::{
