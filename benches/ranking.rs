@@ -1,1 +1,91 @@
-fn main() {}
+//! Ranking latency and throughput (issue 6), with the naive reference in the
+//! same run so that speed-ups are ratios, not guesses.
+//!
+//! `cargo bench --bench ranking` (a few minutes). Groups:
+//! - `ranking/{engine,naive}/N`: one customer, N offers × 64 features, top-5,
+//!   guard and explanations on;
+//! - a plain timing loop printing p50, p99 and p99/p50.
+//!
+//! The catalog and customers are synthetic and seeded
+//! (`tests/support/synthetic.rs`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion};
+use tactful::Engine;
+
+#[path = "../tests/support/reference.rs"]
+mod reference;
+#[path = "../tests/support/synthetic.rs"]
+mod synthetic;
+
+use reference::{Dot, Reference};
+
+fn engine(n_offers: usize) -> Engine {
+    Engine::builder().catalog(synthetic::catalog(n_offers, 42)).params(synthetic::params()).build().expect("valid")
+}
+
+fn ranking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ranking");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(40);
+    let request = synthetic::request();
+    for n in [100, 1_000, 10_000] {
+        let engine = engine(n);
+        let customer = synthetic::customer(n, 0);
+        let reference = Reference::new(&engine);
+        let decision = engine.recommend(&customer, &request).expect("ranked");
+        assert_eq!(decision, reference.recommend(&customer, &request, Dot::Sequential).expect("ranked"));
+        println!(
+            "ranking/{n}: {} withheld, {} allowed, {} returned",
+            decision.withheld.len(),
+            decision.funnel.allowed,
+            decision.funnel.returned
+        );
+        group.bench_with_input(BenchmarkId::new("engine", n), &n, |b, _| {
+            b.iter(|| black_box(engine.recommend(black_box(&customer), &request).expect("ranked")))
+        });
+        group.bench_with_input(BenchmarkId::new("naive", n), &n, |b, _| {
+            b.iter(|| black_box(reference.recommend(black_box(&customer), &request, Dot::Ndarray).expect("ranked")))
+        });
+    }
+    group.finish();
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// A plain timing loop: per-call latency percentiles.
+fn spread() {
+    let n = 1_000;
+    let engine = engine(n);
+    let customer = synthetic::customer(n, 0);
+    let request = synthetic::request();
+    for _ in 0..1_000 {
+        black_box(engine.recommend(&customer, &request).expect("ranked"));
+    }
+    let mut samples = Vec::with_capacity(20_000);
+    for _ in 0..20_000 {
+        let t = Instant::now();
+        black_box(engine.recommend(black_box(&customer), &request).expect("ranked"));
+        samples.push(t.elapsed());
+    }
+    let (p50, p99) = percentiles(samples);
+    println!(
+        "spread/recommend/{n}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2}",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        p99.as_secs_f64() / p50.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, ranking);
+
+fn main() {
+    benches();
+    spread();
+    Criterion::default().configure_from_args().final_summary();
+}
