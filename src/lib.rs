@@ -74,6 +74,7 @@
 #![forbid(unsafe_code)]
 
 pub mod arbitration;
+pub mod batch;
 pub mod catalog;
 pub mod config;
 pub mod contact;
@@ -83,6 +84,7 @@ pub mod eligibility;
 pub mod engine;
 pub mod error;
 pub mod explain;
+pub mod formats;
 pub mod guard;
 pub mod model;
 pub mod schema;
