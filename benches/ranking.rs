@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use tactful::Engine;
+use tactful::{Decision, Engine, Workspace};
 
 #[path = "../tests/support/reference.rs"]
 mod reference;
@@ -42,7 +42,15 @@ fn ranking(c: &mut Criterion) {
             decision.funnel.allowed,
             decision.funnel.returned
         );
-        group.bench_with_input(BenchmarkId::new("engine", n), &n, |b, _| {
+        let mut workspace = Workspace::new();
+        let mut out = Decision::default();
+        group.bench_with_input(BenchmarkId::new("recommend_into", n), &n, |b, _| {
+            b.iter(|| {
+                engine.recommend_into(black_box(&customer), &request, &mut workspace, &mut out).expect("ranked");
+                black_box(&out);
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("recommend", n), &n, |b, _| {
             b.iter(|| black_box(engine.recommend(black_box(&customer), &request).expect("ranked")))
         });
         group.bench_with_input(BenchmarkId::new("naive", n), &n, |b, _| {
@@ -64,18 +72,21 @@ fn spread() {
     let engine = engine(n);
     let customer = synthetic::customer(n, 0);
     let request = synthetic::request();
+    let mut workspace = Workspace::new();
+    let mut out = Decision::default();
     for _ in 0..1_000 {
-        black_box(engine.recommend(&customer, &request).expect("ranked"));
+        engine.recommend_into(&customer, &request, &mut workspace, &mut out).expect("ranked");
     }
-    let mut samples = Vec::with_capacity(20_000);
-    for _ in 0..20_000 {
+    let mut samples = Vec::with_capacity(100_000);
+    for _ in 0..100_000 {
         let t = Instant::now();
-        black_box(engine.recommend(black_box(&customer), &request).expect("ranked"));
+        engine.recommend_into(black_box(&customer), &request, &mut workspace, &mut out).expect("ranked");
+        black_box(&out);
         samples.push(t.elapsed());
     }
     let (p50, p99) = percentiles(samples);
     println!(
-        "spread/recommend/{n}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2}",
+        "spread/recommend_into/{n}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2}",
         p50.as_secs_f64() * 1e6,
         p99.as_secs_f64() * 1e6,
         p99.as_secs_f64() / p50.as_secs_f64()

@@ -36,6 +36,47 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
     candidates.sort_unstable_by(rank_order);
 }
 
+/// The candidates that may still be among the best `k`, from bounds
+/// `lo[j] ≤ ln(priority of offers[j]) ≤ hi[j]`: with `τ` the k-th largest
+/// lower bound, an offer whose upper bound is below `τ` has `k` offers
+/// strictly ahead of it whatever the tie-break, so only offers with
+/// `hi ≥ τ` are pushed to `out`. Ranking those exactly ranks all.
+pub(crate) fn shortlist(k: usize, offers: &[u32], lo: &[f32], hi: &[f32], scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
+    let n = offers.len().min(lo.len()).min(hi.len());
+    let tau = if k == 0 {
+        f32::INFINITY
+    } else if n <= k {
+        f32::NEG_INFINITY
+    } else if k <= SMALL_K {
+        // The k largest lower bounds, largest first.
+        let mut best = [f32::NEG_INFINITY; SMALL_K];
+        for &l in &lo[..n] {
+            if l > best[k - 1] {
+                let mut i = k - 1;
+                while i > 0 && best[i - 1] < l {
+                    best[i] = best[i - 1];
+                    i -= 1;
+                }
+                best[i] = l;
+            }
+        }
+        best[k - 1]
+    } else {
+        scratch.clear();
+        scratch.extend_from_slice(&lo[..n]);
+        scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        scratch[k - 1]
+    };
+    for j in 0..n {
+        if hi[j] >= tau {
+            out.push(offers[j]);
+        }
+    }
+}
+
+/// Largest `k` handled by insertion in [`shortlist`].
+const SMALL_K: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +90,30 @@ mod tests {
         let mut v = vec![c(3, 1.0), c(1, 1.0), c(2, 2.0), c(0, 0.5)];
         top_k(&mut v, 2);
         assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![2, 1]);
+    }
+
+    #[test]
+    fn shortlist_keeps_every_offer_that_may_be_in_the_top_k() {
+        // Exact values with bounds ±0.5.
+        let offers = [0, 1, 2, 3, 4];
+        let exact = [9.0f32, 8.0, 7.9, 4.0, 8.2];
+        let lo: Vec<f32> = exact.iter().map(|v| v - 0.5).collect();
+        let hi: Vec<f32> = exact.iter().map(|v| v + 0.5).collect();
+        for (k, expected) in
+            [(1, vec![0, 1, 4]), (2, vec![0, 1, 2, 4]), (3, vec![0, 1, 2, 4]), (5, vec![0, 1, 2, 3, 4])]
+        {
+            let mut out = Vec::new();
+            shortlist(k, &offers, &lo, &hi, &mut Vec::new(), &mut out);
+            assert_eq!(out, expected, "k = {k}");
+        }
+        // Large k: the selection path.
+        let offers: Vec<u32> = (0..40).collect();
+        let lo: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        let hi: Vec<f32> = lo.iter().map(|l| l + 1.5).collect();
+        let mut out = Vec::new();
+        shortlist(SMALL_K + 4, &offers, &lo, &hi, &mut Vec::new(), &mut out);
+        // τ = 40 − 20 = 20: hi ≥ 20 from 19 on.
+        assert_eq!(out, (19..40).collect::<Vec<u32>>());
     }
 
     #[test]

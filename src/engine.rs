@@ -6,16 +6,19 @@ use std::sync::Arc;
 
 use crate::arbitration::{self, Candidate};
 use crate::catalog::{Catalog, Offer};
+use crate::compiled::{bits, Failure, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
 use crate::customer::{Customer, FeatureValues, Provenance, Request};
-use crate::decision::{Decision, DecisionStatus, Funnel, Recommendation, Stage, Withheld};
+use crate::decision::{Decision, DecisionStatus, Funnel, Reason, Recommendation, Stage};
 use crate::eligibility;
 use crate::error::{ConfigError, RequestError};
-use crate::explain::{self, Components, Contribution, Explanation, Rule};
+use crate::explain::{self, Components, Explanation, Rule};
 use crate::guard::{self, SignalState};
+use crate::kernel::{self, Isa};
 use crate::model::{sigmoid, ModelMatrix};
 use crate::schema::{FeatureSchema, Sensitivity};
+use crate::workspace::{set_arc, set_contributions, set_names, Audit, ContributionRef, Why, Workspace};
 
 /// Builds an [`Engine`] from a catalog and optional parameters.
 ///
@@ -81,10 +84,14 @@ pub struct Engine {
     /// Sorted by offer id, so positions follow the tie-break order.
     offers: Vec<Offer>,
     offer_index: HashMap<Arc<str>, usize>,
-    feature_index: HashMap<Arc<str>, usize>,
+    /// Feature names in name order, with their positions.
+    sorted_features: Vec<(Arc<str>, usize)>,
     models: ModelMatrix,
     /// Per offer: the rules it must pass, cited when it is recommended.
     rules: Vec<Vec<Rule>>,
+    /// The rules compiled to indices and bit sets.
+    plan: Plan,
+    isa: Isa,
     params: ValidEngineParams,
 }
 
@@ -125,6 +132,27 @@ fn offer_rules(offer: &Offer) -> Vec<Rule> {
     rules
 }
 
+/// How a request's scores are computed.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// f32 kernels, with `|logit error| ≤ scale · ‖w‖₂ + floor`.
+    Fast { scale: f64, floor: f64 },
+    /// Values or weights too large for f32: every score in f64.
+    Exact,
+}
+
+/// What `prepare` learnt about a request.
+struct Prepared {
+    budget: Result<u32, (DecisionStatus, Reason)>,
+    status: DecisionStatus,
+    effective_k: usize,
+    signals: SignalState,
+    mode: Mode,
+}
+
+/// Above this, f32 scores are not trusted (f32 overflows at 3.4e38).
+const F32_SAFE: f64 = 1e30;
+
 impl Engine {
     /// A builder.
     pub fn builder() -> EngineBuilder {
@@ -153,6 +181,8 @@ impl Engine {
                 return Err(ConfigError::NonFiniteBaseline { name: f.name.to_string(), value: f.baseline });
             }
         }
+        let mut sorted_features: Vec<(Arc<str>, usize)> = feature_index.into_iter().collect();
+        sorted_features.sort_unstable();
         offers.sort_by(|a, b| a.id.cmp(&b.id));
         if let Some(pair) = offers.windows(2).find(|p| p[0].id == p[1].id) {
             return Err(ConfigError::DuplicateOffer(pair[0].id.clone()));
@@ -161,7 +191,8 @@ impl Engine {
         let models = ModelMatrix::compile(&schema, &offers)?;
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
         let rules = offers.iter().map(offer_rules).collect();
-        Ok(Engine { schema, offers, offer_index, feature_index, models, rules, params })
+        let plan = Plan::compile(&offers);
+        Ok(Engine { schema, offers, offer_index, sorted_features, models, rules, plan, isa: Isa::detect(), params })
     }
 
     /// The feature schema.
@@ -179,40 +210,18 @@ impl Engine {
         &self.params
     }
 
-    /// Checks the customer's feature values and returns them in schema order.
-    fn feature_vector(&self, customer: &Customer) -> Result<Vec<f64>, RequestError> {
-        let n = self.schema.len();
-        let x = match &customer.features {
-            FeatureValues::Dense(v) if v.len() != n => {
-                return Err(RequestError::FeatureCount { customer: customer.id.clone(), expected: n, found: v.len() })
-            }
-            FeatureValues::Dense(v) => v.clone(),
-            FeatureValues::ByName(map) => {
-                let mut x = vec![f64::NAN; n];
-                for (name, &value) in map {
-                    let i = *self.feature_index.get(name.as_str()).ok_or_else(|| RequestError::UnknownFeature {
-                        customer: customer.id.clone(),
-                        feature: name.clone(),
-                    })?;
-                    if !value.is_finite() {
-                        return Err(self.non_finite(customer, i, value));
-                    }
-                    x[i] = value;
-                }
-                if map.len() != n {
-                    let missing = x.iter().position(|v| v.is_nan()).unwrap_or(0);
-                    return Err(RequestError::MissingFeature {
-                        customer: customer.id.clone(),
-                        feature: self.schema.features[missing].name.to_string(),
-                    });
-                }
-                x
-            }
-        };
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-            return Err(self.non_finite(customer, i, x[i]));
-        }
-        Ok(x)
+    /// Uses the portable kernels even where AVX2 and FMA are available
+    /// (for tests and comparisons; results are identical either way).
+    #[doc(hidden)]
+    pub fn with_portable_kernels(mut self) -> Engine {
+        self.isa = Isa::Portable;
+        self
+    }
+
+    /// `true` when the AVX2+FMA kernels are in use.
+    #[doc(hidden)]
+    pub fn uses_avx2(&self) -> bool {
+        self.isa == Isa::Avx2Fma
     }
 
     fn non_finite(&self, customer: &Customer, i: usize, value: f64) -> RequestError {
@@ -223,8 +232,54 @@ impl Engine {
         }
     }
 
-    /// Checks signals and history; returns, per contact, its offer position.
-    fn check_customer(&self, customer: &Customer) -> Result<Vec<usize>, RequestError> {
+    /// Checks the customer's feature values and puts them in schema order.
+    fn fill_features(&self, customer: &Customer, x: &mut Vec<f64>) -> Result<(), RequestError> {
+        let n = self.schema.len();
+        x.clear();
+        match &customer.features {
+            FeatureValues::Dense(v) if v.len() != n => {
+                return Err(RequestError::FeatureCount { customer: customer.id.clone(), expected: n, found: v.len() })
+            }
+            FeatureValues::Dense(v) => x.extend_from_slice(v),
+            FeatureValues::ByName(map) => {
+                x.resize(n, f64::NAN);
+                // Both sequences are in name order: merge them.
+                let sorted = &self.sorted_features;
+                let mut j = 0;
+                for (name, &value) in map {
+                    while j < sorted.len() && &*sorted[j].0 < name.as_str() {
+                        j += 1;
+                    }
+                    if j == sorted.len() || &*sorted[j].0 != name.as_str() {
+                        return Err(RequestError::UnknownFeature {
+                            customer: customer.id.clone(),
+                            feature: name.clone(),
+                        });
+                    }
+                    let i = sorted[j].1;
+                    if !value.is_finite() {
+                        return Err(self.non_finite(customer, i, value));
+                    }
+                    x[i] = value;
+                    j += 1;
+                }
+                if map.len() != n {
+                    let missing = x.iter().position(|v| v.is_nan()).unwrap_or(0);
+                    return Err(RequestError::MissingFeature {
+                        customer: customer.id.clone(),
+                        feature: self.schema.features[missing].name.to_string(),
+                    });
+                }
+            }
+        }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            return Err(self.non_finite(customer, i, x[i]));
+        }
+        Ok(())
+    }
+
+    /// Checks signals and history; puts, per contact, its offer position.
+    fn fill_contacts(&self, customer: &Customer, contact_offers: &mut Vec<usize>) -> Result<(), RequestError> {
         let life = customer.life_events.iter().map(|s| ("life_events", s.provenance));
         let vuln = customer.vulnerabilities.iter().map(|m| ("vulnerabilities", m.provenance));
         let mut counts = [0usize; 2];
@@ -242,43 +297,105 @@ impl Engine {
                 }
             }
         }
-        customer
-            .contact_history
-            .iter()
-            .enumerate()
-            .map(|(index, c)| {
-                self.offer_index.get(c.offer.as_str()).copied().ok_or_else(|| RequestError::UnknownOffer {
-                    customer: customer.id.clone(),
-                    index,
-                    offer: c.offer.clone(),
-                })
-            })
-            .collect()
+        contact_offers.clear();
+        for (index, c) in customer.contact_history.iter().enumerate() {
+            let o = self.offer_index.get(c.offer.as_str()).copied().ok_or_else(|| RequestError::UnknownOffer {
+                customer: customer.id.clone(),
+                index,
+                offer: c.offer.clone(),
+            })?;
+            contact_offers.push(o);
+        }
+        Ok(())
     }
 
     /// Ranks the catalog for `customer`: eligibility → contact policy →
     /// scoring → guard → arbitration → top-k → explanations.
+    ///
+    /// Allocates a fresh [`Workspace`] and [`Decision`]; services that rank
+    /// often should keep both and call [`Engine::recommend_into`].
     pub fn recommend(&self, customer: &Customer, request: &Request) -> Result<Decision, RequestError> {
+        let mut workspace = Workspace::new();
+        let mut decision = Decision::default();
+        self.recommend_into(customer, request, &mut workspace, &mut decision)?;
+        Ok(decision)
+    }
+
+    /// [`Engine::recommend`] into a caller-kept `decision`, with a reusable
+    /// `workspace`: the same decision, but once the workspace and decision
+    /// have grown to the catalog's size, no heap allocation at all.
+    ///
+    /// How it stays exact while fast: scores are computed in f32 by SIMD
+    /// kernels, with proven error bounds; the proxy-share rule is decided
+    /// from the f32 sums when they are far from the threshold and in f64
+    /// otherwise; candidates whose priority bounds cannot reach the top-k
+    /// are dropped, and the few that can are rescored in f64 exactly as
+    /// [`Engine::recommend`] defines them. Explanations are computed for the
+    /// returned offers only. Rankings are therefore identical, bit for bit,
+    /// to the plain f64 pipeline.
+    ///
+    /// On error, `decision` is left in an unspecified (but valid) state.
+    pub fn recommend_into(
+        &self,
+        customer: &Customer,
+        request: &Request,
+        workspace: &mut Workspace,
+        decision: &mut Decision,
+    ) -> Result<(), RequestError> {
+        let prepared = self.prepare(customer, request, workspace)?;
+        if let (Mode::Fast { .. }, Ok(_)) = (prepared.mode, &prepared.budget) {
+            let ws = &mut *workspace;
+            ws.dots.resize(ws.rows.len(), 0.0);
+            kernel::dots(self.isa, &self.models.w32, &ws.rows, &ws.d32, &mut ws.dots);
+            ws.abs_scores.resize(ws.abs_rows.len(), [0.0; 3]);
+            kernel::dots_abs(self.isa, &self.models.w32, &ws.abs_rows, &ws.d32, &ws.proxy32, &mut ws.abs_scores);
+        }
+        self.finish(customer, request, &prepared, workspace, decision)
+    }
+
+    /// Validates the request and runs the rules that need no score:
+    /// eligibility, contact policy, life-event targets and suitability. The
+    /// offers that reach scoring are left in `ws.rows` and `ws.abs_rows`.
+    fn prepare(&self, customer: &Customer, request: &Request, ws: &mut Workspace) -> Result<Prepared, RequestError> {
         if request.k == 0 {
             return Err(RequestError::ZeroK);
         }
-        let x = self.feature_vector(customer)?;
-        let contact_offers = self.check_customer(customer)?;
+        self.fill_features(customer, &mut ws.x)?;
+        self.fill_contacts(customer, &mut ws.contact_offers)?;
         let signals = SignalState::new(customer);
 
         // Rule 2: masked features sit at their baseline, so contribute 0.
-        let mut masked_features = Vec::new();
-        let mut d = Vec::with_capacity(x.len());
-        let mut is_proxy = Vec::with_capacity(x.len());
-        for (f, &xi) in self.schema.features.iter().zip(&x) {
-            if signals.masks(f.sensitivity) {
-                masked_features.push(f.name.clone());
-                d.push(0.0);
-            } else {
-                d.push(xi - f.baseline);
+        let stride = self.models.w32.stride();
+        ws.d.clear();
+        ws.is_proxy.clear();
+        ws.d32.clear();
+        ws.d32.resize(stride, 0.0);
+        ws.proxy32.clear();
+        ws.proxy32.resize(stride, 0.0);
+        let (mut abs_sum, mut square_sum, mut active_proxy) = (0.0f64, 0.0f64, false);
+        for (i, (f, &xi)) in self.schema.features.iter().zip(&ws.x).enumerate() {
+            let d = if signals.masks(f.sensitivity) { 0.0 } else { xi - f.baseline };
+            let is_proxy = signals.counts_as_proxy(f.sensitivity);
+            ws.d.push(d);
+            ws.is_proxy.push(is_proxy);
+            ws.d32[i] = d as f32;
+            if is_proxy {
+                ws.proxy32[i] = 1.0;
+                active_proxy |= d != 0.0;
             }
-            is_proxy.push(signals.counts_as_proxy(f.sensitivity));
+            abs_sum += d.abs();
+            square_sum += d * d;
         }
+        let max_w = self.models.max_abs_weight;
+        let mode = if max_w < F32_SAFE && abs_sum < F32_SAFE && abs_sum * max_w + self.models.max_abs_base < F32_SAFE {
+            let d_norm = square_sum.sqrt() * (1.0 + 1e-9);
+            Mode::Fast {
+                scale: kernel::logit_error(stride) * d_norm,
+                floor: kernel::underflow_error(stride, max_w, abs_sum),
+            }
+        } else {
+            Mode::Exact
+        };
 
         let policy = self.params.contact();
         let budget = contact::customer_budget(customer, request, policy);
@@ -286,76 +403,309 @@ impl Engine {
             Ok(left) => (DecisionStatus::Ranked, request.k.min(*left as usize)),
             Err((status, _)) => (*status, 0),
         };
-        let threshold = self.params.guard().proxy_share_threshold;
-
-        let mut funnel = Funnel { offers: self.offers.len(), ..Funnel::default() };
-        let mut withheld = Vec::new();
-        let mut candidates = Vec::new();
-        for (o, offer) in self.offers.iter().enumerate() {
-            let withhold = |stage, reason| Withheld { offer: offer.id.clone(), stage, reason };
-            if let Err(reason) = eligibility::check(offer, customer) {
-                withheld.push(withhold(Stage::Eligibility, reason));
-                continue;
+        let n = self.offers.len();
+        self.plan.held(customer, &mut ws.held);
+        ws.driven.reset(n);
+        ws.contacted.reset(n);
+        ws.rows.clear();
+        ws.abs_rows.clear();
+        if budget.is_err() {
+            ws.fail.fill(n);
+        } else {
+            self.plan.mark_failures(customer, request.channel, signals.usable_mask(), &ws.held, &mut ws.fail);
+            for h in 0..ws.contact_offers.len() {
+                let o = ws.contact_offers[h];
+                if ws.contacted.test_and_set(o) || ws.fail.get(o) {
+                    continue;
+                }
+                let contacts =
+                    ws.contact_offers.iter().zip(&customer.contact_history).filter(|(&i, _)| i == o).map(|(_, c)| c);
+                if contact::check_offer(&self.offers[o], contacts, request, policy).is_err() {
+                    ws.fail.set(o);
+                }
             }
-            funnel.eligible += 1;
-            let contacts =
-                contact_offers.iter().zip(&customer.contact_history).filter(|(&i, _)| i == o).map(|(_, c)| c);
-            let contact_rule = match &budget {
-                Err((_, reason)) => Err(reason.clone()),
-                Ok(_) => contact::check_offer(offer, contacts, request, policy),
-            };
-            if let Err(reason) = contact_rule {
-                withheld.push(withhold(Stage::ContactPolicy, reason));
-                continue;
+            let words = ws.fail.words().len();
+            for w in 0..words {
+                let valid = if w + 1 == words && n % 64 != 0 { (1u64 << (n % 64)) - 1 } else { u64::MAX };
+                for o in bits(!ws.fail.words()[w] & valid, w * 64) {
+                    if active_proxy && self.models.proxy_slot[o] != u32::MAX {
+                        ws.abs_rows.push(o as u32);
+                    } else {
+                        ws.rows.push(o as u32);
+                    }
+                }
             }
-            funnel.contactable += 1;
-            let guard_rule =
-                signals.check_targets(&offer.targets).and_then(|()| guard::check_suitability(offer, customer));
-            if let Err(reason) = guard_rule {
-                withheld.push(withhold(Stage::Guard, reason));
-                continue;
-            }
-            let logit = self.models.logit(o, &d);
-            let row = self.models.row(o);
-            let contributions = row.iter().zip(&d).map(|(w, d)| w * d);
-            let share = guard::proxy_share(contributions.clone().zip(is_proxy.iter().copied()));
-            if !logit.is_finite() || !share.is_finite() {
-                return Err(RequestError::ScoreOverflow { customer: customer.id.clone(), offer: offer.id.clone() });
-            }
-            if share > threshold {
-                let mut proxies: Vec<(usize, f64)> =
-                    contributions.enumerate().filter(|&(i, c)| is_proxy[i] && c != 0.0).collect();
-                proxies.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-                let features = proxies.iter().map(|&(i, _)| self.schema.features[i].name.clone()).collect();
-                withheld
-                    .push(withhold(Stage::Guard, crate::decision::Reason::ProxyDriven { share, threshold, features }));
-                continue;
-            }
-            funnel.allowed += 1;
-            let propensity = sigmoid(logit);
-            let priority = arbitration::priority(propensity, offer.value, offer.weight);
-            candidates.push(Candidate { offer: o, logit, propensity, priority });
         }
-
-        arbitration::top_k(&mut candidates, effective_k);
-        funnel.returned = candidates.len();
-        let recommendations =
-            candidates.iter().enumerate().map(|(rank, c)| self.recommendation(rank + 1, c, &x, &d)).collect();
-        Ok(Decision {
-            customer: customer.id.clone(),
-            now: request.now,
-            channel: request.channel,
-            requested_k: request.k,
-            effective_k,
-            status,
-            recommendations,
-            withheld,
-            masked_features,
-            funnel,
-        })
+        Ok(Prepared { budget, status, effective_k, signals, mode })
     }
 
-    fn recommendation(&self, rank: usize, c: &Candidate, x: &[f64], d: &[f64]) -> Recommendation {
+    /// Exact f64 proxy share of offer `o` (guard rule 3).
+    fn proxy_share(&self, o: usize, ws: &Workspace) -> f64 {
+        let contributions = self.models.row(o).iter().zip(&ws.d).map(|(w, d)| w * d);
+        guard::proxy_share(contributions.zip(ws.is_proxy.iter().copied()))
+    }
+
+    /// The exact candidate for offer `o`.
+    fn candidate(&self, o: usize, logit: f64) -> Candidate {
+        let offer = &self.offers[o];
+        let propensity = sigmoid(logit);
+        let priority = arbitration::priority(propensity, offer.value, offer.weight);
+        Candidate { offer: o, logit, propensity, priority }
+    }
+
+    /// Queues offer `o`, with f32 partial logit `dot`, for ranking.
+    fn push_candidate(&self, o: usize, dot: f32, (scale, floor): (f64, f64), ws: &mut Workspace) {
+        let a = self.models.base_logit(o) + f64::from(dot);
+        let err = scale * f64::from(self.models.norm[o]) + floor;
+        let log_value = self.models.log_value[o];
+        if log_value.is_nan() || a - err < -300.0 {
+            ws.always.push(o as u32);
+        } else {
+            ws.cand.push(o as u32);
+            // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that
+            // the rounding margin stays small.
+            ws.cand_logit.push(a.min(100.0) as f32);
+            ws.cand_log_value.push(log_value);
+            ws.cand_err.push((err * (1.0 + 1e-6)) as f32);
+        }
+    }
+
+    /// Scores, guard rule 3, ranking, audit and explanations.
+    fn finish(
+        &self,
+        customer: &Customer,
+        request: &Request,
+        prepared: &Prepared,
+        ws: &mut Workspace,
+        out: &mut Decision,
+    ) -> Result<(), RequestError> {
+        let threshold = self.params.guard().proxy_share_threshold;
+        ws.cand.clear();
+        ws.cand_logit.clear();
+        ws.cand_log_value.clear();
+        ws.cand_err.clear();
+        ws.always.clear();
+        ws.shortlist.clear();
+        match prepared.mode {
+            _ if prepared.budget.is_err() => {}
+            Mode::Fast { scale, floor } => {
+                for j in 0..ws.rows.len() {
+                    self.push_candidate(ws.rows[j] as usize, ws.dots[j], (scale, floor), ws);
+                }
+                for j in 0..ws.abs_rows.len() {
+                    let o = ws.abs_rows[j] as usize;
+                    let [dot, total, proxy] = ws.abs_scores[j];
+                    // Both sums are within `e` of their f64 values.
+                    let e = scale * f64::from(self.models.norm[o]) + floor;
+                    let (t, p) = (f64::from(total), f64::from(proxy));
+                    let driven = if (p + e) * (1.0 + 1e-9) <= threshold * (t - e) {
+                        false
+                    } else if t - e > 0.0 && (p - e) * (1.0 - 1e-9) > threshold * (t + e) {
+                        true
+                    } else {
+                        self.proxy_share(o, ws) > threshold
+                    };
+                    if driven {
+                        ws.driven.set(o);
+                    } else {
+                        self.push_candidate(o, dot, (scale, floor), ws);
+                    }
+                }
+            }
+            Mode::Exact => {
+                // Reaching offers in offer order, as the reference scores them.
+                let (mut a, mut b) = (0, 0);
+                while a < ws.rows.len() || b < ws.abs_rows.len() {
+                    let o = if b == ws.abs_rows.len() || (a < ws.rows.len() && ws.rows[a] < ws.abs_rows[b]) {
+                        a += 1;
+                        ws.rows[a - 1]
+                    } else {
+                        b += 1;
+                        ws.abs_rows[b - 1]
+                    } as usize;
+                    let logit = self.models.logit(o, &ws.d);
+                    let share = self.proxy_share(o, ws);
+                    if !logit.is_finite() || !share.is_finite() {
+                        return Err(RequestError::ScoreOverflow {
+                            customer: customer.id.clone(),
+                            offer: self.offers[o].id.clone(),
+                        });
+                    }
+                    if share > threshold {
+                        ws.driven.set(o);
+                    } else {
+                        ws.shortlist.push(self.candidate(o, logit));
+                    }
+                }
+            }
+        }
+
+        // Arbitration: bounds on every candidate's priority, then the few
+        // that may be in the top-k, exactly.
+        let k = prepared.effective_k;
+        if !ws.cand.is_empty() {
+            let n = ws.cand.len();
+            ws.lo.resize(n, 0.0);
+            ws.hi.resize(n, 0.0);
+            kernel::log_priority_bounds(
+                self.isa,
+                &ws.cand_logit,
+                &ws.cand_log_value,
+                &ws.cand_err,
+                &mut ws.lo,
+                &mut ws.hi,
+            );
+            arbitration::shortlist(k, &ws.cand, &ws.lo, &ws.hi, &mut ws.scratch, &mut ws.always);
+        }
+        for j in 0..ws.always.len() {
+            let o = ws.always[j] as usize;
+            let candidate = self.candidate(o, self.models.logit(o, &ws.d));
+            ws.shortlist.push(candidate);
+        }
+        arbitration::top_k(&mut ws.shortlist, k);
+
+        self.write_audit(customer, request, prepared, ws, out);
+        let recommendations = &mut out.recommendations;
+        recommendations.truncate(ws.shortlist.len());
+        for (rank, c) in ws.shortlist.iter().enumerate() {
+            if rank == recommendations.len() {
+                recommendations.push(self.empty_recommendation(c.offer));
+            }
+            self.write_recommendation(&mut recommendations[rank], rank + 1, c, &ws.x, &ws.d, &mut ws.pairs);
+        }
+        set_arc(&mut out.customer.0, &customer.id.0);
+        out.now = request.now;
+        out.channel = request.channel;
+        out.requested_k = request.k;
+        out.effective_k = k;
+        out.status = prepared.status;
+        out.funnel.returned = ws.shortlist.len();
+        let masked = self.schema.features.iter().filter(|f| prepared.signals.masks(f.sensitivity));
+        set_names(&mut out.masked_features, masked.map(|f| &f.name));
+        Ok(())
+    }
+
+    /// The audit: every offer withheld, in offer order, with the first rule
+    /// it failed; and the funnel counts.
+    fn write_audit(
+        &self,
+        customer: &Customer,
+        request: &Request,
+        prepared: &Prepared,
+        ws: &mut Workspace,
+        out: &mut Decision,
+    ) {
+        let threshold = self.params.guard().proxy_share_threshold;
+        let policy = self.params.contact();
+        let mut failed = [0usize; 3];
+        let Workspace { fail, driven, held, contacted, contact_offers, pairs, d, is_proxy, pools, .. } = ws;
+        let mut audit = Audit::new(&mut out.withheld, pools);
+        for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
+            for o in bits(f | dr, w * 64) {
+                let offer = &self.offers[o];
+                if let Some(failure) = self.plan.eligibility_failure(o, customer, held) {
+                    let e = &offer.eligibility;
+                    let why = match failure {
+                        Failure::AlreadyHeld => Why::AlreadyHeld(&offer.product),
+                        Failure::MissingBaseProduct => match &e.base_product {
+                            Some(p) => Why::MissingBaseProduct(p),
+                            None => continue,
+                        },
+                        Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(&e.requires[j]),
+                        Failure::ExcludedHolding(j) => Why::ExcludedHolding(&e.excludes[j]),
+                        Failure::Reason(reason) => Why::Plain(reason),
+                    };
+                    debug_assert_eq!(eligibility::check(offer, customer), Err(why.to_reason()));
+                    audit.push(&offer.id, Stage::Eligibility, why);
+                    failed[0] += 1;
+                    continue;
+                }
+                debug_assert_eq!(eligibility::check(offer, customer), Ok(()));
+                let contact_rule = match &prepared.budget {
+                    Err((_, reason)) => Err(reason.clone()),
+                    Ok(_) if !self.plan.on_channel(o, request.channel) => {
+                        Err(Reason::ChannelNotOffered { channel: request.channel })
+                    }
+                    Ok(_) if contacted.get(o) => {
+                        let contacts = contact_offers
+                            .iter()
+                            .zip(&customer.contact_history)
+                            .filter(|(&i, _)| i == o)
+                            .map(|(_, c)| c);
+                        contact::check_offer(offer, contacts, request, policy)
+                    }
+                    Ok(_) => Ok(()),
+                };
+                if let Err(reason) = contact_rule {
+                    audit.push(&offer.id, Stage::ContactPolicy, Why::Plain(reason));
+                    failed[1] += 1;
+                    continue;
+                }
+                let why = match prepared.signals.target_failure(&offer.targets) {
+                    Some((event, None)) => Why::Plain(Reason::LifeEventUseNotConsented { event }),
+                    Some((event, Some(found))) => Why::NotDeclared(event, found),
+                    None => match guard::check_suitability(offer, customer) {
+                        Err(reason) => Why::Plain(reason),
+                        Ok(()) => {
+                            // Proxy-driven (guard rule 3): the exact share and
+                            // the proxies responsible, largest first.
+                            let row = self.models.row(o);
+                            let contributions = row.iter().zip(d.iter()).map(|(w, d)| w * d);
+                            let share = guard::proxy_share(contributions.clone().zip(is_proxy.iter().copied()));
+                            debug_assert!(share > threshold, "only proxy-driven offers reach this point");
+                            pairs.clear();
+                            pairs.extend(contributions.enumerate().filter(|&(i, c)| is_proxy[i] && c != 0.0));
+                            pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+                            Why::ProxyDriven { share, threshold, features: pairs, schema: &self.schema.features }
+                        }
+                    },
+                };
+                debug_assert!(
+                    matches!(&why, Why::ProxyDriven { .. })
+                        || prepared
+                            .signals
+                            .check_targets(&offer.targets)
+                            .and_then(|()| guard::check_suitability(offer, customer))
+                            == Err(why.to_reason())
+                );
+                audit.push(&offer.id, Stage::Guard, why);
+                failed[2] += 1;
+            }
+        }
+        audit.finish();
+        let eligible = self.offers.len() - failed[0];
+        let contactable = eligible - failed[1];
+        out.funnel =
+            Funnel { offers: self.offers.len(), eligible, contactable, allowed: contactable - failed[2], returned: 0 };
+    }
+
+    fn empty_recommendation(&self, o: usize) -> Recommendation {
+        let offer = &self.offers[o];
+        Recommendation {
+            rank: 0,
+            offer: offer.id.clone(),
+            product: offer.product.clone(),
+            kind: offer.kind,
+            priority: 0.0,
+            explanation: Explanation {
+                priority: 0.0,
+                components: Components { logit: 0.0, propensity: 0.0, value: 0.0, weight: 0.0 },
+                contributions: Vec::new(),
+                rules_passed: Vec::new(),
+                reason: String::new(),
+            },
+        }
+    }
+
+    fn write_recommendation(
+        &self,
+        slot: &mut Recommendation,
+        rank: usize,
+        c: &Candidate,
+        x: &[f64],
+        d: &[f64],
+        top: &mut Vec<(usize, f64)>,
+    ) {
         let offer = &self.offers[c.offer];
         let row = self.models.row(c.offer);
         let features = &self.schema.features;
@@ -366,38 +716,31 @@ impl Engine {
             .enumerate()
             .filter(|&(i, _)| features[i].sensitivity == Sensitivity::Ordinary)
             .map(|(i, (w, d))| (i, w * d));
-        let mut top = Vec::new();
-        explain::top_contributions(cited, self.params.explain().max_contributions, &mut top);
-        let contributions: Vec<Contribution> = top
-            .iter()
-            .map(|&(i, contribution)| Contribution {
-                feature: features[i].name.clone(),
-                description: features[i].description.clone(),
+        explain::top_contributions(cited, self.params.explain().max_contributions, top);
+        slot.rank = rank;
+        set_arc(&mut slot.offer.0, &offer.id.0);
+        set_arc(&mut slot.product.0, &offer.product.0);
+        slot.kind = offer.kind;
+        slot.priority = c.priority;
+        let e = &mut slot.explanation;
+        e.priority = c.priority;
+        e.components =
+            Components { logit: c.logit, propensity: c.propensity, value: offer.value, weight: offer.weight };
+        set_contributions(
+            &mut e.contributions,
+            top.iter().map(|&(i, contribution)| ContributionRef {
+                spec: &features[i],
                 value: x[i],
                 weight: row[i],
                 contribution,
-            })
-            .collect();
-        let reason = explain::sentence(&contributions);
-        Recommendation {
-            rank,
-            offer: offer.id.clone(),
-            product: offer.product.clone(),
-            kind: offer.kind,
-            priority: c.priority,
-            explanation: Explanation {
-                priority: c.priority,
-                components: Components {
-                    logit: c.logit,
-                    propensity: c.propensity,
-                    value: offer.value,
-                    weight: offer.weight,
-                },
-                contributions,
-                rules_passed: self.rules[c.offer].clone(),
-                reason,
-            },
+            }),
+        );
+        if e.rules_passed != self.rules[c.offer] {
+            e.rules_passed.clear();
+            e.rules_passed.extend_from_slice(&self.rules[c.offer]);
         }
+        explain::write_sentence(&e.contributions, &mut e.reason);
+        debug_assert_eq!(e.reason, explain::sentence(&e.contributions));
     }
 }
 

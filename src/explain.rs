@@ -97,26 +97,40 @@ pub(crate) fn top_contributions(
 ) {
     out.clear();
     out.extend(candidates.filter(|&(_, c)| c != 0.0));
-    out.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-    out.truncate(max);
+    // Feature indices are unique, so the order is total and an unstable
+    // sort (which never allocates) gives the same result as a stable one.
+    if out.len() > max {
+        out.select_nth_unstable_by(max, |a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+        out.truncate(max);
+    }
+    out.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
 }
 
 /// "Suggested mainly because of your A, your B and your C." built from the
 /// positive contributions, or [`GENERIC_REASON`] when there are none.
 pub(crate) fn sentence(contributions: &[Contribution]) -> String {
-    let positive: Vec<&str> = contributions.iter().filter(|c| c.contribution > 0.0).map(|c| &*c.description).collect();
-    if positive.is_empty() {
-        return GENERIC_REASON.to_owned();
-    }
-    let mut s = String::from("Suggested mainly because of your ");
-    for (i, d) in positive.iter().enumerate() {
-        if i > 0 {
-            s.push_str(if i + 1 == positive.len() { " and your " } else { ", your " });
-        }
-        s.push_str(d);
-    }
-    s.push('.');
+    let mut s = String::new();
+    write_sentence(contributions, &mut s);
     s
+}
+
+/// [`sentence`] into `out` (cleared first), reusing its allocation.
+pub(crate) fn write_sentence(contributions: &[Contribution], out: &mut String) {
+    out.clear();
+    let positive = || contributions.iter().filter(|c| c.contribution > 0.0).map(|c| &*c.description);
+    let n = positive().count();
+    if n == 0 {
+        out.push_str(GENERIC_REASON);
+        return;
+    }
+    out.push_str("Suggested mainly because of your ");
+    for (i, d) in positive().enumerate() {
+        if i > 0 {
+            out.push_str(if i + 1 == n { " and your " } else { ", your " });
+        }
+        out.push_str(d);
+    }
+    out.push('.');
 }
 
 impl Explanation {

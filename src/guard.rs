@@ -78,19 +78,36 @@ impl SignalState {
 
     /// Rule 1 for an offer's targets.
     pub(crate) fn check_targets(self, targets: &[LifeEvent]) -> Result<(), Reason> {
-        for &event in targets {
-            if self.usable(event) {
-                continue;
+        match self.target_failure(targets) {
+            None => Ok(()),
+            Some((event, None)) => Err(Reason::LifeEventUseNotConsented { event }),
+            Some((event, Some(found))) => {
+                Err(Reason::LifeEventNotDeclared { event, found: provenances(found).collect() })
             }
-            let found = self.found[event.index()];
-            if found & provenance_bit(ProvenanceKind::Declared) != 0 {
-                return Err(Reason::LifeEventUseNotConsented { event });
-            }
-            let found = PROVENANCES.iter().copied().filter(|&k| found & provenance_bit(k) != 0).collect();
-            return Err(Reason::LifeEventNotDeclared { event, found });
         }
-        Ok(())
     }
+
+    /// Bit per [`LifeEvent::index`]: the events declared with consent.
+    pub(crate) fn usable_mask(self) -> u32 {
+        self.usable
+    }
+
+    /// Rule 1 without allocating: the first target that is not usable, with
+    /// `None` when it was declared but its use not consented, or else the
+    /// provenances found (see [`provenances`]).
+    pub(crate) fn target_failure(self, targets: &[LifeEvent]) -> Option<(LifeEvent, Option<u8>)> {
+        let event = targets.iter().copied().find(|&e| !self.usable(e))?;
+        let found = self.found[event.index()];
+        if found & provenance_bit(ProvenanceKind::Declared) != 0 {
+            return Some((event, None));
+        }
+        Some((event, Some(found)))
+    }
+}
+
+/// The provenance kinds in a bit set built by [`SignalState`], in order.
+pub(crate) fn provenances(found: u8) -> impl Iterator<Item = ProvenanceKind> {
+    PROVENANCES.into_iter().filter(move |&k| found & provenance_bit(k) != 0)
 }
 
 /// Rule 4: the first of the customer's markers that makes `offer` unsuitable.

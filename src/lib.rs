@@ -71,11 +71,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod arbitration;
 pub mod batch;
 pub mod catalog;
+mod compiled;
 pub mod config;
 pub mod contact;
 pub mod customer;
@@ -86,10 +87,12 @@ pub mod error;
 pub mod explain;
 pub mod formats;
 pub mod guard;
+mod kernel;
 pub mod model;
 pub mod schema;
 pub mod train;
 mod values;
+mod workspace;
 
 pub use catalog::{
     Catalog, Channel, CustomerId, EligibilityRules, Offer, OfferId, OfferKind, ProductId, PropensityModel,
@@ -105,3 +108,4 @@ pub use engine::{Engine, EngineBuilder};
 pub use error::{ConfigError, Error, RequestError};
 pub use explain::{Components, Contribution, Explanation, Rule};
 pub use schema::{FeatureSchema, FeatureSpec, LifeEvent, ProxyTarget, Sensitivity, SpecialCategory};
+pub use workspace::Workspace;

@@ -4,7 +4,8 @@
 
 use crate::catalog::{Offer, OfferId, Weights};
 use crate::error::ConfigError;
-use crate::schema::FeatureSchema;
+use crate::kernel::Matrix;
+use crate::schema::{FeatureSchema, Sensitivity};
 
 /// The logistic function.
 pub fn sigmoid(logit: f64) -> f64 {
@@ -42,7 +43,10 @@ pub fn dense_weights(offer: &OfferId, schema: &FeatureSchema, weights: &Weights)
     Ok(dense)
 }
 
-/// All offers' models as one matrix.
+/// All offers' models as one matrix: exact f64 weights for the reference
+/// arithmetic (explanations, shortlisted candidates) and an f32 copy for
+/// the kernels, with the per-offer constants the fast path's error bounds
+/// need.
 #[derive(Debug, Clone)]
 pub(crate) struct ModelMatrix {
     n_features: usize,
@@ -50,6 +54,34 @@ pub(crate) struct ModelMatrix {
     weights: Vec<f64>,
     /// `bias + Σ wᵢ·baselineᵢ`: the logit of a customer at the baseline.
     base_logit: Vec<f64>,
+    /// The same weights in f32, rows padded and aligned for the kernels.
+    pub(crate) w32: Matrix,
+    /// `|w|` of the offers in `proxy_offers`, for the batch path.
+    pub(crate) abs_proxy_rows: Matrix,
+    /// Offers with a nonzero weight on some `proxy` feature, ascending.
+    pub(crate) proxy_offers: Vec<u32>,
+    /// Per offer: position in `proxy_offers`, or `u32::MAX`.
+    pub(crate) proxy_slot: Vec<u32>,
+    /// Per offer: `‖w‖₂`, rounded up.
+    pub(crate) norm: Vec<f32>,
+    /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
+    /// value or weight is outside `[1e-100, 1e100]` (exact scoring only).
+    pub(crate) log_value: Vec<f32>,
+    /// Largest `|wᵢ|` over all offers.
+    pub(crate) max_abs_weight: f64,
+    /// Largest `|base logit|` over all offers.
+    pub(crate) max_abs_base: f64,
+}
+
+fn log_value(value: f64, weight: f64) -> f32 {
+    let normal = |v: f64| (1e-100..=1e100).contains(&v);
+    if value == 0.0 || weight == 0.0 {
+        f32::NEG_INFINITY
+    } else if normal(value) && normal(weight) {
+        (value.ln() + weight.ln()) as f32
+    } else {
+        f32::NAN
+    }
 }
 
 impl ModelMatrix {
@@ -79,7 +111,50 @@ impl ModelMatrix {
             weights.extend_from_slice(&w);
             base_logit.push(base);
         }
-        Ok(ModelMatrix { n_features, weights, base_logit })
+        let row = |o: usize| &weights[o * n_features..(o + 1) * n_features];
+        let is_proxy: Vec<bool> =
+            schema.features.iter().map(|f| matches!(f.sensitivity, Sensitivity::Proxy(_))).collect();
+        let proxy_offers: Vec<u32> = (0..offers.len())
+            .filter(|&o| row(o).iter().zip(&is_proxy).any(|(&w, &p)| p && w != 0.0))
+            .map(|o| o as u32)
+            .collect();
+        let mut proxy_slot = vec![u32::MAX; offers.len()];
+        for (slot, &o) in proxy_offers.iter().enumerate() {
+            proxy_slot[o as usize] = slot as u32;
+        }
+        // Weights beyond f32's range would make the kernels meaningless; the
+        // engine then scores every customer exactly (`max_abs_weight` says so).
+        let to_f32 = |w: f64| if w.abs() < 1e30 { w as f32 } else { 0.0 };
+        let w32 = Matrix::from_fn(offers.len(), n_features, |o, i| to_f32(row(o)[i]));
+        let abs_proxy_rows =
+            Matrix::from_fn(proxy_offers.len(), n_features, |s, i| to_f32(row(proxy_offers[s] as usize)[i]).abs());
+        let norm = (0..offers.len())
+            .map(|o| {
+                let n = row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9);
+                let n32 = n.min(1e30) as f32;
+                if f64::from(n32) < n {
+                    f32::from_bits(n32.to_bits() + 1)
+                } else {
+                    n32
+                }
+            })
+            .collect();
+        let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+        let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
+        let log_value = offers.iter().map(|o| log_value(o.value, o.weight)).collect();
+        Ok(ModelMatrix {
+            n_features,
+            weights,
+            base_logit,
+            w32,
+            abs_proxy_rows,
+            proxy_offers,
+            proxy_slot,
+            norm,
+            log_value,
+            max_abs_weight,
+            max_abs_base,
+        })
     }
 
     /// Weights of offer `o`.
@@ -87,8 +162,14 @@ impl ModelMatrix {
         &self.weights[o * self.n_features..(o + 1) * self.n_features]
     }
 
+    /// The logit of offer `o` at the baseline.
+    pub(crate) fn base_logit(&self, o: usize) -> f64 {
+        self.base_logit[o]
+    }
+
     /// Logit of offer `o` for the centred, masked feature vector `d`
-    /// (`dᵢ = xᵢ − baselineᵢ`, 0 when masked).
+    /// (`dᵢ = xᵢ − baselineᵢ`, 0 when masked). This f64 expression, summed
+    /// in feature order, is the definition every path reproduces exactly.
     pub(crate) fn logit(&self, o: usize, d: &[f64]) -> f64 {
         self.base_logit[o] + self.row(o).iter().zip(d).map(|(w, x)| w * x).sum::<f64>()
     }

@@ -1,0 +1,378 @@
+//! The catalog's rules compiled once into indices, masks and bit sets, so
+//! that a request touches only the offers a rule can actually fail: offers
+//! of held products, offers with extra eligibility rules, contacted,
+//! targeted and vulnerability-sensitive offers. Each check gives the same
+//! answer, and the same [`Reason`], as its stage module.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use crate::catalog::{Channel, Offer, Vulnerability};
+use crate::customer::Customer;
+use crate::decision::Reason;
+
+/// A growable bit set over positions `0..len`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Bitset {
+    words: Vec<u64>,
+}
+
+impl Bitset {
+    /// `len` bits, all clear (reuses the allocation).
+    pub(crate) fn reset(&mut self, len: usize) {
+        self.words.clear();
+        self.words.resize(len.div_ceil(64), 0);
+    }
+
+    /// `len` bits, all set (reuses the allocation; bits past `len` clear).
+    pub(crate) fn fill(&mut self, len: usize) {
+        self.words.clear();
+        self.words.resize(len.div_ceil(64), u64::MAX);
+        if len % 64 != 0 {
+            if let Some(last) = self.words.last_mut() {
+                *last = (1u64 << (len % 64)) - 1;
+            }
+        }
+    }
+
+    /// A copy of `other` (reuses the allocation).
+    pub(crate) fn copy_from(&mut self, other: &Bitset) {
+        self.words.clear();
+        self.words.extend_from_slice(&other.words);
+    }
+
+    pub(crate) fn set(&mut self, i: usize) {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> bool {
+        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Sets bit `i`; returns whether it was set before.
+    pub(crate) fn test_and_set(&mut self, i: usize) -> bool {
+        let was = self.get(i);
+        self.set(i);
+        was
+    }
+
+    pub(crate) fn words(&self) -> &[u64] {
+        &self.words
+    }
+}
+
+/// Positions of the set bits of `word`, offset by `base`.
+pub(crate) fn bits(word: u64, base: usize) -> impl Iterator<Item = usize> {
+    let mut w = word;
+    std::iter::from_fn(move || {
+        if w == 0 {
+            return None;
+        }
+        let i = w.trailing_zeros() as usize;
+        w &= w - 1;
+        Some(base + i)
+    })
+}
+
+/// FNV-1a: a fast, deterministic hash for short product names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Number of [`Channel`] variants.
+const CHANNELS: usize = 7;
+
+fn channel_index(c: Channel) -> usize {
+    match c {
+        Channel::Email => 0,
+        Channel::Sms => 1,
+        Channel::Phone => 2,
+        Channel::Post => 3,
+        Channel::App => 4,
+        Channel::Web => 5,
+        Channel::Branch => 6,
+    }
+}
+
+fn vulnerability_bit(v: Vulnerability) -> u8 {
+    1 << match v {
+        Vulnerability::FinancialDistress => 0,
+        Vulnerability::SeriousIllness => 1,
+        Vulnerability::Bereavement => 2,
+        Vulnerability::Gambling => 3,
+        Vulnerability::ReducedCapacity => 4,
+        Vulnerability::JobLoss => 5,
+    }
+}
+
+/// Extra eligibility rules of one offer, by product index.
+#[derive(Debug, Clone, Copy)]
+struct Extra {
+    min_age: Option<u32>,
+    max_age: Option<u32>,
+    base: u32,
+    requires: (u32, u32),
+    excludes: (u32, u32),
+}
+
+/// The compiled rules of every offer, in engine order.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    product_index: HashMap<Arc<str>, u32, BuildHasherDefault<Fnv>>,
+    n_products: usize,
+    /// Per offer, its product.
+    product_of: Vec<u32>,
+    /// Offers selling product p: `by_product[start[p]..start[p + 1]]`.
+    by_product: Vec<u32>,
+    by_product_start: Vec<u32>,
+    /// Offers with age, base-product, required or excluded holdings rules.
+    extra_offers: Vec<u32>,
+    extra: Vec<Extra>,
+    pool: Vec<u32>,
+    /// Per channel, the offers *not* made on it.
+    not_on_channel: [Bitset; CHANNELS],
+    /// Offers with targets, and per offer the targets as life-event bits.
+    targeted: Vec<u32>,
+    targets: Vec<u32>,
+    /// Offers with `unsuitable_for`, and per offer those as bits.
+    sensitive: Vec<u32>,
+    unsuitable: Vec<u8>,
+}
+
+impl Plan {
+    pub(crate) fn compile(offers: &[Offer]) -> Plan {
+        let mut product_index: HashMap<Arc<str>, u32, BuildHasherDefault<Fnv>> = HashMap::default();
+        let mut intern = |p: &crate::catalog::ProductId| {
+            let next = product_index.len() as u32;
+            *product_index.entry(p.0.clone()).or_insert(next)
+        };
+        let mut product = Vec::with_capacity(offers.len());
+        let mut extra_offers = Vec::new();
+        let mut extra = Vec::with_capacity(offers.len());
+        let mut pool = Vec::new();
+        let mut not_on_channel: [Bitset; CHANNELS] = Default::default();
+        for b in &mut not_on_channel {
+            b.reset(offers.len());
+        }
+        let (mut targeted, mut targets, mut sensitive, mut unsuitable) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (o, offer) in offers.iter().enumerate() {
+            product.push(intern(&offer.product));
+            let e = &offer.eligibility;
+            let mut range = |list: &[crate::catalog::ProductId]| {
+                let start = pool.len() as u32;
+                for p in list {
+                    let i = intern(p);
+                    pool.push(i);
+                }
+                (start, pool.len() as u32)
+            };
+            let requires = range(&e.requires);
+            let excludes = range(&e.excludes);
+            let base = e.base_product.as_ref().map_or(NONE, &mut intern);
+            extra.push(Extra { min_age: e.min_age, max_age: e.max_age, base, requires, excludes });
+            if e.min_age.is_some()
+                || e.max_age.is_some()
+                || base != NONE
+                || requires.0 < requires.1
+                || excludes.0 < excludes.1
+            {
+                extra_offers.push(o as u32);
+            }
+            for (c, bits) in not_on_channel.iter_mut().enumerate() {
+                if !offer.channels.iter().any(|&ch| channel_index(ch) == c) {
+                    bits.set(o);
+                }
+            }
+            targets.push(offer.targets.iter().fold(0u32, |m, e| m | 1 << e.index()));
+            if !offer.targets.is_empty() {
+                targeted.push(o as u32);
+            }
+            unsuitable.push(offer.unsuitable_for.iter().fold(0u8, |m, &v| m | vulnerability_bit(v)));
+            if !offer.unsuitable_for.is_empty() {
+                sensitive.push(o as u32);
+            }
+        }
+        let n_products = product_index.len();
+        let mut counts = vec![0u32; n_products + 1];
+        for &p in &product {
+            counts[p as usize + 1] += 1;
+        }
+        for p in 0..n_products {
+            counts[p + 1] += counts[p];
+        }
+        let mut fill = counts.clone();
+        let mut by_product = vec![0u32; offers.len()];
+        for (o, &p) in product.iter().enumerate() {
+            by_product[fill[p as usize] as usize] = o as u32;
+            fill[p as usize] += 1;
+        }
+        Plan {
+            product_of: product,
+            product_index,
+            n_products,
+            by_product,
+            by_product_start: counts,
+            extra_offers,
+            extra,
+            pool,
+            not_on_channel,
+            targeted,
+            targets,
+            sensitive,
+            unsuitable,
+        }
+    }
+
+    /// The catalog products the customer holds.
+    pub(crate) fn held(&self, customer: &Customer, held: &mut Bitset) {
+        held.reset(self.n_products);
+        for h in &customer.holdings {
+            if let Some(&p) = self.product_index.get(h.as_str()) {
+                held.set(p as usize);
+            }
+        }
+    }
+
+    fn offers_of(&self, p: usize) -> &[u32] {
+        &self.by_product[self.by_product_start[p] as usize..self.by_product_start[p + 1] as usize]
+    }
+
+    /// Marks in `fail` every offer that fails a rule before scoring
+    /// (eligibility, channel, targets, suitability); the contact history
+    /// is the caller's.
+    pub(crate) fn mark_failures(
+        &self,
+        customer: &Customer,
+        channel: Channel,
+        usable_events: u32,
+        held: &Bitset,
+        fail: &mut Bitset,
+    ) {
+        fail.copy_from(&self.not_on_channel[channel_index(channel)]);
+        for (w, &word) in held.words().iter().enumerate() {
+            for p in bits(word, w * 64) {
+                for &o in self.offers_of(p) {
+                    fail.set(o as usize);
+                }
+            }
+        }
+        for &o in &self.extra_offers {
+            if !fail.get(o as usize) && self.extra_failure(o as usize, customer, held).is_some() {
+                fail.set(o as usize);
+            }
+        }
+        for &o in &self.targeted {
+            if self.targets[o as usize] & !usable_events != 0 {
+                fail.set(o as usize);
+            }
+        }
+        let vulnerable = customer.vulnerabilities.iter().fold(0u8, |m, v| m | vulnerability_bit(v.vulnerability));
+        if vulnerable != 0 {
+            for &o in &self.sensitive {
+                if self.unsuitable[o as usize] & vulnerable != 0 {
+                    fail.set(o as usize);
+                }
+            }
+        }
+    }
+
+    /// Eligibility (stage 1) of offer `o`: the same first failing rule as
+    /// [`crate::eligibility::check`], by position, without comparing names.
+    pub(crate) fn eligibility_failure(&self, o: usize, customer: &Customer, held: &Bitset) -> Option<Failure> {
+        if held.get(self.product_of[o] as usize) {
+            return Some(Failure::AlreadyHeld);
+        }
+        self.extra_failure(o, customer, held)
+    }
+
+    /// The eligibility rules after "not already held", in order.
+    fn extra_failure(&self, o: usize, customer: &Customer, held: &Bitset) -> Option<Failure> {
+        let e = &self.extra[o];
+        if e.min_age.is_some() || e.max_age.is_some() {
+            let Some(age) = customer.age else {
+                return Some(Failure::Reason(Reason::AgeUnknown));
+            };
+            if let Some(min_age) = e.min_age.filter(|&m| age < m) {
+                return Some(Failure::Reason(Reason::TooYoung { age, min_age }));
+            }
+            if let Some(max_age) = e.max_age.filter(|&m| age > m) {
+                return Some(Failure::Reason(Reason::TooOld { age, max_age }));
+            }
+        }
+        let is_held = |p: u32| held.get(p as usize);
+        if e.base != NONE && !is_held(e.base) {
+            return Some(Failure::MissingBaseProduct);
+        }
+        let list = |(a, b): (u32, u32)| &self.pool[a as usize..b as usize];
+        if let Some(j) = list(e.requires).iter().position(|&p| !is_held(p)) {
+            return Some(Failure::MissingRequiredHolding(j));
+        }
+        if let Some(j) = list(e.excludes).iter().position(|&p| is_held(p)) {
+            return Some(Failure::ExcludedHolding(j));
+        }
+        None
+    }
+
+    /// `true` when offer `o` is made on `channel`.
+    pub(crate) fn on_channel(&self, o: usize, channel: Channel) -> bool {
+        !self.not_on_channel[channel_index(channel)].get(o)
+    }
+}
+
+/// Why an offer is not eligible; product-naming rules give the position of
+/// the product in the offer's own rules, so that the reason can cite the
+/// offer's `ProductId` without a new allocation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Failure {
+    /// `offer.product` is held.
+    AlreadyHeld,
+    /// `offer.eligibility.base_product` is not held.
+    MissingBaseProduct,
+    /// `offer.eligibility.requires[j]` is not held.
+    MissingRequiredHolding(usize),
+    /// `offer.eligibility.excludes[j]` is held.
+    ExcludedHolding(usize),
+    /// An age rule, whose reason holds no name.
+    Reason(Reason),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitset_basics() {
+        let mut b = Bitset::default();
+        b.fill(70);
+        assert!(b.get(69) && !b.get(70));
+        assert_eq!(b.words()[1], (1 << 6) - 1);
+        b.reset(70);
+        assert!(!b.test_and_set(3));
+        assert!(b.test_and_set(3));
+        assert_eq!(bits(b.words()[0], 0).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(bits(0b1010, 64).collect::<Vec<_>>(), vec![65, 67]);
+    }
+}

@@ -1,0 +1,527 @@
+//! The numeric kernels of the fast path, and the only module with `unsafe`.
+//!
+//! - [`dots`] and [`dots_abs`]: one f32 dot product per selected row of an
+//!   offer-major, padded weight [`Matrix`] (plus, for [`dots_abs`], the sums
+//!   of absolute contributions `Σ|wᵢdᵢ|` and of the proxy ones), with an
+//!   AVX2+FMA version chosen at run time and a portable fallback.
+//! - [`log_priority_bounds`]: an approximate `ln(value × weight × σ(logit))`
+//!   per candidate, vectorised (no libm call), with a proven error margin.
+//! - [`sgemm`]: a checked wrapper over `matrixmultiply::sgemm` for the batch
+//!   path.
+//!
+//! Everything here is approximate on purpose: the engine turns the f32
+//! results into intervals that are guaranteed to contain the exact f64
+//! values ([`logit_error`]) and recomputes in f64 whatever is close to a
+//! decision, so results never depend on the kernel used.
+//!
+//! Every `unsafe` block states why it is sound. The tests of this module
+//! also run under `valgrind --tool=memcheck` (see the crate README).
+#![allow(unsafe_code)]
+
+/// Lanes of one SIMD register (AVX2: 8 × f32); rows are padded to this.
+pub(crate) const LANES: usize = 8;
+
+/// The instruction set the kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// x86-64 AVX2 with FMA, detected at run time.
+    Avx2Fma,
+    /// Plain Rust, any target.
+    Portable,
+}
+
+impl Isa {
+    /// The best instruction set this CPU supports.
+    pub(crate) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Portable
+    }
+}
+
+/// One register's worth of f32, 32-byte aligned.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C, align(32))]
+struct Lane([f32; LANES]);
+
+/// A row-major f32 matrix whose rows are padded with zeros to a multiple of
+/// [`LANES`] and start on 32-byte boundaries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Matrix {
+    data: Vec<Lane>,
+    rows: usize,
+    stride: usize,
+}
+
+impl Matrix {
+    /// Padded row length for `cols` columns.
+    pub(crate) fn stride_for(cols: usize) -> usize {
+        cols.div_ceil(LANES).max(1) * LANES
+    }
+
+    /// A `rows × cols` matrix with entries `value(r, c)`.
+    pub(crate) fn from_fn(rows: usize, cols: usize, mut value: impl FnMut(usize, usize) -> f32) -> Matrix {
+        let stride = Matrix::stride_for(cols);
+        let mut data = vec![Lane::default(); rows * stride / LANES];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[(r * stride + c) / LANES].0[c % LANES] = value(r, c);
+            }
+        }
+        Matrix { data, rows, stride }
+    }
+
+    /// Number of rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Padded row length (a multiple of [`LANES`]).
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// All entries, row after row, padding included.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Lane` is `repr(C)` around `[f32; LANES]` and its alignment
+        // (32) is a multiple of its size (32), so a `[Lane]` of length n is
+        // exactly n × LANES consecutive, initialised, aligned f32 values
+        // owned by `self.data` for the lifetime of the borrow.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() * LANES) }
+    }
+
+    /// Row `r` (padded), or `None` when out of range.
+    pub(crate) fn row(&self, r: usize) -> Option<&[f32]> {
+        self.as_slice().get(r.checked_mul(self.stride)?..(r + 1).checked_mul(self.stride)?)
+    }
+}
+
+/// Bound on `|f32 dot − f64 reference|` relative to `Σ|wᵢ||dᵢ|`, for any of
+/// the kernels here or `sgemm` over rows of `stride` entries: twice
+/// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
+/// to f32, one rounding per product and per addition along the longest
+/// accumulation chain (at most `stride + 8` for every summation order
+/// used), and the f64 reference's own rounding.
+pub(crate) fn logit_error(stride: usize) -> f64 {
+    (stride as f64 + 16.0) * f64::powi(2.0, -23)
+}
+
+/// Absolute term of the same bound, for gradual underflow: each of the
+/// roundings above may lose up to 2⁻¹⁴⁹ when a value is subnormal in f32.
+pub(crate) fn underflow_error(stride: usize, max_abs_weight: f64, abs_sum_d: f64) -> f64 {
+    f64::powi(2.0, -140) * (stride as f64 * (max_abs_weight + 1.0) + abs_sum_d + 1.0)
+}
+
+/// `out[j] = rows[j]·d` for each selected row. Rows out of range give 0.
+pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+    assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
+    assert!(out.len() >= rows.len(), "output shorter than the row list");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only constructed by `Isa::detect`
+            // after `is_x86_feature_detected!` found both avx2 and fma.
+            unsafe { avx2::dots(m, rows, d, out) }
+        }
+        _ => portable::dots(m, rows, d, out),
+    }
+}
+
+/// For each selected row: `[rows[j]·d, Σ|wᵢdᵢ|, Σ proxyᵢ·|wᵢdᵢ|]`, where
+/// `proxy` holds 1.0 for the features that count as proxies and 0.0
+/// elsewhere. Rows out of range give zeros.
+pub(crate) fn dots_abs(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+    assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
+    assert_eq!(proxy.len(), m.stride(), "proxy mask must match the padded row length");
+    assert!(out.len() >= rows.len(), "output shorter than the row list");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma.
+            unsafe { avx2::dots_abs(m, rows, d, proxy, out) }
+        }
+        _ => portable::dots_abs(m, rows, d, proxy, out),
+    }
+}
+
+/// Absolute error of [`log_priority_bounds`]' `ln(1 + e^-z)` approximation
+/// is below 3·10⁻⁶ (checked on a dense grid by the tests); the margin used
+/// is thirty times that.
+pub(crate) const KEY_EPS: f32 = 1e-4;
+
+/// For each candidate `j` with approximate logit `a[j]`, `logv[j] =
+/// ln(value × weight)` (−∞ for a zero product) and logit error bound
+/// `err[j]`: bounds `lo[j] ≤ ln(priority) ≤ hi[j]` on the exact f64
+/// priority `value × weight × σ(logit)`, valid while the exact logit is
+/// above −300 and `value × weight` within `[1e-100, 1e100]` or zero (the
+/// caller routes other candidates to exact scoring).
+pub(crate) fn log_priority_bounds(isa: Isa, a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
+    let n = a.len();
+    assert!(logv.len() == n && err.len() == n && lo.len() >= n && hi.len() >= n, "slice lengths differ");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma. The
+            // function body is safe code; only its target features differ.
+            unsafe { avx2::log_priority_bounds(a, logv, err, &mut lo[..n], &mut hi[..n]) }
+        }
+        _ => bounds_loop(a, logv, err, &mut lo[..n], &mut hi[..n]),
+    }
+}
+
+/// `ln(1 + e^-z)` for `z ≥ 0`, absolute error below 3·10⁻⁶, branch-free so
+/// that loops over it vectorise. Uses plain multiplications and additions
+/// (never `mul_add`), so it gives the same bits with or without FMA.
+#[inline(always)]
+fn ln1p_exp_neg(z: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 × 2²³: adding it rounds to an integer
+    let z = z.min(80.0);
+    let x = -z * std::f32::consts::LOG2_E; // in [-115.5, 0]
+    let shifted = x + MAGIC;
+    let r = shifted - MAGIC; // round(x)
+    let n = shifted.to_bits() as i32 - MAGIC.to_bits() as i32; // round(x) as an integer
+    let g = (x - r) * std::f32::consts::LN_2; // |g| ≤ ln2 / 2
+    let p = 1.0 + g * (1.0 + g * (0.5 + g * (1.0 / 6.0 + g * (1.0 / 24.0 + g * (1.0 / 120.0 + g * (1.0 / 720.0))))));
+    let t = f32::from_bits((p.to_bits() as i32).wrapping_add(n.wrapping_shl(23)) as u32); // e^-z
+    let s = t / (2.0 + t); // ln(1 + t) = 2 atanh(s), s ∈ (0, 1/3]
+    let s2 = s * s;
+    2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))))
+}
+
+#[inline(always)]
+fn bounds_loop(a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
+    let eps = f32::powi(2.0, -20);
+    for ((((&a, &lv), &e), lo), hi) in a.iter().zip(logv).zip(err).zip(lo.iter_mut()).zip(hi.iter_mut()) {
+        let key = lv + (a.min(0.0) - ln1p_exp_neg(a.abs()));
+        // Rounding of a to f32, of ln(value × weight) to f32, and of the
+        // three operations above: each below 2⁻²⁴ of the magnitudes.
+        let slack = (e + KEY_EPS + eps * (a.abs() + lv.abs().min(1e4) + 1.0)) * 1.001;
+        *lo = key - slack;
+        *hi = key + slack;
+    }
+}
+
+/// `C (m × n) = A (m × k) · B (k × n)`, with explicit row and column
+/// strides (in elements) for each matrix, as `matrixmultiply::sgemm`.
+/// Panics when a matrix does not fit its slice (a bug, not bad input).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    (rsc, csc): (usize, usize),
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(last(m, k, rsa, csa) <= a.len(), "A does not fit");
+    assert!(last(k, n, rsb, csb) <= b.len(), "B does not fit");
+    assert!(last(m, n, rsc, csc) <= c.len(), "C does not fit");
+    assert!(rsc != csc || m <= 1 || n <= 1, "C entries must not alias");
+    let s = |x: usize| isize::try_from(x).expect("stride fits isize");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the asserts above show that every index matrixmultiply reads
+    // (A, B) or writes (C) is within the given slices; C is borrowed
+    // mutably, so it aliases neither A nor B, and distinct (row, column)
+    // pairs of C map to distinct elements since its strides are distinct
+    // for multi-row, multi-column outputs. With beta = 0, C is only written.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            s(rsa),
+            s(csa),
+            b.as_ptr(),
+            s(rsb),
+            s(csb),
+            0.0,
+            c.as_mut_ptr(),
+            s(rsc),
+            s(csc),
+        );
+    }
+}
+
+mod portable {
+    use super::{Matrix, LANES};
+
+    #[inline(always)]
+    fn lanes(w: &[f32], d: &[f32], mut f: impl FnMut(usize, f32, f32)) {
+        for (c, (w, d)) in w.chunks_exact(LANES).zip(d.chunks_exact(LANES)).enumerate() {
+            for l in 0..LANES {
+                f(c * LANES + l, w[l], d[l]);
+            }
+        }
+    }
+
+    pub(super) fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+        for (&r, out) in rows.iter().zip(out) {
+            let Some(w) = m.row(r as usize) else {
+                *out = 0.0;
+                continue;
+            };
+            let mut acc = [0.0f32; LANES];
+            lanes(w, d, |i, w, d| acc[i % LANES] += w * d);
+            *out = acc.iter().sum();
+        }
+    }
+
+    pub(super) fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+        for (&r, out) in rows.iter().zip(out) {
+            let Some(w) = m.row(r as usize) else {
+                *out = [0.0; 3];
+                continue;
+            };
+            let (mut dot, mut total, mut px) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+            lanes(w, d, |i, w, d| {
+                let p = w * d;
+                dot[i % LANES] += p;
+                total[i % LANES] += p.abs();
+                px[i % LANES] += p.abs() * proxy[i];
+            });
+            *out = [dot.iter().sum(), total.iter().sum(), px.iter().sum()];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Matrix, LANES};
+
+    /// Sum of the 8 lanes.
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+        let stride = m.stride();
+        debug_assert!(d.len() == stride && stride % LANES == 0);
+        let dp = d.as_ptr();
+        for (&r, out) in rows.iter().zip(out) {
+            let Some(w) = m.row(r as usize) else {
+                *out = 0.0;
+                continue;
+            };
+            let wp = w.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut c = 0;
+            // SAFETY (all loads below): `w` and `d` both hold exactly
+            // `stride` f32 values, `stride` is a multiple of LANES, and every
+            // load reads LANES values at an offset `c` with
+            // `c + LANES <= stride` (unaligned loads, so alignment is moot).
+            while c + 4 * LANES <= stride {
+                for (a, acc) in acc.iter_mut().enumerate() {
+                    let o = c + a * LANES;
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(o)), _mm256_loadu_ps(dp.add(o)), *acc);
+                }
+                c += 4 * LANES;
+            }
+            while c + LANES <= stride {
+                acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)), acc[0]);
+                c += LANES;
+            }
+            let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            *out = hsum(s);
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+        let stride = m.stride();
+        debug_assert!(d.len() == stride && proxy.len() == stride && stride % LANES == 0);
+        let (dp, pp) = (d.as_ptr(), proxy.as_ptr());
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        for (&r, out) in rows.iter().zip(out) {
+            let Some(w) = m.row(r as usize) else {
+                *out = [0.0; 3];
+                continue;
+            };
+            let wp = w.as_ptr();
+            let (mut dot, mut total, mut px) =
+                ([_mm256_setzero_ps(); 2], [_mm256_setzero_ps(); 2], _mm256_setzero_ps());
+            let mut c = 0;
+            // SAFETY (all loads below): `w`, `d` and `proxy` hold exactly
+            // `stride` f32 values and every load reads LANES values at an
+            // offset `c` with `c + LANES <= stride`.
+            while c + LANES <= stride {
+                let i = (c / LANES) % 2;
+                let p = _mm256_mul_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)));
+                dot[i] = _mm256_add_ps(dot[i], p);
+                let a = _mm256_and_ps(p, abs);
+                total[i] = _mm256_add_ps(total[i], a);
+                px = _mm256_fmadd_ps(a, _mm256_loadu_ps(pp.add(c)), px);
+                c += LANES;
+            }
+            *out = [hsum(_mm256_add_ps(dot[0], dot[1])), hsum(_mm256_add_ps(total[0], total[1])), hsum(px)];
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn log_priority_bounds(a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
+        super::bounds_loop(a, logv, err, lo, hi);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        if Isa::detect() != Isa::Portable {
+            v.push(Isa::detect());
+        }
+        v
+    }
+
+    /// A deterministic pseudo-random stream in [-1, 1).
+    fn stream(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    #[test]
+    fn matrix_rows_are_padded_and_aligned() {
+        let m = Matrix::from_fn(3, 10, |r, c| (r * 100 + c) as f32);
+        assert_eq!(m.stride(), 16);
+        assert_eq!(m.rows(), 3);
+        let row = m.row(2).unwrap();
+        assert_eq!(row.len(), 16);
+        assert_eq!(row[9], 209.0);
+        assert_eq!(row[10..], [0.0; 6]);
+        assert!(m.row(3).is_none());
+        assert_eq!(m.as_slice().as_ptr() as usize % 32, 0);
+    }
+
+    #[test]
+    fn both_kernel_paths_agree_with_f64_within_the_bound() {
+        for cols in [1, 7, 8, 9, 31, 32, 33, 64, 100] {
+            let mut rnd = stream(cols as u64);
+            let rows = 37;
+            let w64: Vec<Vec<f64>> = (0..rows).map(|_| (0..cols).map(|_| rnd() * 3.0).collect()).collect();
+            let d64: Vec<f64> = (0..cols).map(|_| rnd() * 5.0).collect();
+            let m = Matrix::from_fn(rows, cols, |r, c| w64[r][c] as f32);
+            let mut d = vec![0.0f32; m.stride()];
+            let mut proxy = vec![0.0f32; m.stride()];
+            for c in 0..cols {
+                d[c] = d64[c] as f32;
+                proxy[c] = if c % 3 == 0 { 1.0 } else { 0.0 };
+            }
+            let list: Vec<u32> = (0..rows as u32).rev().chain([rows as u32 + 5]).collect();
+            let mut results = Vec::new();
+            for isa in isas() {
+                let mut out = vec![0.0f32; list.len()];
+                let mut out3 = vec![[0.0f32; 3]; list.len()];
+                dots(isa, &m, &list, &d, &mut out);
+                dots_abs(isa, &m, &list, &d, &proxy, &mut out3);
+                assert_eq!(out[list.len() - 1], 0.0, "out-of-range row");
+                for (j, &r) in list[..rows].iter().enumerate() {
+                    let w = &w64[r as usize];
+                    let exact: f64 = w.iter().zip(&d64).map(|(w, d)| w * d).sum();
+                    let total: f64 = w.iter().zip(&d64).map(|(w, d)| (w * d).abs()).sum();
+                    let px: f64 = w
+                        .iter()
+                        .zip(&d64)
+                        .enumerate()
+                        .filter(|(c, _)| c % 3 == 0)
+                        .map(|(_, (w, d))| (w * d).abs())
+                        .sum();
+                    let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), 3.0, 5.0 * cols as f64);
+                    assert!((f64::from(out[j]) - exact).abs() <= bound, "{isa:?} dot {cols}");
+                    assert!((f64::from(out3[j][0]) - exact).abs() <= bound, "{isa:?} dot_abs {cols}");
+                    assert!((f64::from(out3[j][1]) - total).abs() <= bound, "{isa:?} total {cols}");
+                    assert!((f64::from(out3[j][2]) - px).abs() <= bound, "{isa:?} proxy {cols}");
+                }
+                results.push((out, out3));
+            }
+            if let [(a, a3), (b, b3)] = &results[..] {
+                for j in 0..rows {
+                    let tol = 1e-4 * (1.0 + a3[j][1].abs());
+                    assert!((a[j] - b[j]).abs() <= tol && (a3[j][0] - b3[j][0]).abs() <= tol);
+                    assert!((a3[j][1] - b3[j][1]).abs() <= tol && (a3[j][2] - b3[j][2]).abs() <= tol);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ln1p_exp_neg_is_accurate_on_a_dense_grid() {
+        let mut worst = 0.0f64;
+        let mut z = 0.0f32;
+        while z < 120.0 {
+            let exact = (-f64::from(z)).exp().ln_1p();
+            worst = worst.max((f64::from(ln1p_exp_neg(z)) - exact).abs());
+            z += 1.0 / 4096.0;
+        }
+        assert!(worst < 3e-6, "worst error {worst}");
+        assert!(f64::from(KEY_EPS) > 30.0 * 3e-6);
+    }
+
+    #[test]
+    fn log_priority_bounds_contain_the_f64_priority_for_both_paths() {
+        let mut rnd = stream(7);
+        let n = 4099;
+        let logits: Vec<f64> = (0..n).map(|i| if i < 3 { [0.0, -299.0, 300.0][i] } else { rnd() * 60.0 }).collect();
+        let values: Vec<f64> = (0..n).map(|i| if i == 5 { 0.0 } else { (rnd() * 40.0).exp() }).collect();
+        let a: Vec<f32> = logits.iter().map(|&l| l as f32).collect();
+        let logv: Vec<f32> = values.iter().map(|&v| if v == 0.0 { f32::NEG_INFINITY } else { v.ln() as f32 }).collect();
+        let err = vec![0.0f32; n];
+        let mut all = Vec::new();
+        for isa in isas() {
+            let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+            log_priority_bounds(isa, &a, &logv, &err, &mut lo, &mut hi);
+            for i in 0..n {
+                let p = crate::arbitration::priority(crate::model::sigmoid(logits[i]), values[i], 1.0).ln();
+                assert!(f64::from(lo[i]) <= p && p <= f64::from(hi[i]), "{isa:?} {i}: {} <= {p} <= {}", lo[i], hi[i]);
+                assert!(hi[i] - lo[i] < 1e-3 || values[i] == 0.0, "bounds too loose at {i}");
+            }
+            all.push((lo, hi));
+        }
+        if let [x, y] = &all[..] {
+            assert_eq!(x, y, "the key loop has no FMA, so both paths give the same bits");
+        }
+    }
+
+    #[test]
+    fn sgemm_matches_a_naive_product() {
+        let (m, k, n) = (5, 19, 7);
+        let mut rnd = stream(3);
+        let a: Vec<f32> = (0..m * k).map(|_| rnd() as f32).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rnd() as f32).collect();
+        let mut c = vec![0.0f32; m * n];
+        // B given transposed: element (p, j) at j * k + p.
+        sgemm((m, k, n), &a, (k, 1), &b, (1, k), &mut c, (n, 1));
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[j * k + p])).sum();
+                assert!((f64::from(c[i * n + j]) - exact).abs() < 1e-5);
+            }
+        }
+    }
+}

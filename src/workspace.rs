@@ -1,0 +1,320 @@
+//! The reusable [`Workspace`] of [`Engine::recommend_into`], and the
+//! helpers that rewrite a [`Decision`] in place so that, once warmed up, a
+//! decision costs no heap allocation.
+//!
+//! [`Engine::recommend_into`]: crate::Engine::recommend_into
+
+use std::sync::Arc;
+
+use chrono::DateTime;
+
+use crate::arbitration::Candidate;
+use crate::catalog::{Channel, CustomerId, OfferId, ProductId};
+use crate::compiled::Bitset;
+use crate::customer::ProvenanceKind;
+use crate::decision::{Decision, DecisionStatus, Funnel, Reason, Stage, Withheld};
+use crate::explain::Contribution;
+use crate::schema::{FeatureSpec, LifeEvent};
+
+/// Scratch memory for [`Engine::recommend_into`](crate::Engine::recommend_into).
+///
+/// Create one per thread (it is `Send`, not shared) and pass it to every
+/// call: its buffers grow to the engine's size on the first calls and are
+/// reused afterwards, so a warmed-up call allocates nothing. A workspace
+/// may be used with several engines; it then resizes as needed.
+///
+/// ```
+/// # use tactful::{Catalog, Customer, Decision, Engine, Request, Workspace};
+/// # let catalog: Catalog = serde_json::from_str(include_str!("../examples/data/catalog.json"))?;
+/// # let engine = Engine::new(catalog)?;
+/// # let customer: Customer = serde_json::from_str(r#"{"id": "C-1", "age": 41, "features": [6, 12, 1.8, 1, 1, 0.6, 3, 2, 1],
+/// #     "holdings": ["current_account"], "consents": {"channels": ["email"]}}"#)?;
+/// # let request: Request = serde_json::from_str(r#"{"now": "2026-11-23T10:00:00Z", "channel": "email", "k": 3}"#)?;
+/// let mut workspace = Workspace::new();
+/// let mut decision = Decision::default();
+/// engine.recommend_into(&customer, &request, &mut workspace, &mut decision)?;
+/// assert_eq!(decision, engine.recommend(&customer, &request)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// Feature values in schema order.
+    pub(crate) x: Vec<f64>,
+    /// Centred, masked values: `xᵢ − baselineᵢ`, 0 when masked.
+    pub(crate) d: Vec<f64>,
+    /// Features counting as proxies for this customer.
+    pub(crate) is_proxy: Vec<bool>,
+    /// `d` in f32, padded for the kernels.
+    pub(crate) d32: Vec<f32>,
+    /// 1.0 for the proxy features, padded.
+    pub(crate) proxy32: Vec<f32>,
+    /// Per contact-history entry, the offer's position.
+    pub(crate) contact_offers: Vec<usize>,
+    /// Catalog products held.
+    pub(crate) held: Bitset,
+    /// Offers failing a rule before scoring.
+    pub(crate) fail: Bitset,
+    /// Offers already checked against the contact history.
+    pub(crate) contacted: Bitset,
+    /// Offers suppressed as proxy-driven.
+    pub(crate) driven: Bitset,
+    /// Offers reaching scoring that need only the logit, and their scores.
+    pub(crate) rows: Vec<u32>,
+    pub(crate) dots: Vec<f32>,
+    /// Offers reaching scoring that also need the proxy share, and their
+    /// `[logit, Σ|c|, Σ proxy |c|]` scores.
+    pub(crate) abs_rows: Vec<u32>,
+    pub(crate) abs_scores: Vec<[f32; 3]>,
+    /// Ranking: candidates with approximate bounds.
+    pub(crate) cand: Vec<u32>,
+    pub(crate) cand_logit: Vec<f32>,
+    pub(crate) cand_log_value: Vec<f32>,
+    pub(crate) cand_err: Vec<f32>,
+    pub(crate) lo: Vec<f32>,
+    pub(crate) hi: Vec<f32>,
+    /// Candidates scored exactly whatever their bounds.
+    pub(crate) always: Vec<u32>,
+    pub(crate) scratch: Vec<f32>,
+    /// Candidates rescored exactly in f64.
+    pub(crate) shortlist: Vec<Candidate>,
+    /// `(feature, contribution)` pairs for explanations and proxy lists.
+    pub(crate) pairs: Vec<(usize, f64)>,
+    /// Spare vectors taken from overwritten reasons.
+    pub(crate) pools: Pools,
+}
+
+/// Spare vectors taken from overwritten reasons, reused for new ones.
+#[derive(Debug, Default)]
+pub(crate) struct Pools {
+    kinds: Vec<Vec<ProvenanceKind>>,
+    names: Vec<Vec<Arc<str>>>,
+}
+
+impl Workspace {
+    /// An empty workspace; it grows on first use.
+    pub fn new() -> Workspace {
+        Workspace::default()
+    }
+}
+
+impl Default for Decision {
+    /// An empty decision, to be filled by
+    /// [`Engine::recommend_into`](crate::Engine::recommend_into).
+    fn default() -> Decision {
+        Decision {
+            customer: CustomerId::from(""),
+            now: DateTime::UNIX_EPOCH,
+            channel: Channel::Email,
+            requested_k: 0,
+            effective_k: 0,
+            status: DecisionStatus::Ranked,
+            recommendations: Vec::new(),
+            withheld: Vec::new(),
+            masked_features: Vec::new(),
+            funnel: Funnel::default(),
+        }
+    }
+}
+
+/// Sets `slot` to `value` unless it already points at the same string
+/// (which saves two atomic reference-count updates).
+pub(crate) fn set_arc(slot: &mut Arc<str>, value: &Arc<str>) {
+    if !Arc::ptr_eq(slot, value) {
+        *slot = value.clone();
+    }
+}
+
+/// Overwrites `list` with `items`, reusing its entries and allocation.
+pub(crate) fn set_names<'a>(list: &mut Vec<Arc<str>>, items: impl Iterator<Item = &'a Arc<str>>) {
+    let mut n = 0;
+    for item in items {
+        match list.get_mut(n) {
+            Some(slot) => set_arc(slot, item),
+            None => list.push(item.clone()),
+        }
+        n += 1;
+    }
+    list.truncate(n);
+}
+
+/// A withheld offer's reason, borrowed from the catalog where it names
+/// something, so that writing it over an equal one costs nothing.
+#[derive(Debug)]
+pub(crate) enum Why<'a> {
+    /// A reason without names or lists.
+    Plain(Reason),
+    AlreadyHeld(&'a ProductId),
+    MissingBaseProduct(&'a ProductId),
+    MissingRequiredHolding(&'a ProductId),
+    ExcludedHolding(&'a ProductId),
+    /// Guard rule 1, with the provenance bits found.
+    NotDeclared(LifeEvent, u8),
+    /// Guard rule 3, with the responsible features by position.
+    ProxyDriven {
+        share: f64,
+        threshold: f64,
+        features: &'a [(usize, f64)],
+        schema: &'a [FeatureSpec],
+    },
+}
+
+impl Why<'_> {
+    /// The owned reason (allocates; for consistency checks).
+    pub(crate) fn to_reason(&self) -> Reason {
+        match self {
+            Why::Plain(r) => r.clone(),
+            Why::AlreadyHeld(p) => Reason::AlreadyHeld { product: (*p).clone() },
+            Why::MissingBaseProduct(p) => Reason::MissingBaseProduct { product: (*p).clone() },
+            Why::MissingRequiredHolding(p) => Reason::MissingRequiredHolding { product: (*p).clone() },
+            Why::ExcludedHolding(p) => Reason::ExcludedHolding { product: (*p).clone() },
+            Why::NotDeclared(event, bits) => {
+                Reason::LifeEventNotDeclared { event: *event, found: crate::guard::provenances(*bits).collect() }
+            }
+            Why::ProxyDriven { share, threshold, features, schema } => Reason::ProxyDriven {
+                share: *share,
+                threshold: *threshold,
+                features: features.iter().map(|&(i, _)| schema[i].name.clone()).collect(),
+            },
+        }
+    }
+}
+
+/// Rewrites a decision's `withheld` list in place, entry by entry.
+pub(crate) struct Audit<'a> {
+    list: &'a mut Vec<Withheld>,
+    len: usize,
+    pools: &'a mut Pools,
+}
+
+impl<'a> Audit<'a> {
+    pub(crate) fn new(list: &'a mut Vec<Withheld>, pools: &'a mut Pools) -> Audit<'a> {
+        Audit { list, len: 0, pools }
+    }
+
+    /// Moves a list out of a reason about to be overwritten into the pools.
+    fn retire(&mut self, reason: &mut Reason) {
+        match reason {
+            Reason::LifeEventNotDeclared { found, .. } => self.pools.kinds.push(std::mem::take(found)),
+            Reason::ProxyDriven { features, .. } => self.pools.names.push(std::mem::take(features)),
+            _ => {}
+        }
+    }
+
+    /// Appends `offer`, withheld at `stage` because of `why`.
+    pub(crate) fn push(&mut self, offer: &OfferId, stage: Stage, why: Why<'_>) {
+        if self.len == self.list.len() {
+            // A placeholder, overwritten below; only while the list grows.
+            self.list.push(Withheld { offer: offer.clone(), stage, reason: Reason::OptedOut });
+        }
+        let mut reason = std::mem::replace(&mut self.list[self.len].reason, Reason::OptedOut);
+        self.write(&mut reason, why);
+        let slot = &mut self.list[self.len];
+        slot.reason = reason;
+        set_arc(&mut slot.offer.0, &offer.0);
+        slot.stage = stage;
+        self.len += 1;
+    }
+
+    fn write(&mut self, slot: &mut Reason, why: Why<'_>) {
+        match why {
+            Why::Plain(reason) => {
+                if *slot != reason {
+                    self.retire(slot);
+                    *slot = reason;
+                }
+            }
+            Why::AlreadyHeld(p) => match slot {
+                Reason::AlreadyHeld { product } => set_arc(&mut product.0, &p.0),
+                _ => self.replace(slot, Reason::AlreadyHeld { product: p.clone() }),
+            },
+            Why::MissingBaseProduct(p) => match slot {
+                Reason::MissingBaseProduct { product } => set_arc(&mut product.0, &p.0),
+                _ => self.replace(slot, Reason::MissingBaseProduct { product: p.clone() }),
+            },
+            Why::MissingRequiredHolding(p) => match slot {
+                Reason::MissingRequiredHolding { product } => set_arc(&mut product.0, &p.0),
+                _ => self.replace(slot, Reason::MissingRequiredHolding { product: p.clone() }),
+            },
+            Why::ExcludedHolding(p) => match slot {
+                Reason::ExcludedHolding { product } => set_arc(&mut product.0, &p.0),
+                _ => self.replace(slot, Reason::ExcludedHolding { product: p.clone() }),
+            },
+            Why::NotDeclared(e, bits) => {
+                if !matches!(slot, Reason::LifeEventNotDeclared { .. }) {
+                    let found = self.pools.kinds.pop().unwrap_or_default();
+                    self.replace(slot, Reason::LifeEventNotDeclared { event: e, found });
+                }
+                if let Reason::LifeEventNotDeclared { event, found } = slot {
+                    *event = e;
+                    found.clear();
+                    found.extend(crate::guard::provenances(bits));
+                }
+            }
+            Why::ProxyDriven { share: s, threshold: t, features: f, schema } => {
+                if !matches!(slot, Reason::ProxyDriven { .. }) {
+                    let features = self.pools.names.pop().unwrap_or_default();
+                    self.replace(slot, Reason::ProxyDriven { share: s, threshold: t, features });
+                }
+                if let Reason::ProxyDriven { share, threshold, features } = slot {
+                    *share = s;
+                    *threshold = t;
+                    set_names(features, f.iter().map(|&(i, _)| &schema[i].name));
+                }
+            }
+        }
+    }
+
+    fn replace(&mut self, slot: &mut Reason, reason: Reason) {
+        self.retire(slot);
+        *slot = reason;
+    }
+
+    /// Drops the entries past the ones written (keeping their lists).
+    pub(crate) fn finish(self) {
+        let Audit { list, len, pools } = self;
+        for w in list.iter_mut().skip(len) {
+            match &mut w.reason {
+                Reason::LifeEventNotDeclared { found, .. } => pools.kinds.push(std::mem::take(found)),
+                Reason::ProxyDriven { features, .. } => {
+                    features.clear();
+                    pools.names.push(std::mem::take(features));
+                }
+                _ => {}
+            }
+        }
+        list.truncate(len);
+    }
+}
+
+/// One contribution, borrowing its names from the schema.
+pub(crate) struct ContributionRef<'a> {
+    pub(crate) spec: &'a FeatureSpec,
+    pub(crate) value: f64,
+    pub(crate) weight: f64,
+    pub(crate) contribution: f64,
+}
+
+/// Overwrites `list` with `items`, reusing entries.
+pub(crate) fn set_contributions<'a>(list: &mut Vec<Contribution>, items: impl Iterator<Item = ContributionRef<'a>>) {
+    let mut n = 0;
+    for c in items {
+        match list.get_mut(n) {
+            Some(slot) => {
+                set_arc(&mut slot.feature, &c.spec.name);
+                set_arc(&mut slot.description, &c.spec.description);
+                slot.value = c.value;
+                slot.weight = c.weight;
+                slot.contribution = c.contribution;
+            }
+            None => list.push(Contribution {
+                feature: c.spec.name.clone(),
+                description: c.spec.description.clone(),
+                value: c.value,
+                weight: c.weight,
+                contribution: c.contribution,
+            }),
+        }
+        n += 1;
+    }
+    list.truncate(n);
+}

@@ -1,0 +1,315 @@
+//! The fast path (`recommend_into`: f32 SIMD scores, bounds, shortlist,
+//! exact f64 rescoring, compiled rules, in-place decisions) against the
+//! naive f64 reference of `tests/support/reference.rs`: the same decision,
+//! bit for bit (rankings, withheld reasons, shares, explanations), with the
+//! AVX2 kernels and with the portable ones, on fresh and reused buffers.
+
+#[path = "support/reference.rs"]
+mod reference;
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reference::{Dot, Reference};
+use tactful::{
+    Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, Engine, EngineParams, FeatureSchema,
+    FeatureSpec, FeatureValues, LifeEvent, LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel,
+    Provenance, ProxyTarget, Request, Sensitivity, SpecialCategory, Vulnerability, VulnerabilityMarker, Weights,
+    Workspace,
+};
+
+const CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::App];
+const EVENTS: [LifeEvent; 3] = [LifeEvent::NewChild, LifeEvent::Divorce, LifeEvent::FinancialDistress];
+const VULNS: [Vulnerability; 2] = [Vulnerability::FinancialDistress, Vulnerability::Gambling];
+const PRODUCTS: [&str; 6] = ["p0", "p1", "p2", "p3", "p4", "p5"];
+
+thread_local! {
+    /// Buffers reused across cases and engines of different sizes.
+    static REUSED: RefCell<(Workspace, Decision)> = RefCell::new((Workspace::new(), Decision::default()));
+}
+
+/// Values from a small set (exact ties), continuous values, and now and
+/// then a magnitude that stresses f32 (tiny, huge).
+fn number(rng: &mut StdRng, scale: f64, wild: bool) -> f64 {
+    match rng.gen_range(0..20) {
+        0..=7 => [-1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 2.0][rng.gen_range(0..7)] * scale,
+        8..=17 => (rng.gen::<f64>() * 2.0 - 1.0) * scale,
+        18 if wild => [1e-40, -3e-39, 1e-310, 7e5][rng.gen_range(0..4)],
+        19 if wild && rng.gen_bool(0.2) => [1e31, -2e35, 1e150][rng.gen_range(0..3)],
+        _ => 0.25 * scale,
+    }
+}
+
+fn sensitivity(rng: &mut StdRng) -> Sensitivity {
+    let event = EVENTS[rng.gen_range(0..EVENTS.len())];
+    match rng.gen_range(0..7) {
+        0 => Sensitivity::Special(SpecialCategory::Religion),
+        1 => Sensitivity::LifeEvent(event),
+        2 | 3 => Sensitivity::Proxy(ProxyTarget::LifeEvent(event)),
+        4 => Sensitivity::Proxy(ProxyTarget::Special(SpecialCategory::Ethnicity)),
+        _ => Sensitivity::Ordinary,
+    }
+}
+
+fn pick<T: Clone>(rng: &mut StdRng, items: &[T], p: f64) -> Vec<T> {
+    items.iter().filter(|_| rng.gen_bool(p)).cloned().collect()
+}
+
+fn product(rng: &mut StdRng) -> tactful::ProductId {
+    PRODUCTS[rng.gen_range(0..PRODUCTS.len())].into()
+}
+
+fn world(seed: u64) -> (Catalog, EngineParams, Customer, Request) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let wild = rng.gen_bool(0.3);
+    let n_features = rng.gen_range(1..24);
+    let features: Vec<FeatureSpec> = (0..n_features)
+        .map(|i| {
+            let s = if i == 0 { Sensitivity::Ordinary } else { sensitivity(&mut rng) };
+            FeatureSpec::new(&format!("f{i}"), &format!("feature {i}"))
+                .sensitivity(s)
+                .baseline(number(&mut rng, 0.5, false))
+        })
+        .collect();
+    let schema = FeatureSchema::new(features);
+    let n_offers = rng.gen_range(1..140);
+    let mut offers: Vec<Offer> = Vec::with_capacity(n_offers);
+    for i in 0..n_offers {
+        let mut channels = pick(&mut rng, &CHANNELS, 0.7);
+        if channels.is_empty() {
+            channels.push(Channel::Email);
+        }
+        let mut o = Offer {
+            id: format!("offer-{:03}", (i * 37) % 997).into(),
+            product: if rng.gen_bool(0.3) { product(&mut rng) } else { format!("own-{i}").into() },
+            kind: OfferKind::CrossSell,
+            value: match rng.gen_range(0..12) {
+                0 => 0.0,
+                1 if wild => 1e-200,
+                2..=5 => 100.0,
+                _ => rng.gen_range(1.0..500.0),
+            },
+            weight: [0.5, 1.0, 1.0, 1.0, 1.2][rng.gen_range(0..5)],
+            channels,
+            eligibility: Default::default(),
+            targets: pick(&mut rng, &EVENTS, 0.1),
+            unsuitable_for: pick(&mut rng, &VULNS, 0.15),
+            model: PropensityModel {
+                bias: number(&mut rng, 2.0, false),
+                weights: Weights::Dense((0..n_features).map(|_| number(&mut rng, 1.0, wild)).collect()),
+            },
+        };
+        // Exact and near ties: a twin of an earlier offer, or the same
+        // model with a value one ulp away.
+        if i > 0 && rng.gen_bool(0.15) {
+            let twin = &offers[rng.gen_range(0..i)];
+            o.model = twin.model.clone();
+            o.value = if rng.gen_bool(0.5) { twin.value } else { f64::from_bits(twin.value.to_bits() + 1) };
+            o.weight = twin.weight;
+        }
+        let e = &mut o.eligibility;
+        if rng.gen_bool(0.2) {
+            e.min_age = Some(rng.gen_range(18..40));
+        }
+        if rng.gen_bool(0.15) {
+            e.max_age = Some(rng.gen_range(40..80));
+        }
+        if rng.gen_bool(0.15) {
+            e.base_product = Some(product(&mut rng));
+        }
+        if rng.gen_bool(0.1) {
+            e.requires = vec![product(&mut rng), product(&mut rng)];
+        }
+        if rng.gen_bool(0.1) {
+            e.excludes = vec![product(&mut rng)];
+        }
+        offers.push(o);
+    }
+    offers.sort_by(|a, b| a.id.cmp(&b.id));
+    offers.dedup_by(|a, b| a.id == b.id);
+    let provenance = |rng: &mut StdRng| match rng.gen_range(0..3) {
+        0 => Provenance::Declared,
+        1 => Provenance::Observed,
+        _ => Provenance::Inferred { confidence: rng.gen_range(0.0..=1.0) },
+    };
+    let now = synthetic::now();
+    let x: Vec<f64> = (0..n_features).map(|_| number(&mut rng, 2.0, wild)).collect();
+    let features = if rng.gen_bool(0.3) {
+        FeatureValues::ByName(schema.features.iter().zip(&x).map(|(f, &v)| (f.name.to_string(), v)).collect())
+    } else {
+        FeatureValues::Dense(x)
+    };
+    let customer = Customer {
+        id: format!("c{seed}").into(),
+        age: if rng.gen_bool(0.9) { Some(rng.gen_range(16..90)) } else { None },
+        features,
+        holdings: pick(&mut rng, &PRODUCTS, 0.4).into_iter().map(Into::into).collect(),
+        life_events: (0..rng.gen_range(0..4))
+            .map(|_| LifeEventSignal { event: EVENTS[rng.gen_range(0..3)], provenance: provenance(&mut rng) })
+            .collect(),
+        vulnerabilities: (0..rng.gen_range(0..2))
+            .map(|_| VulnerabilityMarker {
+                vulnerability: VULNS[rng.gen_range(0..2)],
+                provenance: provenance(&mut rng),
+            })
+            .collect(),
+        consents: Consents {
+            marketing: if rng.gen_bool(0.03) { Marketing::OptedOut } else { Marketing::Allowed },
+            channels: pick(&mut rng, &CHANNELS, 0.85),
+            life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
+        },
+        contact_history: (0..rng.gen_range(0..8))
+            .map(|_| Contact {
+                offer: offers[rng.gen_range(0..offers.len())].id.clone(),
+                at: now - chrono::Duration::days(rng.gen_range(-5..120)),
+                channel: None,
+                outcome: [ContactOutcome::Shown, ContactOutcome::Dismissed, ContactOutcome::Accepted]
+                    [rng.gen_range(0..3)],
+            })
+            .collect(),
+    };
+    let mut params = EngineParams::default();
+    params.contact.frequency_cap = rng.gen_range(1..12);
+    params.guard.proxy_share_threshold = [0.0, 0.25, 0.5, 0.5, 0.9, rng.gen_range(0.0..1.0)][rng.gen_range(0..6)];
+    params.explain.max_contributions = rng.gen_range(1..6);
+    let k = if rng.gen_bool(0.1) { rng.gen_range(10..200) } else { rng.gen_range(1..8) };
+    let request = Request { now, channel: CHANNELS[rng.gen_range(0..3)], k };
+    (Catalog { schema, offers }, params, customer, request)
+}
+
+/// Every path gives the reference's answer, exactly.
+fn check(engine: &Engine, customer: &Customer, request: &Request) -> Result<(), TestCaseError> {
+    let expected = Reference::new(engine).recommend(customer, request, Dot::Sequential);
+    let portable = engine.clone().with_portable_kernels();
+    for e in [engine, &portable] {
+        let fresh = e.recommend(customer, request);
+        prop_assert_eq!(&fresh, &expected, "fresh buffers, avx2 = {}", e.uses_avx2());
+        let reused = REUSED.with(|cell| {
+            let (ws, decision) = &mut *cell.borrow_mut();
+            e.recommend_into(customer, request, ws, decision).map(|()| decision.clone())
+        });
+        prop_assert_eq!(&reused, &expected, "reused buffers, avx2 = {}", e.uses_avx2());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_path_equals_the_naive_f64_reference(seed in any::<u64>()) {
+        let (catalog, params, customer, request) = world(seed);
+        match Engine::builder().catalog(catalog).params(params).build() {
+            Ok(engine) => check(&engine, &customer, &request)?,
+            Err(e) => prop_assert!(false, "catalog rejected: {e}"),
+        }
+    }
+}
+
+#[test]
+fn synthetic_catalogs_equal_the_reference_for_many_customers() {
+    for n in [100, 1_000] {
+        let engine = Engine::builder().catalog(synthetic::catalog(n, 42)).params(synthetic::params()).build().unwrap();
+        for i in 0..60 {
+            let mut request = synthetic::request();
+            request.k = [5, 1, 3, 20][i as usize % 4];
+            check(&engine, &synthetic::customer(n, i), &request).unwrap();
+        }
+    }
+}
+
+#[test]
+fn near_ties_in_priority_keep_the_f64_order() {
+    // Offers whose priorities differ by an ulp or tie exactly: f32 scores
+    // cannot tell them apart, the f64 rescoring must.
+    let schema = FeatureSchema::new(vec![FeatureSpec::new("a", "a"), FeatureSpec::new("b", "b")]);
+    let mut offers = Vec::new();
+    for i in 0..40u64 {
+        let value = f64::from_bits(100f64.to_bits() + i % 3);
+        offers.push(Offer {
+            id: format!("o{:02}", 39 - i).into(),
+            product: format!("p{i}").into(),
+            kind: OfferKind::CrossSell,
+            value,
+            weight: 1.0,
+            channels: vec![Channel::Email],
+            eligibility: Default::default(),
+            targets: vec![],
+            unsuitable_for: vec![],
+            model: PropensityModel {
+                bias: 0.1 + (i % 2) as f64 * 1e-15,
+                weights: Weights::ByName(BTreeMap::from([("a".to_owned(), 0.3), ("b".to_owned(), -0.2)])),
+            },
+        });
+    }
+    let engine = Engine::new(Catalog { schema, offers }).unwrap();
+    let customer = Customer {
+        id: "c".into(),
+        age: None,
+        features: FeatureValues::Dense(vec![1.0, 0.5]),
+        holdings: vec![],
+        life_events: vec![],
+        vulnerabilities: vec![],
+        consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+        contact_history: vec![],
+    };
+    for k in [1, 2, 3, 5] {
+        check(&engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();
+    }
+}
+
+#[test]
+fn cancellation_beyond_f32_precision_keeps_the_f64_order() {
+    // Large opposite contributions cancel; the offers differ by less than
+    // f32 can see (its ulp at 1000 is 6e-5), so only the error bounds and
+    // the f64 rescoring keep the order right.
+    let names = ["a", "b", "c", "d"];
+    let schema = FeatureSchema::new(names.iter().map(|n| FeatureSpec::new(n, n)).collect());
+    let offers = (0..300u32)
+        .map(|i| {
+            let delta = |j: u32| f64::from((i * 7919 + j * 104_729) % 601) * 3e-7;
+            Offer {
+                id: format!("o{i:03}").into(),
+                product: format!("p{i}").into(),
+                kind: OfferKind::CrossSell,
+                value: 100.0,
+                weight: 1.0,
+                channels: vec![Channel::Email],
+                eligibility: Default::default(),
+                targets: vec![],
+                unsuitable_for: vec![],
+                model: PropensityModel {
+                    bias: -1.0,
+                    weights: Weights::Dense(vec![
+                        1000.0 + delta(0),
+                        -1000.0 + delta(1),
+                        731.3 + delta(2),
+                        -731.3 + delta(3),
+                    ]),
+                },
+            }
+        })
+        .collect();
+    let engine = Engine::new(Catalog { schema, offers }).unwrap();
+    let customer = Customer {
+        id: "c".into(),
+        age: None,
+        features: FeatureValues::Dense(vec![1.1, 1.1, 0.9, 0.9]),
+        holdings: vec![],
+        life_events: vec![],
+        vulnerabilities: vec![],
+        consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+        contact_history: vec![],
+    };
+    for x in [[1.1, 1.1, 0.9, 0.9], [1.3, 1.29, 0.7, 0.71], [3.7, 3.7, -2.1, -2.1]] {
+        let customer = Customer { features: FeatureValues::Dense(x.to_vec()), ..customer.clone() };
+        for k in [1, 3, 5] {
+            check(&engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();
+        }
+    }
+}
