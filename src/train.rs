@@ -90,27 +90,29 @@ pub enum LifeEventFeatures {
 pub struct TrainParams {
     /// L2 penalty λ on the standardised weights: the learner minimises the
     /// mean weighted log-loss plus `λ/2 · ‖w‖²` (linfa's `alpha` is λ times
-    /// the total weight). Finite and `>= 0`; default `1e-3`.
+    /// the total weight). Finite and `>= 0`; default 0.1, strong because
+    /// marketing data are noisy and their columns correlated (on CoIL 2000,
+    /// 5-fold cross-validation preferred 0.1 to 1 over 1e-4 to 10).
     pub l2_penalty: f64,
     /// Class-imbalance handling; default [`ClassWeight::Balanced`].
     pub class_weight: ClassWeight,
     /// Life-event features; default [`LifeEventFeatures::Exclude`].
     pub life_events: LifeEventFeatures,
-    /// L-BFGS iteration limit, at least 1; default 200.
+    /// L-BFGS iteration limit, at least 1; default 100.
     pub max_iterations: u64,
     /// Stop when the gradient norm of the mean loss falls below this;
-    /// finite and `> 0`; default `1e-6`.
+    /// finite and `> 0`; default `1e-5`.
     pub gradient_tolerance: f64,
 }
 
 impl Default for TrainParams {
     fn default() -> Self {
         TrainParams {
-            l2_penalty: 1e-3,
+            l2_penalty: 0.1,
             class_weight: ClassWeight::Balanced,
             life_events: LifeEventFeatures::Exclude,
-            max_iterations: 200,
-            gradient_tolerance: 1e-6,
+            max_iterations: 100,
+            gradient_tolerance: 1e-5,
         }
     }
 }
@@ -371,7 +373,7 @@ impl ValidTrainParams {
         // copies of the row, which is the same weighted log-loss.
         let extra = (factor as usize - 1) * positives;
         let rows: Vec<usize> = (0..n)
-            .chain((0..n).filter(|&i| target.labels[i]).flat_map(|i| std::iter::repeat(i).take(factor as usize - 1)))
+            .chain((0..n).filter(|&i| target.labels[i]).flat_map(|i| std::iter::repeat_n(i, factor as usize - 1)))
             .collect();
         debug_assert_eq!(rows.len(), n + extra);
         let mut z = Array2::zeros((rows.len(), cols.len()));
@@ -382,10 +384,8 @@ impl ValidTrainParams {
         }
         let y: Array1<bool> = rows.iter().map(|&i| target.labels[i]).collect();
         let total_weight = rows.len() as f64;
-        let learner = |e: linfa_logistic::error::Error| TrainError::Learner {
-            product: product.clone(),
-            message: e.to_string(),
-        };
+        let learner =
+            |e: linfa_logistic::error::Error| TrainError::Learner { product: product.clone(), message: e.to_string() };
         let fitted = LogisticRegression::default()
             .alpha(self.0.l2_penalty * total_weight)
             .max_iterations(self.0.max_iterations)
