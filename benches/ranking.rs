@@ -66,31 +66,35 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (at(0.5), at(0.99))
 }
 
-/// A plain timing loop: per-call latency percentiles.
+/// A plain timing loop: per-call latency percentiles, for each size listed
+/// in `RANKING_SPREAD` (default `100,1000,10000`).
 fn spread() {
-    let n = 1_000;
-    let engine = engine(n);
-    let customer = synthetic::customer(n, 0);
-    let request = synthetic::request();
-    let mut workspace = Workspace::new();
-    let mut out = Decision::default();
-    for _ in 0..1_000 {
-        engine.recommend_into(&customer, &request, &mut workspace, &mut out).expect("ranked");
+    let sizes = std::env::var("RANKING_SPREAD").unwrap_or_else(|_| "100,1000,10000".into());
+    for n in sizes.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
+        let engine = engine(n);
+        let customer = synthetic::customer(n, 0);
+        let request = synthetic::request();
+        let mut workspace = Workspace::new();
+        let mut out = Decision::default();
+        for _ in 0..1_000 {
+            engine.recommend_into(&customer, &request, &mut workspace, &mut out).expect("ranked");
+        }
+        let iterations = (20_000_000 / n).clamp(2_000, 200_000);
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t = Instant::now();
+            engine.recommend_into(black_box(&customer), &request, &mut workspace, &mut out).expect("ranked");
+            black_box(&out);
+            samples.push(t.elapsed());
+        }
+        let (p50, p99) = percentiles(samples);
+        println!(
+            "spread/recommend_into/{n}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2} ({iterations} calls)",
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            p99.as_secs_f64() / p50.as_secs_f64()
+        );
     }
-    let mut samples = Vec::with_capacity(100_000);
-    for _ in 0..100_000 {
-        let t = Instant::now();
-        engine.recommend_into(black_box(&customer), &request, &mut workspace, &mut out).expect("ranked");
-        black_box(&out);
-        samples.push(t.elapsed());
-    }
-    let (p50, p99) = percentiles(samples);
-    println!(
-        "spread/recommend_into/{n}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2}",
-        p50.as_secs_f64() * 1e6,
-        p99.as_secs_f64() * 1e6,
-        p99.as_secs_f64() / p50.as_secs_f64()
-    );
 }
 
 criterion_group!(benches, ranking);

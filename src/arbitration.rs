@@ -40,7 +40,9 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
 /// `lo[j] ≤ ln(priority of offers[j]) ≤ hi[j]`: with `τ` the k-th largest
 /// lower bound, an offer whose upper bound is below `τ` has `k` offers
 /// strictly ahead of it whatever the tie-break, so only offers with
-/// `hi ≥ τ` are pushed to `out`. Ranking those exactly ranks all.
+/// `hi ≥ τ` are pushed to `out`. Ranking those exactly ranks all. NaN
+/// bounds mark offers that the caller ranks exactly anyway: they are
+/// neither counted nor pushed.
 pub(crate) fn shortlist(k: usize, offers: &[u32], lo: &[f32], hi: &[f32], scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
     let n = offers.len().min(lo.len()).min(hi.len());
     let tau = if k == 0 {
@@ -63,7 +65,8 @@ pub(crate) fn shortlist(k: usize, offers: &[u32], lo: &[f32], hi: &[f32], scratc
         best[k - 1]
     } else {
         scratch.clear();
-        scratch.extend_from_slice(&lo[..n]);
+        // NaN marks a candidate ranked exactly elsewhere: never counted.
+        scratch.extend(lo[..n].iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }));
         scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
         scratch[k - 1]
     };

@@ -91,6 +91,8 @@ pub struct Engine {
     rules: Vec<Vec<Rule>>,
     /// The rules compiled to indices and bit sets.
     plan: Plan,
+    /// Positions of the ordinary features, the only ones cited.
+    ordinary: Vec<usize>,
     isa: Isa,
     params: ValidEngineParams,
 }
@@ -192,7 +194,19 @@ impl Engine {
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
         let rules = offers.iter().map(offer_rules).collect();
         let plan = Plan::compile(&offers);
-        Ok(Engine { schema, offers, offer_index, sorted_features, models, rules, plan, isa: Isa::detect(), params })
+        let ordinary = (0..schema.len()).filter(|&i| schema.features[i].sensitivity == Sensitivity::Ordinary).collect();
+        Ok(Engine {
+            schema,
+            offers,
+            offer_index,
+            sorted_features,
+            models,
+            rules,
+            plan,
+            ordinary,
+            isa: Isa::detect(),
+            params,
+        })
     }
 
     /// The feature schema.
@@ -453,20 +467,30 @@ impl Engine {
         Candidate { offer: o, logit, propensity, priority }
     }
 
-    /// Queues offer `o`, with f32 partial logit `dot`, for ranking.
-    fn push_candidate(&self, o: usize, dot: f32, (scale, floor): (f64, f64), ws: &mut Workspace) {
-        let a = self.models.base_logit(o) + f64::from(dot);
-        let err = scale * f64::from(self.models.norm[o]) + floor;
-        let log_value = self.models.log_value[o];
-        if log_value.is_nan() || a - err < -300.0 {
-            ws.always.push(o as u32);
-        } else {
-            ws.cand.push(o as u32);
-            // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that
-            // the rounding margin stays small.
-            ws.cand_logit.push(a.min(100.0) as f32);
-            ws.cand_log_value.push(log_value);
-            ws.cand_err.push((err * (1.0 + 1e-6)) as f32);
+    /// Bounds inputs for every candidate in `ws.rows` (f32 partial logits
+    /// in `ws.dots`); candidates outside the bounds' validity go to
+    /// `ws.always` and get NaN bounds.
+    fn candidate_inputs(&self, (scale, floor): (f64, f64), ws: &mut Workspace) {
+        let m = ws.rows.len();
+        ws.cand_logit.resize(m, 0.0);
+        ws.cand_log_value.resize(m, 0.0);
+        ws.cand_err.resize(m, 0.0);
+        let (rows, dots, always) = (&ws.rows[..m], &ws.dots[..m], &mut ws.always);
+        let (logit, log_value, error) = (&mut ws.cand_logit[..m], &mut ws.cand_log_value[..m], &mut ws.cand_err[..m]);
+        let models = &self.models;
+        for j in 0..m {
+            let o = rows[j] as usize;
+            let a = models.base_logit[o] + f64::from(dots[j]);
+            let err = scale * f64::from(models.norm[o]) + floor;
+            let v = models.log_value[o];
+            if v.is_nan() || a - err < -300.0 {
+                always.push(o as u32);
+                (logit[j], log_value[j], error[j]) = (0.0, f32::NAN, 0.0);
+            } else {
+                // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so
+                // that the rounding margin stays small.
+                (logit[j], log_value[j], error[j]) = (a.min(100.0) as f32, v, (err * (1.0 + 1e-6)) as f32);
+            }
         }
     }
 
@@ -480,7 +504,6 @@ impl Engine {
         out: &mut Decision,
     ) -> Result<(), RequestError> {
         let threshold = self.params.guard().proxy_share_threshold;
-        ws.cand.clear();
         ws.cand_logit.clear();
         ws.cand_log_value.clear();
         ws.cand_err.clear();
@@ -489,9 +512,7 @@ impl Engine {
         match prepared.mode {
             _ if prepared.budget.is_err() => {}
             Mode::Fast { scale, floor } => {
-                for j in 0..ws.rows.len() {
-                    self.push_candidate(ws.rows[j] as usize, ws.dots[j], (scale, floor), ws);
-                }
+                ws.dots.truncate(ws.rows.len());
                 for j in 0..ws.abs_rows.len() {
                     let o = ws.abs_rows[j] as usize;
                     let [dot, total, proxy] = ws.abs_scores[j];
@@ -508,9 +529,11 @@ impl Engine {
                     if driven {
                         ws.driven.set(o);
                     } else {
-                        self.push_candidate(o, dot, (scale, floor), ws);
+                        ws.rows.push(o as u32);
+                        ws.dots.push(dot);
                     }
                 }
+                self.candidate_inputs((scale, floor), ws);
             }
             Mode::Exact => {
                 // Reaching offers in offer order, as the reference scores them.
@@ -543,8 +566,8 @@ impl Engine {
         // Arbitration: bounds on every candidate's priority, then the few
         // that may be in the top-k, exactly.
         let k = prepared.effective_k;
-        if !ws.cand.is_empty() {
-            let n = ws.cand.len();
+        if let (Mode::Fast { .. }, Ok(_)) = (prepared.mode, &prepared.budget) {
+            let n = ws.rows.len();
             ws.lo.resize(n, 0.0);
             ws.hi.resize(n, 0.0);
             kernel::log_priority_bounds(
@@ -555,7 +578,7 @@ impl Engine {
                 &mut ws.lo,
                 &mut ws.hi,
             );
-            arbitration::shortlist(k, &ws.cand, &ws.lo, &ws.hi, &mut ws.scratch, &mut ws.always);
+            arbitration::shortlist(k, &ws.rows, &ws.lo, &ws.hi, &mut ws.scratch, &mut ws.always);
         }
         for j in 0..ws.always.len() {
             let o = ws.always[j] as usize;
@@ -710,12 +733,7 @@ impl Engine {
         let row = self.models.row(c.offer);
         let features = &self.schema.features;
         // Rule 6: only ordinary features are ever cited.
-        let cited = row
-            .iter()
-            .zip(d)
-            .enumerate()
-            .filter(|&(i, _)| features[i].sensitivity == Sensitivity::Ordinary)
-            .map(|(i, (w, d))| (i, w * d));
+        let cited = self.ordinary.iter().map(|&i| (i, row[i] * d[i]));
         explain::top_contributions(cited, self.params.explain().max_contributions, top);
         slot.rank = rank;
         set_arc(&mut slot.offer.0, &offer.id.0);

@@ -90,20 +90,30 @@ pub const GENERIC_REASON: &str = "Suggested as a good fit for customers with a p
 
 /// Selects the `max` largest `(feature, contribution)`
 /// pairs by absolute contribution; ties go to the lower feature index.
+/// Candidates must come in increasing feature order; zero contributions
+/// are skipped.
 pub(crate) fn top_contributions(
     candidates: impl Iterator<Item = (usize, f64)>,
     max: usize,
     out: &mut Vec<(usize, f64)>,
 ) {
     out.clear();
-    out.extend(candidates.filter(|&(_, c)| c != 0.0));
-    // Feature indices are unique, so the order is total and an unstable
-    // sort (which never allocates) gives the same result as a stable one.
-    if out.len() > max {
-        out.select_nth_unstable_by(max, |a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-        out.truncate(max);
+    if max == 0 {
+        return;
     }
-    out.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+    // Insertion into a short sorted list: `max` is small (3 by default),
+    // and an earlier (lower) index already wins a tie, so a newcomer only
+    // goes before strictly smaller contributions.
+    for (i, c) in candidates.filter(|&(_, c)| c != 0.0) {
+        if out.len() == max {
+            if out[max - 1].1.abs() >= c.abs() {
+                continue;
+            }
+            out.pop();
+        }
+        let at = out.iter().position(|e| e.1.abs() < c.abs()).unwrap_or(out.len());
+        out.insert(at, (i, c));
+    }
 }
 
 /// "Suggested mainly because of your A, your B and your C." built from the

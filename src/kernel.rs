@@ -315,36 +315,67 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// The four sums of `a`, `b`, `c` and `d`, in that order.
+    #[inline(always)]
+    unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+        let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+        _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
         let stride = m.stride();
         debug_assert!(d.len() == stride && stride % LANES == 0);
         let dp = d.as_ptr();
-        for (&r, out) in rows.iter().zip(out) {
+        let n = rows.len().min(out.len());
+        let mut j = 0;
+        // Four rows at a time, two accumulators each: the loads of `d` are
+        // shared and the horizontal sums done together.
+        while j + 4 <= n {
+            let (Some(w0), Some(w1), Some(w2), Some(w3)) = (
+                m.row(rows[j] as usize),
+                m.row(rows[j + 1] as usize),
+                m.row(rows[j + 2] as usize),
+                m.row(rows[j + 3] as usize),
+            ) else {
+                break;
+            };
+            let w = [w0.as_ptr(), w1.as_ptr(), w2.as_ptr(), w3.as_ptr()];
+            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            let mut c = 0;
+            // SAFETY (all loads below): each of the four rows and `d` hold
+            // exactly `stride` f32 values, `stride` is a multiple of LANES,
+            // and every load reads LANES values at an offset `c` with
+            // `c + LANES <= stride` (unaligned loads, so alignment is moot).
+            while c + LANES <= stride {
+                let x = _mm256_loadu_ps(dp.add(c));
+                let h = (c / LANES) % 2;
+                for r in 0..4 {
+                    acc[h][r] = _mm256_fmadd_ps(_mm256_loadu_ps(w[r].add(c)), x, acc[h][r]);
+                }
+                c += LANES;
+            }
+            let s = |r: usize| _mm256_add_ps(acc[0][r], acc[1][r]);
+            let sums = hsum4(s(0), s(1), s(2), s(3));
+            // SAFETY: `j + 4 <= n <= out.len()`, so four f32 fit at `j`.
+            _mm_storeu_ps(out.as_mut_ptr().add(j), sums);
+            j += 4;
+        }
+        for (&r, out) in rows[j..n].iter().zip(&mut out[j..n]) {
             let Some(w) = m.row(r as usize) else {
                 *out = 0.0;
                 continue;
             };
             let wp = w.as_ptr();
-            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut acc = [_mm256_setzero_ps(); 2];
             let mut c = 0;
-            // SAFETY (all loads below): `w` and `d` both hold exactly
-            // `stride` f32 values, `stride` is a multiple of LANES, and every
-            // load reads LANES values at an offset `c` with
-            // `c + LANES <= stride` (unaligned loads, so alignment is moot).
-            while c + 4 * LANES <= stride {
-                for (a, acc) in acc.iter_mut().enumerate() {
-                    let o = c + a * LANES;
-                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(o)), _mm256_loadu_ps(dp.add(o)), *acc);
-                }
-                c += 4 * LANES;
-            }
+            // SAFETY: as above, for one row.
             while c + LANES <= stride {
-                acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)), acc[0]);
+                let h = (c / LANES) % 2;
+                acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)), acc[h]);
                 c += LANES;
             }
-            let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            *out = hsum(s);
+            *out = hsum(_mm256_add_ps(acc[0], acc[1]));
         }
     }
 

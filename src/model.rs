@@ -53,7 +53,7 @@ pub(crate) struct ModelMatrix {
     /// Offer-major weights, `n_offers × n_features`.
     weights: Vec<f64>,
     /// `bias + Σ wᵢ·baselineᵢ`: the logit of a customer at the baseline.
-    base_logit: Vec<f64>,
+    pub(crate) base_logit: Vec<f64>,
     /// The same weights in f32, rows padded and aligned for the kernels.
     pub(crate) w32: Matrix,
     /// `|w|` of the offers in `proxy_offers`, for the batch path.
@@ -160,11 +160,6 @@ impl ModelMatrix {
     /// Weights of offer `o`.
     pub(crate) fn row(&self, o: usize) -> &[f64] {
         &self.weights[o * self.n_features..(o + 1) * self.n_features]
-    }
-
-    /// The logit of offer `o` at the baseline.
-    pub(crate) fn base_logit(&self, o: usize) -> f64 {
-        self.base_logit[o]
     }
 
     /// Logit of offer `o` for the centred, masked feature vector `d`

@@ -65,8 +65,7 @@ pub struct Workspace {
     /// `[logit, Σ|c|, Σ proxy |c|]` scores.
     pub(crate) abs_rows: Vec<u32>,
     pub(crate) abs_scores: Vec<[f32; 3]>,
-    /// Ranking: candidates with approximate bounds.
-    pub(crate) cand: Vec<u32>,
+    /// Ranking inputs per candidate (the candidates are `rows`).
     pub(crate) cand_logit: Vec<f32>,
     pub(crate) cand_log_value: Vec<f32>,
     pub(crate) cand_err: Vec<f32>,
@@ -179,6 +178,72 @@ impl Why<'_> {
     }
 }
 
+/// Moves a list out of a reason about to be overwritten into the pools.
+fn retire(pools: &mut Pools, reason: &mut Reason) {
+    match reason {
+        Reason::LifeEventNotDeclared { found, .. } => pools.kinds.push(std::mem::take(found)),
+        Reason::ProxyDriven { features, .. } => {
+            features.clear();
+            pools.names.push(std::mem::take(features));
+        }
+        _ => {}
+    }
+}
+
+fn replace(pools: &mut Pools, slot: &mut Reason, reason: Reason) {
+    retire(pools, slot);
+    *slot = reason;
+}
+
+/// Overwrites `slot` with `why`, reusing what it holds where it can.
+fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
+    match why {
+        Why::Plain(reason) => {
+            if *slot != reason {
+                replace(pools, slot, reason);
+            }
+        }
+        Why::AlreadyHeld(p) => match slot {
+            Reason::AlreadyHeld { product } => set_arc(&mut product.0, &p.0),
+            _ => replace(pools, slot, Reason::AlreadyHeld { product: p.clone() }),
+        },
+        Why::MissingBaseProduct(p) => match slot {
+            Reason::MissingBaseProduct { product } => set_arc(&mut product.0, &p.0),
+            _ => replace(pools, slot, Reason::MissingBaseProduct { product: p.clone() }),
+        },
+        Why::MissingRequiredHolding(p) => match slot {
+            Reason::MissingRequiredHolding { product } => set_arc(&mut product.0, &p.0),
+            _ => replace(pools, slot, Reason::MissingRequiredHolding { product: p.clone() }),
+        },
+        Why::ExcludedHolding(p) => match slot {
+            Reason::ExcludedHolding { product } => set_arc(&mut product.0, &p.0),
+            _ => replace(pools, slot, Reason::ExcludedHolding { product: p.clone() }),
+        },
+        Why::NotDeclared(e, bits) => {
+            if !matches!(slot, Reason::LifeEventNotDeclared { .. }) {
+                let found = pools.kinds.pop().unwrap_or_default();
+                replace(pools, slot, Reason::LifeEventNotDeclared { event: e, found });
+            }
+            if let Reason::LifeEventNotDeclared { event, found } = slot {
+                *event = e;
+                found.clear();
+                found.extend(crate::guard::provenances(bits));
+            }
+        }
+        Why::ProxyDriven { share: s, threshold: t, features: f, schema } => {
+            if !matches!(slot, Reason::ProxyDriven { .. }) {
+                let features = pools.names.pop().unwrap_or_default();
+                replace(pools, slot, Reason::ProxyDriven { share: s, threshold: t, features });
+            }
+            if let Reason::ProxyDriven { share, threshold, features } = slot {
+                *share = s;
+                *threshold = t;
+                set_names(features, f.iter().map(|&(i, _)| &schema[i].name));
+            }
+        }
+    }
+}
+
 /// Rewrites a decision's `withheld` list in place, entry by entry.
 pub(crate) struct Audit<'a> {
     list: &'a mut Vec<Withheld>,
@@ -191,96 +256,24 @@ impl<'a> Audit<'a> {
         Audit { list, len: 0, pools }
     }
 
-    /// Moves a list out of a reason about to be overwritten into the pools.
-    fn retire(&mut self, reason: &mut Reason) {
-        match reason {
-            Reason::LifeEventNotDeclared { found, .. } => self.pools.kinds.push(std::mem::take(found)),
-            Reason::ProxyDriven { features, .. } => self.pools.names.push(std::mem::take(features)),
-            _ => {}
-        }
-    }
-
     /// Appends `offer`, withheld at `stage` because of `why`.
     pub(crate) fn push(&mut self, offer: &OfferId, stage: Stage, why: Why<'_>) {
-        if self.len == self.list.len() {
-            // A placeholder, overwritten below; only while the list grows.
-            self.list.push(Withheld { offer: offer.clone(), stage, reason: Reason::OptedOut });
+        match self.list.get_mut(self.len) {
+            Some(slot) => {
+                set_arc(&mut slot.offer.0, &offer.0);
+                slot.stage = stage;
+                write_reason(self.pools, &mut slot.reason, why);
+            }
+            None => self.list.push(Withheld { offer: offer.clone(), stage, reason: why.to_reason() }),
         }
-        let mut reason = std::mem::replace(&mut self.list[self.len].reason, Reason::OptedOut);
-        self.write(&mut reason, why);
-        let slot = &mut self.list[self.len];
-        slot.reason = reason;
-        set_arc(&mut slot.offer.0, &offer.0);
-        slot.stage = stage;
         self.len += 1;
-    }
-
-    fn write(&mut self, slot: &mut Reason, why: Why<'_>) {
-        match why {
-            Why::Plain(reason) => {
-                if *slot != reason {
-                    self.retire(slot);
-                    *slot = reason;
-                }
-            }
-            Why::AlreadyHeld(p) => match slot {
-                Reason::AlreadyHeld { product } => set_arc(&mut product.0, &p.0),
-                _ => self.replace(slot, Reason::AlreadyHeld { product: p.clone() }),
-            },
-            Why::MissingBaseProduct(p) => match slot {
-                Reason::MissingBaseProduct { product } => set_arc(&mut product.0, &p.0),
-                _ => self.replace(slot, Reason::MissingBaseProduct { product: p.clone() }),
-            },
-            Why::MissingRequiredHolding(p) => match slot {
-                Reason::MissingRequiredHolding { product } => set_arc(&mut product.0, &p.0),
-                _ => self.replace(slot, Reason::MissingRequiredHolding { product: p.clone() }),
-            },
-            Why::ExcludedHolding(p) => match slot {
-                Reason::ExcludedHolding { product } => set_arc(&mut product.0, &p.0),
-                _ => self.replace(slot, Reason::ExcludedHolding { product: p.clone() }),
-            },
-            Why::NotDeclared(e, bits) => {
-                if !matches!(slot, Reason::LifeEventNotDeclared { .. }) {
-                    let found = self.pools.kinds.pop().unwrap_or_default();
-                    self.replace(slot, Reason::LifeEventNotDeclared { event: e, found });
-                }
-                if let Reason::LifeEventNotDeclared { event, found } = slot {
-                    *event = e;
-                    found.clear();
-                    found.extend(crate::guard::provenances(bits));
-                }
-            }
-            Why::ProxyDriven { share: s, threshold: t, features: f, schema } => {
-                if !matches!(slot, Reason::ProxyDriven { .. }) {
-                    let features = self.pools.names.pop().unwrap_or_default();
-                    self.replace(slot, Reason::ProxyDriven { share: s, threshold: t, features });
-                }
-                if let Reason::ProxyDriven { share, threshold, features } = slot {
-                    *share = s;
-                    *threshold = t;
-                    set_names(features, f.iter().map(|&(i, _)| &schema[i].name));
-                }
-            }
-        }
-    }
-
-    fn replace(&mut self, slot: &mut Reason, reason: Reason) {
-        self.retire(slot);
-        *slot = reason;
     }
 
     /// Drops the entries past the ones written (keeping their lists).
     pub(crate) fn finish(self) {
         let Audit { list, len, pools } = self;
         for w in list.iter_mut().skip(len) {
-            match &mut w.reason {
-                Reason::LifeEventNotDeclared { found, .. } => pools.kinds.push(std::mem::take(found)),
-                Reason::ProxyDriven { features, .. } => {
-                    features.clear();
-                    pools.names.push(std::mem::take(features));
-                }
-                _ => {}
-            }
+            retire(pools, &mut w.reason);
         }
         list.truncate(len);
     }
