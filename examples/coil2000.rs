@@ -16,6 +16,8 @@ mod chart;
 mod data;
 #[path = "coil2000/experiment.rs"]
 mod experiment;
+#[path = "coil2000/nbo.rs"]
+mod nbo;
 #[path = "coil2000/summary.rs"]
 mod summary;
 
@@ -87,13 +89,15 @@ fn main() -> ExitCode {
         }
     };
     print!("{}", summary::Summary(&report));
-    let outputs = [
-        args.report.as_ref().map(|p| (p, serde_json::to_string_pretty(&report).map_err(Into::into))),
-        args.catalog.as_ref().map(|p| (p, serde_json::to_string_pretty(&report.catalog).map_err(Into::into))),
+    let json = [
+        (&args.report, serde_json::to_string_pretty(&report)),
+        (&args.catalog, serde_json::to_string_pretty(&report.catalog)),
     ];
-    for (path, json) in outputs.into_iter().flatten() {
-        let written = json.and_then(|j: String| std::fs::write(path, j + "\n").map_err(Into::into));
-        if let Err(e) = written.map_err(|e: Box<dyn std::error::Error>| e) {
+    for (path, text) in json {
+        let Some(path) = path else { continue };
+        let written =
+            text.map_err(|e| e.to_string()).and_then(|t| std::fs::write(path, t + "\n").map_err(|e| e.to_string()));
+        if let Err(e) = written {
             eprintln!("error: {}: {e}", path.display());
             return ExitCode::FAILURE;
         }

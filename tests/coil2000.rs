@@ -8,6 +8,8 @@ mod chart;
 mod data;
 #[path = "../examples/coil2000/experiment.rs"]
 mod experiment;
+#[path = "../examples/coil2000/nbo.rs"]
+mod nbo;
 #[path = "../examples/coil2000/summary.rs"]
 mod summary;
 

@@ -34,6 +34,8 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
         .y_desc("caravan holders found (%)")
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 16))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     let colours = [RGBColor(200, 60, 40), RGBColor(30, 100, 200), RGBColor(120, 120, 120)];
@@ -45,7 +47,10 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), Box<dyn Error>> {
             .label(format!("{name}: {at20:.1}% found at 20%"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
     }
-    chart.draw_series(LineSeries::new([(20.0, 0.0), (20.0, 100.0)], BLACK.mix(0.4).stroke_width(1)))?;
+    // The challenge's selection: 800 of 4,000 customers.
+    let marker = RGBColor(40, 140, 60);
+    chart.draw_series(DashedLineSeries::new([(20.0, 0.0), (20.0, 100.0)], 6, 4, marker.stroke_width(2)))?;
+    chart.draw_series([Text::new("top 20%", (21.0, 6.0), (FONT, 15).into_font().color(&marker))])?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)

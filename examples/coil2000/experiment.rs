@@ -8,23 +8,20 @@ use std::path::PathBuf;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use serde::Serialize;
 use tactful::metrics::{self, GainPoint};
 use tactful::proxy_audit::{AuditParams, ProxyAudit, ProxyAuditor};
 use tactful::train::{Encoder, Target, TrainParams, TrainedModels, ValidTrainParams};
-use tactful::{
-    Catalog, Channel, Consents, Customer, Engine, EngineParams, FeatureSchema, FeatureValues, Offer, OfferKind,
-    PropensityModel, Request, Stage, Weights,
-};
+use tactful::{Catalog, Channel, Engine, EngineParams, FeatureSchema, Offer, OfferKind, PropensityModel, Weights};
 
 use crate::data::{self, Data};
+use crate::nbo::{self, Tallies, Task2};
 
 /// Products with fewer training holders than this get an intercept-only
 /// model (their prevalence): too few to fit weights on.
 pub const MIN_HOLDERS: usize = 5;
 
-type BoxError = Box<dyn Error + Send + Sync>;
+pub type BoxError = Box<dyn Error + Send + Sync>;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -84,98 +81,6 @@ pub struct Task1 {
     pub selected_rows: Vec<usize>,
 }
 
-/// Hit rates of one ranking method.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Hits {
-    /// Method.
-    pub method: String,
-    /// Hidden products (customer, product) ranked.
-    pub cases: usize,
-    /// Hidden product ranked first.
-    pub hit_at_1: f64,
-    /// Within the top 3.
-    pub hit_at_3: f64,
-    /// Within the top 5.
-    pub hit_at_5: f64,
-    /// Mean reciprocal rank (0 when not ranked).
-    pub mrr: f64,
-    /// Cases where the guard withheld the hidden product (proxy-driven).
-    pub withheld_by_guard: usize,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Tally {
-    cases: usize,
-    hits: [usize; 3],
-    rr: f64,
-    withheld: usize,
-}
-
-impl Tally {
-    fn add(&mut self, rank: Option<usize>) {
-        self.cases += 1;
-        if let Some(r) = rank {
-            for (h, k) in self.hits.iter_mut().zip([1, 3, 5]) {
-                *h += usize::from(r <= k);
-            }
-            self.rr += 1.0 / r as f64;
-        }
-    }
-
-    fn merge(mut self, other: Tally) -> Tally {
-        self.cases += other.cases;
-        self.rr += other.rr;
-        self.withheld += other.withheld;
-        for (a, b) in self.hits.iter_mut().zip(other.hits) {
-            *a += b;
-        }
-        self
-    }
-
-    fn hits(&self, method: &str) -> Hits {
-        let n = self.cases.max(1) as f64;
-        Hits {
-            method: method.to_owned(),
-            cases: self.cases,
-            hit_at_1: self.hits[0] as f64 / n,
-            hit_at_3: self.hits[1] as f64 / n,
-            hit_at_5: self.hits[2] as f64 / n,
-            mrr: self.rr / n,
-            withheld_by_guard: self.withheld,
-        }
-    }
-}
-
-/// Task 2 for one product.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProductHits {
-    /// Product id.
-    pub product: String,
-    /// Guarded engine.
-    pub guarded: Hits,
-    /// Guarded engine with the audit's proxies marked (guard rule 3).
-    pub proxies_marked: Hits,
-    /// Popularity.
-    pub popularity: Hits,
-}
-
-/// Task 2 on all splits.
-#[derive(Debug, Clone, Serialize)]
-pub struct Task2 {
-    /// Products ranked.
-    pub products: Vec<String>,
-    /// Guarded models through the engine, the same with the proxy audit's
-    /// flagged features marked `proxy`, and the popularity baseline.
-    pub overall: Vec<Hits>,
-    /// Per split: the features marked `proxy` for the second engine.
-    pub marked_per_split: Vec<Vec<String>>,
-    /// Per hidden product.
-    pub per_product: Vec<ProductHits>,
-    /// Per split: products that had too few holders to fit and used their
-    /// prevalence instead.
-    pub intercept_only: Vec<Vec<String>>,
-}
-
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -207,9 +112,9 @@ pub struct Report {
 }
 
 /// Feature positions of the product columns.
-struct Layout {
+pub struct Layout {
     /// Per line: its P and A feature positions.
-    columns: Vec<[usize; 2]>,
+    pub columns: Vec<[usize; 2]>,
 }
 
 impl Layout {
@@ -362,82 +267,6 @@ struct SplitResult {
     intercept_only: Vec<String>,
 }
 
-fn rank_of(target: usize, scores: &[f64], held: &[bool]) -> Option<usize> {
-    if held[target] {
-        return None;
-    }
-    let better = (0..scores.len())
-        .filter(|&q| !held[q] && q != target)
-        .filter(|&q| scores[q] > scores[target] || (scores[q] == scores[target] && q < target))
-        .count();
-    Some(better + 1)
-}
-
-/// Tallies per product, for each engine and then for popularity.
-type Tallies = Vec<Vec<Tally>>;
-
-fn task2(
-    engines: &[Engine],
-    layout: &Layout,
-    test: ArrayView2<'_, f64>,
-    held: &Array2<bool>,
-    prevalence: &[f64],
-    with_caravan: bool,
-) -> Result<Tallies, BoxError> {
-    let names = data::products();
-    let n_products = if with_caravan { names.len() } else { names.len() - 1 };
-    let request: Request = serde_json::from_value(serde_json::json!({
-        "now": "2000-01-01T00:00:00Z", "channel": "email", "k": names.len()
-    }))?;
-    let per_customer = (0..test.nrows())
-        .into_par_iter()
-        .map(|i| -> Result<Tallies, BoxError> {
-            let mut tallies = vec![vec![Tally::default(); names.len()]; engines.len() + 1];
-            for p in (0..n_products).filter(|&p| held[[i, p]]) {
-                let mut x = test.row(i).to_vec();
-                if let Some(cols) = layout.columns.get(p) {
-                    cols.iter().for_each(|&c| x[c] = 0.0);
-                }
-                let mut holds: Vec<bool> = held.row(i).to_vec();
-                holds[p] = false;
-                if !with_caravan {
-                    // Unknown caravan holding: never offered, never hidden.
-                    holds[names.len() - 1] = true;
-                }
-                let customer = Customer {
-                    id: format!("row-{}", i + 1).into(),
-                    age: None,
-                    features: FeatureValues::Dense(x),
-                    holdings: (0..names.len()).filter(|&q| holds[q]).map(|q| names[q].as_str().into()).collect(),
-                    life_events: vec![],
-                    vulnerabilities: vec![],
-                    consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-                    contact_history: vec![],
-                };
-                for (engine, tally) in engines.iter().zip(&mut tallies) {
-                    let decision = engine.recommend(&customer, &request)?;
-                    let rank = decision.recommendations.iter().find(|r| r.product.as_str() == names[p]).map(|r| r.rank);
-                    tally[p].add(rank);
-                    if decision.withheld_reason(&names[p]).is_some_and(|w| w.stage == Stage::Guard) {
-                        tally[p].withheld += 1;
-                    }
-                }
-                tallies[engines.len()][p].add(rank_of(p, prevalence, &holds));
-            }
-            Ok(tallies)
-        })
-        .collect::<Vec<_>>();
-    let mut total = vec![vec![Tally::default(); names.len()]; engines.len() + 1];
-    for tallies in per_customer {
-        for (t, c) in total.iter_mut().zip(tallies?) {
-            for (a, b) in t.iter_mut().zip(c) {
-                *a = a.merge(b);
-            }
-        }
-    }
-    Ok(total)
-}
-
 /// Audits every model of `fitted` on `x` and marks the flagged features
 /// `proxy` in its catalog; returns the catalog, the audits and the names
 /// marked.
@@ -508,7 +337,7 @@ fn run_split(
         train_held.columns().into_iter().map(|c| c.iter().filter(|&&h| h).count() as f64 / c.len() as f64).collect();
     let (marked_catalog, _, marked) = audit(&guarded, split.train.view(), audit_params)?;
     let engines = [engine(catalog(&guarded))?, engine(marked_catalog)?];
-    let tallies = task2(&engines, layout, split.test.view(), &test_held, &prevalence, split.test_caravan.is_some())?;
+    let tallies = nbo::run(&engines, layout, split.test.view(), &test_held, &prevalence, split.test_caravan.is_some())?;
     Ok(SplitResult {
         selections,
         selected,
@@ -597,7 +426,12 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let task1 = task1_summary(opts, &results);
-    let task2 = task2_summary(&results, opts.test.is_none() || splits[0].test_caravan.is_some());
+    let task2 = nbo::summary(
+        &results.iter().map(|r| &r.tallies).collect::<Vec<_>>(),
+        results.iter().map(|r| r.marked.clone()).collect(),
+        results.iter().map(|r| r.intercept_only.clone()).collect(),
+        opts.test.is_none() || splits[0].test_caravan.is_some(),
+    );
 
     // Proxy audit of the guarded models trained on the whole training file.
     let held = layout.holdings(x.view(), Some(&caravan));
@@ -673,36 +507,5 @@ fn task1_summary(opts: &Options, results: &[SplitResult]) -> Task1 {
         results: out,
         gains: vec![("all features".into(), curve(0)), ("guarded".into(), curve(1)), ("random".into(), random)],
         selected_rows: results.iter().flat_map(|r| r.selected_rows.iter().copied()).collect(),
-    }
-}
-
-fn task2_summary(results: &[SplitResult], with_caravan: bool) -> Task2 {
-    let mut names = data::products();
-    if !with_caravan {
-        names.pop();
-    }
-    let methods = ["guarded engine", "proxies marked", "popularity"];
-    let sum = |m: usize, p: usize| results.iter().map(|r| r.tallies[m][p]).fold(Tally::default(), Tally::merge);
-    let per_product: Vec<ProductHits> = names
-        .iter()
-        .enumerate()
-        .map(|(p, name)| ProductHits {
-            product: name.clone(),
-            guarded: sum(0, p).hits(methods[0]),
-            proxies_marked: sum(1, p).hits(methods[1]),
-            popularity: sum(2, p).hits(methods[2]),
-        })
-        .collect();
-    let overall = methods
-        .iter()
-        .enumerate()
-        .map(|(m, name)| (0..names.len()).map(|p| sum(m, p)).fold(Tally::default(), Tally::merge).hits(name))
-        .collect();
-    Task2 {
-        products: names.clone(),
-        overall,
-        per_product,
-        marked_per_split: results.iter().map(|r| r.marked.clone()).collect(),
-        intercept_only: results.iter().map(|r| r.intercept_only.clone()).collect(),
     }
 }
