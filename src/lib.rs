@@ -44,6 +44,18 @@
 //!    components, the largest signed contributions of cited features, the
 //!    rules passed and a plain sentence.
 //!
+//! ## Training
+//!
+//! [`train`] fits one logistic propensity model per product with
+//! linfa-logistic from raw columns (numeric or one-hot categorical). It
+//! never shows `special` features to the learner, nor `life_event` ones
+//! unless asked, and returns raw-scale weights and a schema (baselines at
+//! the training means) that load straight into a [`Catalog`].
+//! [`proxy_audit`] flags features that reveal sensitive ones and weigh in
+//! the model, so they can be marked `proxy`; [`metrics`] has AUC, gains and
+//! seeded stratified folds. `examples/coil2000.rs` runs it all on real
+//! insurance data.
+//!
 //! ## Example
 //!
 //! ```
