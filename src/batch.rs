@@ -507,75 +507,124 @@ fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Option<RawLine
     Ok(Some(RawLine::Text(buf)))
 }
 
+/// Reads the next chunk of lines, numbered from `first`. The flag is `true`
+/// at the end of the input.
+fn read_chunk(reader: &mut impl BufRead, first: u64, options: &BatchOptions) -> io::Result<(Chunk, bool)> {
+    let chunk_lines = options.chunk_lines.max(1);
+    let mut chunk = Vec::with_capacity(chunk_lines.min(DEFAULT_CHUNK_LINES));
+    let mut bytes = 0usize;
+    while chunk.len() < chunk_lines && bytes < options.chunk_bytes.max(1) {
+        match read_line(reader, options.max_line_bytes)? {
+            None => return Ok((chunk, true)),
+            Some(raw) => {
+                if let RawLine::Text(t) = &raw {
+                    bytes += t.len();
+                }
+                chunk.push((first + chunk.len() as u64, raw));
+            }
+        }
+    }
+    Ok((chunk, false))
+}
+
+/// A chunk of numbered input lines.
+type Chunk = Vec<(u64, RawLine)>;
+
+/// One line scored and prepared: its number, its failure kind if any, and
+/// the sink's item.
+type Prepared<T> = (u64, Option<ErrorKind>, T);
+
+/// Scores and prepares a chunk in parallel, keeping its order.
+fn score_chunk<S: Sink>(
+    chunk: &[(u64, RawLine)],
+    engine: &Engine,
+    request: &Request,
+    options: &BatchOptions,
+) -> Vec<Prepared<S::Item>> {
+    chunk
+        .par_iter()
+        .map(|(line, raw)| {
+            let outcome = match raw {
+                RawLine::Text(bytes) => score_line(engine, request, *line, bytes),
+                RawLine::TooLong(len) => Err(ErrorRecord::new(
+                    *line,
+                    None,
+                    ErrorKind::LineTooLong,
+                    format!("the line has {len} bytes, more than the limit of {}", options.max_line_bytes),
+                    None,
+                )),
+            };
+            let failure = outcome.as_ref().err().map(|e| e.error.kind);
+            (*line, failure, S::prepare(Record { line: *line, outcome }))
+        })
+        .collect()
+}
+
+/// Hands a scored chunk to the sink, in order, and counts it.
+fn write_chunk<S: Sink>(sink: &mut S, items: Vec<Prepared<S::Item>>, summary: &mut Summary) -> Result<(), StreamError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    for (line, failure, item) in items {
+        sink.write(item).map_err(|source| StreamError::Write { lines_done: summary.lines, source })?;
+        summary.add(line, failure);
+    }
+    sink.chunk_done(summary).map_err(|source| StreamError::Write { lines_done: summary.lines, source })
+}
+
 /// Scores every line of `reader` (one customer as JSON per line) with
 /// `engine` and `request`, and hands one [`Record`] per input line to
 /// `sink`, in input order.
 ///
 /// Lines are processed in chunks (see [`BatchOptions`]); each chunk is
 /// scored and encoded in parallel on the current rayon thread pool (run it
-/// inside [`rayon::ThreadPool::install`] to choose the number of threads).
-/// A bad line never stops the run: it gets an [`ErrorRecord`]. Only an I/O
-/// error of the reader or the sink does.
+/// inside [`rayon::ThreadPool::install`] to choose the number of threads),
+/// while the previous chunk is written and the next one read. At most three
+/// chunks are in memory at a time. A bad line never stops the run: it gets
+/// an [`ErrorRecord`]. Only an I/O error of the reader or the sink does; the
+/// lines before it have then all been handed to the sink.
 ///
 /// Lines are numbered from 1 and end at `\n` (a `\r` before it is dropped);
 /// text after the last `\n` is a last line, and an empty input has no line.
-pub fn score_stream<R: BufRead, S: Sink>(
+pub fn score_stream<R: BufRead + Send, S: Sink + Send>(
     mut reader: R,
     engine: &Engine,
     request: &Request,
     options: &BatchOptions,
     mut sink: S,
 ) -> Result<Summary, StreamError> {
-    let chunk_lines = options.chunk_lines.max(1);
     let mut summary = Summary::default();
-    let mut chunk: Vec<(u64, RawLine)> = Vec::with_capacity(chunk_lines.min(DEFAULT_CHUNK_LINES));
-    let mut at_end = false;
-    while !at_end {
-        chunk.clear();
-        let mut bytes = 0usize;
-        while chunk.len() < chunk_lines && bytes < options.chunk_bytes.max(1) {
-            let line = read_line(&mut reader, options.max_line_bytes)
-                .map_err(|source| StreamError::Read { lines_done: summary.lines, source })?;
-            match line {
-                None => {
-                    at_end = true;
-                    break;
+    let read_error = |summary: &Summary, source| StreamError::Read { lines_done: summary.lines, source };
+    let (mut current, mut at_end) = read_chunk(&mut reader, 1, options).map_err(|e| read_error(&summary, e))?;
+    let mut lines_read = current.len() as u64;
+    let mut scored: Vec<Prepared<S::Item>> = Vec::new();
+    while !current.is_empty() || !scored.is_empty() {
+        // Score this chunk on the pool while this thread writes the
+        // previous one and reads the next.
+        let (next_scored, io) = rayon::join(
+            || score_chunk::<S>(&current, engine, request, options),
+            || -> Result<Option<(Chunk, bool)>, StreamError> {
+                write_chunk(&mut sink, std::mem::take(&mut scored), &mut summary)?;
+                if at_end {
+                    return Ok(None);
                 }
-                Some(raw) => {
-                    bytes += match &raw {
-                        RawLine::Text(t) => t.len(),
-                        RawLine::TooLong(_) => 0,
-                    };
-                    let number = summary.lines + chunk.len() as u64 + 1;
-                    chunk.push((number, raw));
-                }
+                read_chunk(&mut reader, lines_read + 1, options).map(Some).map_err(|e| read_error(&summary, e))
+            },
+        );
+        scored = next_scored;
+        match io {
+            Ok(Some((next, end))) => {
+                lines_read += next.len() as u64;
+                current = next;
+                at_end = end;
+            }
+            Ok(None) => current = Vec::new(),
+            Err(e @ StreamError::Write { .. }) => return Err(e),
+            Err(StreamError::Read { source, .. }) => {
+                write_chunk(&mut sink, scored, &mut summary)?;
+                return Err(read_error(&summary, source));
             }
         }
-        if chunk.is_empty() {
-            break;
-        }
-        let items: Vec<(Option<ErrorKind>, S::Item)> = chunk
-            .par_iter()
-            .map(|(line, raw)| {
-                let outcome = match raw {
-                    RawLine::Text(bytes) => score_line(engine, request, *line, bytes),
-                    RawLine::TooLong(len) => Err(ErrorRecord::new(
-                        *line,
-                        None,
-                        ErrorKind::LineTooLong,
-                        format!("the line has {len} bytes, more than the limit of {}", options.max_line_bytes),
-                        None,
-                    )),
-                };
-                let failure = outcome.as_ref().err().map(|e| e.error.kind);
-                (failure, S::prepare(Record { line: *line, outcome }))
-            })
-            .collect();
-        for ((line, _), (failure, item)) in chunk.iter().zip(items) {
-            sink.write(item).map_err(|source| StreamError::Write { lines_done: summary.lines, source })?;
-            summary.add(*line, failure);
-        }
-        sink.chunk_done(&summary).map_err(|source| StreamError::Write { lines_done: summary.lines, source })?;
     }
     Ok(summary)
 }
@@ -931,6 +980,38 @@ mod tests {
             summary.to_string(),
             "50 lines read, 30 scored, 20 failed (blank_line: 10, malformed_json: 10; first at line 1)"
         );
+    }
+
+    /// Gives `ok` bytes of `data`, then fails.
+    struct FailAfter<'a> {
+        data: &'a [u8],
+        ok: usize,
+    }
+
+    impl io::Read for FailAfter<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.ok == 0 {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.ok).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_stops_after_handing_over_every_complete_chunk() {
+        let input = format!("{GOOD}\n").repeat(20);
+        let reader = io::BufReader::with_capacity(16, FailAfter { data: input.as_bytes(), ok: GOOD.len() * 9 });
+        let options = BatchOptions { chunk_lines: 2, ..BatchOptions::default() };
+        let mut sink = VecSink::default();
+        let e = score_stream(reader, &engine(), &request(), &options, &mut sink).unwrap_err();
+        let StreamError::Read { lines_done, .. } = e else { panic!("{e}") };
+        // 8 whole lines were read before the failure, in 4 chunks.
+        assert_eq!((lines_done, sink.records.len()), (8, 8));
+        assert!(sink.records.iter().enumerate().all(|(i, r)| r.line == i as u64 + 1 && r.outcome.is_ok()));
     }
 
     #[test]
