@@ -4,6 +4,8 @@
 //! `cargo bench --bench ranking` (a few minutes). Groups:
 //! - `ranking/{engine,naive}/N`: one customer, N offers × 64 features, top-5,
 //!   guard and explanations on;
+//! - `batch/*`: 4,096 distinct customers, 1,000 offers: `recommend_batch`
+//!   on both cores, and `recommend_into` one by one on one core;
 //! - a plain timing loop printing p50, p99 and p99/p50.
 //!
 //! The catalog and customers are synthetic and seeded
@@ -12,7 +14,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BenchmarkId, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use tactful::{Decision, Engine, Workspace};
 
 #[path = "../tests/support/reference.rs"]
@@ -60,6 +62,40 @@ fn ranking(c: &mut Criterion) {
     group.finish();
 }
 
+/// Throughput over many distinct customers, 1,000 offers: the batch API on
+/// both cores (one matrix product per block of customers), and
+/// `recommend_into` one customer after another on one core.
+fn batch(c: &mut Criterion) {
+    let n = 1_000;
+    let engine = engine(n);
+    let customers: Vec<_> = (0..4_096).map(|i| synthetic::customer(n, i)).collect();
+    let request = synthetic::request();
+    let mut group = c.benchmark_group("batch");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(4)).sample_size(20);
+    group.throughput(Throughput::Elements(customers.len() as u64));
+    let mut out = Vec::new();
+    group.bench_function("recommend_batch_into/1000", |b| {
+        b.iter(|| {
+            engine.recommend_batch_into(black_box(&customers), &request, &mut out);
+            black_box(&out);
+        })
+    });
+    group.bench_function("recommend_batch/1000", |b| {
+        b.iter(|| black_box(engine.recommend_batch(black_box(&customers), &request)))
+    });
+    let mut workspace = Workspace::new();
+    let mut decision = Decision::default();
+    group.bench_function("sequential_recommend_into/1000", |b| {
+        b.iter(|| {
+            for customer in &customers {
+                engine.recommend_into(black_box(customer), &request, &mut workspace, &mut decision).expect("ranked");
+                black_box(&decision);
+            }
+        })
+    });
+    group.finish();
+}
+
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
@@ -97,7 +133,7 @@ fn spread() {
     }
 }
 
-criterion_group!(benches, ranking);
+criterion_group!(benches, ranking, batch);
 
 fn main() {
     benches();

@@ -155,6 +155,25 @@ struct Prepared {
 /// Above this, f32 scores are not trusted (f32 overflows at 3.4e38).
 const F32_SAFE: f64 = 1e30;
 
+/// Customers scored together by [`Engine::recommend_batch`]: one matrix
+/// product per block.
+pub const BATCH_BLOCK: usize = 32;
+
+/// Per-thread memory of a batch.
+#[derive(Default)]
+struct BatchScratch {
+    workspaces: Vec<Workspace>,
+    prepared: Vec<Result<Prepared, RequestError>>,
+    /// The block's f32 feature vectors, one row per customer.
+    d: Vec<f32>,
+    /// `|d|`, then `|d|` on proxy features only.
+    d_abs: Vec<f32>,
+    /// Scores, one row of `n_offers` per customer.
+    scores: Vec<f32>,
+    /// `Σ|w||d|` rows, then proxy `Σ|w||d|` rows, per proxy-weighted offer.
+    abs: Vec<f32>,
+}
+
 impl Engine {
     /// A builder.
     pub fn builder() -> EngineBuilder {
@@ -365,6 +384,143 @@ impl Engine {
             kernel::dots_abs(self.isa, &self.models.w32, &ws.abs_rows, &ws.d32, &ws.proxy32, &mut ws.abs_scores);
         }
         self.finish(customer, request, &prepared, workspace, decision)
+    }
+
+    /// [`Engine::recommend`] for many customers with the same request, in
+    /// input order, using every core (rayon).
+    ///
+    /// Customers are scored in blocks of [`BATCH_BLOCK`]: one f32 matrix
+    /// product per block (weights × the block's feature vectors) replaces
+    /// the per-customer kernels, so the weights are read once per block;
+    /// the rest of the pipeline, and the results, are those of
+    /// [`Engine::recommend`], bit for bit.
+    pub fn recommend_batch(&self, customers: &[Customer], request: &Request) -> Vec<Result<Decision, RequestError>> {
+        let mut out = Vec::new();
+        self.recommend_batch_into(customers, request, &mut out);
+        out
+    }
+
+    /// [`Engine::recommend_batch`] into `out` (resized to `customers.len()`),
+    /// reusing the decisions already there as buffers: with a warmed-up
+    /// `out`, a batch allocates only per-thread scratch memory.
+    pub fn recommend_batch_into(
+        &self,
+        customers: &[Customer],
+        request: &Request,
+        out: &mut Vec<Result<Decision, RequestError>>,
+    ) {
+        use rayon::prelude::*;
+        out.truncate(customers.len());
+        while out.len() < customers.len() {
+            out.push(Ok(Decision::default()));
+        }
+        out.par_chunks_mut(BATCH_BLOCK)
+            .zip(customers.par_chunks(BATCH_BLOCK))
+            .for_each_init(BatchScratch::default, |scratch, (out, customers)| {
+                self.decide_block(customers, request, scratch, out)
+            });
+    }
+
+    /// One block of a batch: prepare each customer, one matrix product for
+    /// the block's scores, then finish each customer.
+    fn decide_block(
+        &self,
+        customers: &[Customer],
+        request: &Request,
+        scratch: &mut BatchScratch,
+        out: &mut [Result<Decision, RequestError>],
+    ) {
+        let b = customers.len();
+        let stride = self.models.w32.stride();
+        let n = self.offers.len();
+        let proxies = self.models.proxy_offers.len();
+        if scratch.workspaces.len() < b {
+            scratch.workspaces.resize_with(b, Workspace::new);
+        }
+        scratch.prepared.clear();
+        scratch.d.clear();
+        scratch.d.resize(b * stride, 0.0);
+        scratch.d_abs.clear();
+        scratch.d_abs.resize(2 * b * stride, 0.0);
+        let mut any_scored = false;
+        let mut any_proxy = false;
+        for (j, customer) in customers.iter().enumerate() {
+            let ws = &mut scratch.workspaces[j];
+            let prepared = self.prepare(customer, request, ws);
+            if let Ok(Prepared { mode: Mode::Fast { .. }, budget: Ok(_), .. }) = &prepared {
+                any_scored |= !ws.rows.is_empty() || !ws.abs_rows.is_empty();
+                any_proxy |= !ws.abs_rows.is_empty();
+                scratch.d[j * stride..(j + 1) * stride].copy_from_slice(&ws.d32);
+                for i in 0..stride {
+                    let a = ws.d32[i].abs();
+                    scratch.d_abs[j * stride + i] = a;
+                    scratch.d_abs[(b + j) * stride + i] = a * ws.proxy32[i];
+                }
+            }
+            scratch.prepared.push(prepared);
+        }
+        if any_scored {
+            // Scores of every offer for every customer of the block:
+            // (b × stride) · (stride × n), the weights read as Wᵀ.
+            scratch.scores.clear();
+            scratch.scores.resize(b * n, 0.0);
+            kernel::sgemm(
+                (b, stride, n),
+                &scratch.d,
+                (stride, 1),
+                self.models.w32.as_slice(),
+                (1, stride),
+                &mut scratch.scores,
+                (n, 1),
+            );
+        }
+        if any_proxy && proxies > 0 {
+            // Σ|w||d| and Σ proxy |w||d| for the offers with proxy weights.
+            scratch.abs.clear();
+            scratch.abs.resize(2 * b * proxies, 0.0);
+            kernel::sgemm(
+                (2 * b, stride, proxies),
+                &scratch.d_abs,
+                (stride, 1),
+                self.models.abs_proxy_rows.as_slice(),
+                (1, stride),
+                &mut scratch.abs,
+                (proxies, 1),
+            );
+        }
+        let BatchScratch { workspaces, prepared, scores, abs, .. } = scratch;
+        for (j, ((customer, prepared), out)) in customers.iter().zip(prepared.drain(..)).zip(out).enumerate() {
+            let ws = &mut workspaces[j];
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    *out = Err(e);
+                    continue;
+                }
+            };
+            ws.dots.clear();
+            ws.abs_scores.clear();
+            let scored = !ws.rows.is_empty() || !ws.abs_rows.is_empty();
+            if let (Mode::Fast { .. }, Ok(_), true) = (prepared.mode, &prepared.budget, scored) {
+                // `scored` implies the products above were computed.
+                let row = &scores[j * n..(j + 1) * n];
+                ws.dots.extend(ws.rows.iter().map(|&o| row[o as usize]));
+                for &o in &ws.abs_rows {
+                    let slot = self.models.proxy_slot[o as usize] as usize;
+                    let total = abs[j * proxies + slot];
+                    let proxy = abs[(b + j) * proxies + slot];
+                    ws.abs_scores.push([row[o as usize], total, proxy]);
+                }
+            }
+            if out.is_err() {
+                *out = Ok(Decision::default());
+            }
+            if let Ok(decision) = out {
+                if let Err(e) = self.finish(customer, request, &prepared, ws, decision) {
+                    *out = Err(e);
+                }
+            }
+        }
     }
 
     /// Validates the request and runs the rules that need no score:
@@ -621,8 +777,8 @@ impl Engine {
         let threshold = self.params.guard().proxy_share_threshold;
         let policy = self.params.contact();
         let mut failed = [0usize; 3];
-        let Workspace { fail, driven, held, contacted, contact_offers, pairs, d, is_proxy, pools, .. } = ws;
-        let mut audit = Audit::new(&mut out.withheld, pools);
+        let Workspace { fail, driven, held, contacted, contact_offers, pairs, d, is_proxy, pools, audit, .. } = ws;
+        let mut audit = Audit::new(&mut out.withheld, audit, pools);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let offer = &self.offers[o];
@@ -639,7 +795,7 @@ impl Engine {
                         Failure::Reason(reason) => Why::Plain(reason),
                     };
                     debug_assert_eq!(eligibility::check(offer, customer), Err(why.to_reason()));
-                    audit.push(&offer.id, Stage::Eligibility, why);
+                    audit.push(o, &offer.id, Stage::Eligibility, why);
                     failed[0] += 1;
                     continue;
                 }
@@ -660,7 +816,7 @@ impl Engine {
                     Ok(_) => Ok(()),
                 };
                 if let Err(reason) = contact_rule {
-                    audit.push(&offer.id, Stage::ContactPolicy, Why::Plain(reason));
+                    audit.push(o, &offer.id, Stage::ContactPolicy, Why::Plain(reason));
                     failed[1] += 1;
                     continue;
                 }
@@ -691,7 +847,7 @@ impl Engine {
                             .and_then(|()| guard::check_suitability(offer, customer))
                             == Err(why.to_reason())
                 );
-                audit.push(&offer.id, Stage::Guard, why);
+                audit.push(o, &offer.id, Stage::Guard, why);
                 failed[2] += 1;
             }
         }

@@ -75,11 +75,6 @@ impl Matrix {
         Matrix { data, rows, stride }
     }
 
-    /// Number of rows.
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Padded row length (a multiple of [`LANES`]).
     pub(crate) fn stride(&self) -> usize {
         self.stride
@@ -340,23 +335,38 @@ mod avx2 {
             ) else {
                 break;
             };
-            let w = [w0.as_ptr(), w1.as_ptr(), w2.as_ptr(), w3.as_ptr()];
-            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            let (p0, p1, p2, p3) = (w0.as_ptr(), w1.as_ptr(), w2.as_ptr(), w3.as_ptr());
+            let z = _mm256_setzero_ps();
+            let (mut a0, mut a1, mut a2, mut a3, mut b0, mut b1, mut b2, mut b3) = (z, z, z, z, z, z, z, z);
             let mut c = 0;
             // SAFETY (all loads below): each of the four rows and `d` hold
             // exactly `stride` f32 values, `stride` is a multiple of LANES,
-            // and every load reads LANES values at an offset `c` with
-            // `c + LANES <= stride` (unaligned loads, so alignment is moot).
-            while c + LANES <= stride {
+            // and every load reads LANES values at an offset `c` (or
+            // `c + LANES`) with that offset `+ LANES <= stride` (unaligned
+            // loads, so alignment is moot).
+            while c + 2 * LANES <= stride {
                 let x = _mm256_loadu_ps(dp.add(c));
-                let h = (c / LANES) % 2;
-                for r in 0..4 {
-                    acc[h][r] = _mm256_fmadd_ps(_mm256_loadu_ps(w[r].add(c)), x, acc[h][r]);
-                }
-                c += LANES;
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(c)), x, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(c)), x, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p2.add(c)), x, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p3.add(c)), x, a3);
+                let c2 = c + LANES;
+                let y = _mm256_loadu_ps(dp.add(c2));
+                b0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(c2)), y, b0);
+                b1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(c2)), y, b1);
+                b2 = _mm256_fmadd_ps(_mm256_loadu_ps(p2.add(c2)), y, b2);
+                b3 = _mm256_fmadd_ps(_mm256_loadu_ps(p3.add(c2)), y, b3);
+                c += 2 * LANES;
             }
-            let s = |r: usize| _mm256_add_ps(acc[0][r], acc[1][r]);
-            let sums = hsum4(s(0), s(1), s(2), s(3));
+            if c + LANES <= stride {
+                let x = _mm256_loadu_ps(dp.add(c));
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(c)), x, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(c)), x, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p2.add(c)), x, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p3.add(c)), x, a3);
+            }
+            let sums =
+                hsum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2), _mm256_add_ps(a3, b3));
             // SAFETY: `j + 4 <= n <= out.len()`, so four f32 fit at `j`.
             _mm_storeu_ps(out.as_mut_ptr().add(j), sums);
             j += 4;
@@ -367,15 +377,14 @@ mod avx2 {
                 continue;
             };
             let wp = w.as_ptr();
-            let mut acc = [_mm256_setzero_ps(); 2];
+            let mut acc = _mm256_setzero_ps();
             let mut c = 0;
             // SAFETY: as above, for one row.
             while c + LANES <= stride {
-                let h = (c / LANES) % 2;
-                acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)), acc[h]);
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)), acc);
                 c += LANES;
             }
-            *out = hsum(_mm256_add_ps(acc[0], acc[1]));
+            *out = hsum(acc);
         }
     }
 
@@ -391,22 +400,26 @@ mod avx2 {
                 continue;
             };
             let wp = w.as_ptr();
-            let (mut dot, mut total, mut px) =
-                ([_mm256_setzero_ps(); 2], [_mm256_setzero_ps(); 2], _mm256_setzero_ps());
+            let z = _mm256_setzero_ps();
+            let (mut dot, mut total, mut px) = (z, z, z);
             let mut c = 0;
             // SAFETY (all loads below): `w`, `d` and `proxy` hold exactly
             // `stride` f32 values and every load reads LANES values at an
             // offset `c` with `c + LANES <= stride`.
             while c + LANES <= stride {
-                let i = (c / LANES) % 2;
                 let p = _mm256_mul_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)));
-                dot[i] = _mm256_add_ps(dot[i], p);
+                dot = _mm256_add_ps(dot, p);
                 let a = _mm256_and_ps(p, abs);
-                total[i] = _mm256_add_ps(total[i], a);
+                total = _mm256_add_ps(total, a);
                 px = _mm256_fmadd_ps(a, _mm256_loadu_ps(pp.add(c)), px);
                 c += LANES;
             }
-            *out = [hsum(_mm256_add_ps(dot[0], dot[1])), hsum(_mm256_add_ps(total[0], total[1])), hsum(px)];
+            let sums = hsum4(dot, total, px, z);
+            *out = [
+                _mm_cvtss_f32(sums),
+                _mm_cvtss_f32(_mm_shuffle_ps::<1>(sums, sums)),
+                _mm_cvtss_f32(_mm_shuffle_ps::<2>(sums, sums)),
+            ];
         }
     }
 
@@ -441,7 +454,7 @@ mod tests {
     fn matrix_rows_are_padded_and_aligned() {
         let m = Matrix::from_fn(3, 10, |r, c| (r * 100 + c) as f32);
         assert_eq!(m.stride(), 16);
-        assert_eq!(m.rows(), 3);
+        assert_eq!(m.rows, 3);
         let row = m.row(2).unwrap();
         assert_eq!(row.len(), 16);
         assert_eq!(row[9], 209.0);

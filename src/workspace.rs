@@ -14,7 +14,7 @@ use crate::compiled::Bitset;
 use crate::customer::ProvenanceKind;
 use crate::decision::{Decision, DecisionStatus, Funnel, Reason, Stage, Withheld};
 use crate::explain::Contribution;
-use crate::schema::{FeatureSpec, LifeEvent};
+use crate::schema::{FeatureSpec, LifeEvent, Sensitivity};
 
 /// Scratch memory for [`Engine::recommend_into`](crate::Engine::recommend_into).
 ///
@@ -80,6 +80,8 @@ pub struct Workspace {
     pub(crate) pairs: Vec<(usize, f64)>,
     /// Spare vectors taken from overwritten reasons.
     pub(crate) pools: Pools,
+    /// The previous audit, matched by offer.
+    pub(crate) audit: AuditMemory,
 }
 
 /// Spare vectors taken from overwritten reasons, reused for new ones.
@@ -221,7 +223,8 @@ fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
         },
         Why::NotDeclared(e, bits) => {
             if !matches!(slot, Reason::LifeEventNotDeclared { .. }) {
-                let found = pools.kinds.pop().unwrap_or_default();
+                // Full capacity from the start, so that pooled lists never grow.
+                let found = pools.kinds.pop().unwrap_or_else(|| Vec::with_capacity(3));
                 replace(pools, slot, Reason::LifeEventNotDeclared { event: e, found });
             }
             if let Reason::LifeEventNotDeclared { event, found } = slot {
@@ -232,7 +235,9 @@ fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
         }
         Why::ProxyDriven { share: s, threshold: t, features: f, schema } => {
             if !matches!(slot, Reason::ProxyDriven { .. }) {
-                let features = pools.names.pop().unwrap_or_default();
+                let features = pools.names.pop().unwrap_or_else(|| {
+                    Vec::with_capacity(schema.iter().filter(|f| matches!(f.sensitivity, Sensitivity::Proxy(_))).count())
+                });
                 replace(pools, slot, Reason::ProxyDriven { share: s, threshold: t, features });
             }
             if let Reason::ProxyDriven { share, threshold, features } = slot {
@@ -244,39 +249,88 @@ fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
     }
 }
 
-/// Rewrites a decision's `withheld` list in place, entry by entry.
+/// Rebuilds a decision's `withheld` list, moving over the entries of the
+/// previous decision that name the same offer (so that, from one customer
+/// to the next, most entries cost neither an allocation nor a reference
+/// count update).
 pub(crate) struct Audit<'a> {
-    list: &'a mut Vec<Withheld>,
-    len: usize,
+    new: &'a mut Vec<Withheld>,
+    positions: &'a mut Vec<u32>,
+    old: std::vec::Drain<'a, Withheld>,
+    old_positions: &'a [u32],
+    cursor: usize,
     pools: &'a mut Pools,
 }
 
 impl<'a> Audit<'a> {
-    pub(crate) fn new(list: &'a mut Vec<Withheld>, pools: &'a mut Pools) -> Audit<'a> {
-        Audit { list, len: 0, pools }
+    /// Starts rebuilding `list` (the previous decision's entries are taken
+    /// out of it and matched by offer position).
+    pub(crate) fn new(list: &'a mut Vec<Withheld>, audit: &'a mut AuditMemory, pools: &'a mut Pools) -> Audit<'a> {
+        std::mem::swap(list, &mut audit.old);
+        std::mem::swap(&mut audit.positions, &mut audit.old_positions);
+        list.clear();
+        audit.positions.clear();
+        // Positions describe the list only if this workspace wrote it.
+        if audit.old_positions.len() != audit.old.len() {
+            audit.old_positions.clear();
+        }
+        Audit {
+            new: list,
+            positions: &mut audit.positions,
+            old: audit.old.drain(..),
+            old_positions: &audit.old_positions,
+            cursor: 0,
+            pools,
+        }
     }
 
-    /// Appends `offer`, withheld at `stage` because of `why`.
-    pub(crate) fn push(&mut self, offer: &OfferId, stage: Stage, why: Why<'_>) {
-        match self.list.get_mut(self.len) {
-            Some(slot) => {
-                set_arc(&mut slot.offer.0, &offer.0);
-                slot.stage = stage;
-                write_reason(self.pools, &mut slot.reason, why);
+    /// Appends offer `o` (`offer`), withheld at `stage` because of `why`.
+    pub(crate) fn push(&mut self, o: usize, offer: &OfferId, stage: Stage, why: Why<'_>) {
+        let o32 = o as u32;
+        while self.cursor < self.old_positions.len() && self.old_positions[self.cursor] < o32 {
+            if let Some(mut gone) = self.old.next() {
+                retire(self.pools, &mut gone.reason);
             }
-            None => self.list.push(Withheld { offer: offer.clone(), stage, reason: why.to_reason() }),
+            self.cursor += 1;
         }
-        self.len += 1;
+        let reused = if self.cursor < self.old_positions.len() && self.old_positions[self.cursor] == o32 {
+            self.cursor += 1;
+            self.old.next()
+        } else {
+            None
+        };
+        let entry = match reused {
+            Some(mut entry) => {
+                set_arc(&mut entry.offer.0, &offer.0);
+                entry.stage = stage;
+                write_reason(self.pools, &mut entry.reason, why);
+                entry
+            }
+            None => {
+                let mut reason = Reason::OptedOut;
+                write_reason(self.pools, &mut reason, why);
+                Withheld { offer: offer.clone(), stage, reason }
+            }
+        };
+        self.new.push(entry);
+        self.positions.push(o32);
     }
 
-    /// Drops the entries past the ones written (keeping their lists).
+    /// Drops the previous entries not reused (keeping their lists).
     pub(crate) fn finish(self) {
-        let Audit { list, len, pools } = self;
-        for w in list.iter_mut().skip(len) {
-            retire(pools, &mut w.reason);
+        let Audit { mut old, pools, .. } = self;
+        for mut gone in old.by_ref() {
+            retire(pools, &mut gone.reason);
         }
-        list.truncate(len);
     }
+}
+
+/// The previous decision's audit, kept for [`Audit`].
+#[derive(Debug, Default)]
+pub(crate) struct AuditMemory {
+    old: Vec<Withheld>,
+    positions: Vec<u32>,
+    old_positions: Vec<u32>,
 }
 
 /// One contribution, borrowing its names from the schema.

@@ -211,6 +211,55 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The batch path (one matrix product per block) gives each customer's
+    /// own decision, errors included, in input order.
+    #[test]
+    fn batch_equals_one_by_one(seed in any::<u64>(), n in 1usize..80) {
+        let (catalog, params, _, request) = world(seed);
+        let engine = Engine::builder().catalog(catalog.clone()).params(params).build().unwrap();
+        let customers: Vec<Customer> = (0..n as u64)
+            .map(|i| {
+                // Customers of other worlds over the same schema and offers.
+                let mut c = world(seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)).2;
+                let len = catalog.schema.len();
+                let mut rng = StdRng::seed_from_u64(seed + i);
+                c.features = FeatureValues::Dense((0..len).map(|_| number(&mut rng, 2.0, i % 7 == 3)).collect());
+                c.contact_history.retain(|h| catalog.offers.iter().any(|o| o.id == h.offer));
+                c
+            })
+            .collect();
+        let batch = engine.recommend_batch(&customers, &request);
+        prop_assert_eq!(batch.len(), customers.len());
+        let reference = Reference::new(&engine);
+        for (c, got) in customers.iter().zip(&batch) {
+            prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
+        }
+        // Again into the same buffers, with the portable kernels.
+        let portable = engine.clone().with_portable_kernels();
+        let mut out = batch;
+        portable.recommend_batch_into(&customers, &request, &mut out);
+        for (c, got) in customers.iter().zip(&out) {
+            prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
+        }
+    }
+}
+
+#[test]
+fn synthetic_batch_equals_the_reference() {
+    let n = 1_000;
+    let engine = Engine::builder().catalog(synthetic::catalog(n, 42)).params(synthetic::params()).build().unwrap();
+    let customers: Vec<Customer> = (0..300).map(|i| synthetic::customer(n, i)).collect();
+    let request = synthetic::request();
+    let reference = Reference::new(&engine);
+    let batch = engine.recommend_batch(&customers, &request);
+    for (c, got) in customers.iter().zip(&batch) {
+        assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
+    }
+}
+
 #[test]
 fn synthetic_catalogs_equal_the_reference_for_many_customers() {
     for n in [100, 1_000] {

@@ -1,0 +1,100 @@
+//! A warmed-up `recommend_into` makes no heap allocation: counted through a
+//! counting global allocator (this test binary's own).
+
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use tactful::{Decision, Engine, Workspace};
+
+struct Counting;
+
+thread_local! {
+    /// Allocations made by this thread (other test threads do not count).
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: the allocator may run while thread-locals are torn down.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: every method forwards to the system allocator unchanged; the
+// counter is a thread-local `Cell`, which allocates nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+const WARM_UP_ROUNDS: usize = 2;
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "debug builds cross-check the fast path against allocating code")]
+fn recommend_into_allocates_nothing_after_warm_up() {
+    for n in [100, 1_000] {
+        let engine = Engine::builder().catalog(synthetic::catalog(n, 42)).params(synthetic::params()).build().unwrap();
+        let customers: Vec<_> = (0..64).map(|i| synthetic::customer(n, i)).collect();
+        let request = synthetic::request();
+        let mut workspace = Workspace::new();
+        let mut decision = Decision::default();
+        // Warm-up: every customer a few times, so that every buffer (the
+        // audit alternates two lists, and spare reason lists circulate
+        // through pools) has grown to its largest size.
+        for _ in 0..WARM_UP_ROUNDS {
+            for c in &customers {
+                engine.recommend_into(c, &request, &mut workspace, &mut decision).unwrap();
+            }
+        }
+        let before = allocations();
+        let mut ranked = 0;
+        for _ in 0..3 {
+            for c in &customers {
+                engine.recommend_into(c, &request, &mut workspace, &mut decision).unwrap();
+                ranked += decision.recommendations.len();
+            }
+        }
+        let made = allocations() - before;
+        assert!(ranked > 0);
+        assert_eq!(made, 0, "{n} offers: {made} allocations in {} decisions", 3 * customers.len());
+
+        // The same customer again and again, the latency benchmark's case.
+        let before = allocations();
+        for _ in 0..100 {
+            engine.recommend_into(&customers[0], &request, &mut workspace, &mut decision).unwrap();
+        }
+        assert_eq!(allocations() - before, 0);
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let before = allocations();
+    let v: Vec<u64> = std::hint::black_box(vec![1, 2, 3]);
+    assert_eq!(v.len(), 3);
+    assert!(allocations() > before);
+}
