@@ -45,6 +45,8 @@ fn gupta() -> Customer {
         consents: Consents { channels: vec![Channel::Email, Channel::App], ..Consents::default() },
         // He dismissed the travel insurance twelve days ago: it cools down,
         // and the contact counts towards his monthly frequency cap.
+        relationship: None,
+        value: None,
         contact_history: vec![Contact {
             offer: "travel_insurance".into(),
             at: "2026-11-11T09:30:00Z".parse().expect("a valid time"),
@@ -76,6 +78,8 @@ fn novak() -> Customer {
             provenance: Provenance::Declared,
         }],
         consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+        relationship: None,
+        value: None,
         contact_history: vec![],
     }
 }

@@ -201,6 +201,11 @@ pub struct Offer {
     /// Vulnerabilities for which the offer must never be shown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsuitable_for: Vec<Vulnerability>,
+    /// Product family (e.g. `credit`): dismissals of any offer of the
+    /// family lower the propensity of all of them for a while. Default: the
+    /// offer's product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Propensity model over the catalog's schema.
     pub model: PropensityModel,
 }

@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Channel, CustomerId, OfferId, ProductId, Vulnerability};
+use crate::relationship::RelationshipLevel;
 use crate::schema::LifeEvent;
+use crate::value::CustomerValue;
 
 /// Where a signal about the customer comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -188,6 +190,13 @@ pub struct Customer {
     /// Past contacts, any order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_history: Vec<Contact>,
+    /// Relationship level; absent: the plain contact policy applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relationship: Option<RelationshipLevel>,
+    /// What the customer is worth; absent: offers are weighed by their own
+    /// value only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<CustomerValue>,
 }
 
 impl Customer {

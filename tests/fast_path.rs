@@ -98,6 +98,7 @@ fn world(seed: u64) -> (Catalog, EngineParams, Customer, Request) {
             channels,
             eligibility: Default::default(),
             targets: pick(&mut rng, &EVENTS, 0.1),
+            family: None,
             unsuitable_for: pick(&mut rng, &VULNS, 0.15),
             model: PropensityModel {
                 bias: number(&mut rng, 2.0, false),
@@ -163,6 +164,8 @@ fn world(seed: u64) -> (Catalog, EngineParams, Customer, Request) {
             channels: pick(&mut rng, &CHANNELS, 0.85),
             life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
         },
+        relationship: None,
+        value: None,
         contact_history: (0..rng.gen_range(0..8))
             .map(|_| Contact {
                 offer: offers[rng.gen_range(0..offers.len())].id.clone(),
@@ -289,6 +292,7 @@ fn near_ties_in_priority_keep_the_f64_order() {
             channels: vec![Channel::Email],
             eligibility: Default::default(),
             targets: vec![],
+            family: None,
             unsuitable_for: vec![],
             model: PropensityModel {
                 bias: 0.1 + (i % 2) as f64 * 1e-15,
@@ -305,6 +309,8 @@ fn near_ties_in_priority_keep_the_f64_order() {
         life_events: vec![],
         vulnerabilities: vec![],
         consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+        relationship: None,
+        value: None,
         contact_history: vec![],
     };
     for k in [1, 2, 3, 5] {
@@ -331,6 +337,7 @@ fn cancellation_beyond_f32_precision_keeps_the_f64_order() {
                 channels: vec![Channel::Email],
                 eligibility: Default::default(),
                 targets: vec![],
+                family: None,
                 unsuitable_for: vec![],
                 model: PropensityModel {
                     bias: -1.0,
@@ -353,6 +360,8 @@ fn cancellation_beyond_f32_precision_keeps_the_f64_order() {
         life_events: vec![],
         vulnerabilities: vec![],
         consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+        relationship: None,
+        value: None,
         contact_history: vec![],
     };
     for x in [[1.1, 1.1, 0.9, 0.9], [1.3, 1.29, 0.7, 0.71], [3.7, 3.7, -2.1, -2.1]] {

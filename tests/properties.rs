@@ -69,6 +69,7 @@ fn world(seed: u64) -> (Catalog, Customer, Request) {
                 channels,
                 eligibility: Default::default(),
                 targets: pick(&mut rng, &EVENTS, 0.15),
+                family: None,
                 unsuitable_for: pick(&mut rng, &VULNS, 0.2),
                 model: PropensityModel {
                     bias: coarse(&mut rng),
@@ -119,6 +120,8 @@ fn world(seed: u64) -> (Catalog, Customer, Request) {
             channels: pick(&mut rng, &CHANNELS, 0.8),
             life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
         },
+        relationship: None,
+        value: None,
         contact_history: (0..rng.gen_range(0..6))
             .map(|_| Contact {
                 offer: offers[rng.gen_range(0..offers.len())].id.clone(),

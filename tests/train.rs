@@ -147,6 +147,7 @@ fn catalog(models: &TrainedModels) -> Catalog {
         channels: vec![Channel::Email],
         eligibility: Default::default(),
         targets: vec![],
+        family: None,
         unsuitable_for: vec![],
         model: models.model("offer").unwrap().model.clone(),
     };
@@ -169,6 +170,8 @@ fn engine_propensities(engine: &Engine, features: &Array2<f64>) -> Vec<f64> {
                 life_events: vec![],
                 vulnerabilities: vec![],
                 consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+                relationship: None,
+                value: None,
                 contact_history: vec![],
             };
             let decision = engine.recommend(&customer, &request).unwrap();

@@ -230,6 +230,7 @@ fn catalog(fitted: &Fitted) -> Catalog {
             channels: vec![Channel::Email],
             eligibility: Default::default(),
             targets: vec![],
+            family: None,
             unsuitable_for: vec![],
             model: model.clone(),
         })

@@ -155,6 +155,8 @@ pub fn run(
                     life_events: vec![],
                     vulnerabilities: vec![],
                     consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+                    relationship: None,
+                    value: None,
                     contact_history: vec![],
                 };
                 for (engine, tally) in engines.iter().zip(&mut tallies) {

@@ -46,6 +46,8 @@ fuzz_target!(|data: &[u8]| {
                 channels: CHANNELS.to_vec(),
                 life_event_use: LifeEventUse::NotConsented,
             },
+            relationship: None,
+            value: None,
             contact_history: vec![],
         };
         for (channel, k) in [(Channel::Email, 3), (Channel::App, usize::MAX), (Channel::Branch, 1)] {

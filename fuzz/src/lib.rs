@@ -283,6 +283,7 @@ impl Input {
                         .filter(|(j, _)| o.targets & (1 << j) != 0 && o.targets & 0x80 != 0)
                         .map(|(_, e)| *e)
                         .collect(),
+                    family: None,
                     unsuitable_for: VULNS
                         .iter()
                         .enumerate()
@@ -363,6 +364,8 @@ impl Input {
                 channels: channels(c.channels),
                 life_event_use: if c.life_event_use { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
             },
+            relationship: None,
+            value: None,
             contact_history: c
                 .history
                 .iter()

@@ -37,6 +37,7 @@ pub fn offer(id: &str, bias: f64, weights: &[(&str, f64)]) -> Offer {
         channels: vec![Channel::Email],
         eligibility: Default::default(),
         targets: vec![],
+        family: None,
         unsuitable_for: vec![],
         model: PropensityModel {
             bias,
@@ -68,6 +69,8 @@ pub fn customer() -> Customer {
         life_events: vec![],
         vulnerabilities: vec![],
         consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+        relationship: None,
+        value: None,
         contact_history: vec![],
     };
     set(&mut c, "income", 1.0);

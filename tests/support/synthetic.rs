@@ -143,6 +143,7 @@ pub fn catalog(n_offers: usize, seed: u64) -> Catalog {
                 eligibility,
                 targets,
                 unsuitable_for,
+                family: None,
                 model: PropensityModel { bias: -2.0 + 0.5 * normal(&mut rng), weights: Weights::Dense(weights) },
             }
         })
@@ -195,5 +196,7 @@ pub fn customer(n_offers: usize, i: u64) -> Customer {
             life_event_use: if declared { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
         },
         contact_history,
+        relationship: None,
+        value: None,
     }
 }
