@@ -103,8 +103,10 @@ mod kernel;
 pub mod metrics;
 pub mod model;
 pub mod proxy_audit;
+pub mod relationship;
 pub mod schema;
 pub mod train;
+pub mod value;
 mod values;
 mod workspace;
 
