@@ -1,15 +1,38 @@
 //! Stage 5, arbitration: one priority per allowed offer, and the top-k by
 //! priority with a stable tie-break.
 //!
-//! `priority = propensity × value × weight`: the expected business value
-//! of making the offer, scaled by the offer's business lever. Ties are
-//! broken by offer id, ascending.
+//! `priority = propensity × stake × weight × family factor`, where
+//!
+//! - `propensity` is the offer's model output after masking;
+//! - `stake` is what the offer is worth to the relationship:
+//!   `value_weight · value · growth factor + lifetime_value_weight · CLV` for
+//!   cross-sell and up-sell offers, and
+//!   `value_weight · value + retention_weight · churn risk · CLV` for
+//!   retention offers (the value at stake if the customer leaves);
+//! - the growth factor `1 − wallet_share_damping · share of wallet` spends
+//!   less effort selling more to customers who already buy most of the
+//!   category from us;
+//! - `weight` is the offer's business lever;
+//! - the family factor (`≤ 1`) lowers offers of a product family the
+//!   customer dismissed recently (see [`FatigueParams`](crate::relationship::FatigueParams)).
+//!
+//! Without customer value figures and recent dismissals this is
+//! `propensity × value × weight`. Ties are broken by offer id, ascending.
 
 use std::cmp::Ordering;
 
-/// The arbitration priority.
-pub fn priority(propensity: f64, value: f64, weight: f64) -> f64 {
-    propensity * value * weight
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::OfferKind;
+use crate::error::ConfigError;
+use crate::value::ValueSummary;
+
+/// The arbitration priority before the family factor:
+/// `propensity × stake × weight` (with no customer value, the stake is the
+/// offer's value).
+pub fn priority(propensity: f64, stake: f64, weight: f64) -> f64 {
+    propensity * stake * weight
 }
 
 /// An allowed offer waiting to be ranked.
@@ -79,6 +102,78 @@ pub(crate) fn shortlist(k: usize, offers: &[u32], lo: &[f32], hi: &[f32], scratc
 
 /// Largest `k` handled by insertion in [`shortlist`].
 const SMALL_K: usize = 16;
+
+/// Weights of the arbitration formula (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArbitrationParams {
+    /// Weight of the offer's own value; `>= 0`, default 1.
+    pub value_weight: f64,
+    /// Weight of the customer's lifetime value in growth offers: invest
+    /// more in valuable customers; `>= 0`, default 0.
+    pub lifetime_value_weight: f64,
+    /// Weight of the value at risk (churn risk × lifetime value) in
+    /// retention offers; `>= 0`, default 1.
+    pub retention_weight: f64,
+    /// How much a high share of wallet damps growth offers; `[0, 1]`,
+    /// default 0.5 (a customer buying everything from us halves them).
+    pub wallet_share_damping: f64,
+}
+
+impl Default for ArbitrationParams {
+    fn default() -> Self {
+        ArbitrationParams { value_weight: 1.0, lifetime_value_weight: 0.0, retention_weight: 1.0, wallet_share_damping: 0.5 }
+    }
+}
+
+impl ArbitrationParams {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let weight = |v: f64| v.is_finite() && v >= 0.0;
+        let checks = [
+            ("arbitration.value_weight", self.value_weight, weight(self.value_weight), "a finite weight >= 0"),
+            (
+                "arbitration.lifetime_value_weight",
+                self.lifetime_value_weight,
+                weight(self.lifetime_value_weight),
+                "a finite weight >= 0",
+            ),
+            ("arbitration.retention_weight", self.retention_weight, weight(self.retention_weight), "a finite weight >= 0"),
+            (
+                "arbitration.wallet_share_damping",
+                self.wallet_share_damping,
+                (0.0..=1.0).contains(&self.wallet_share_damping),
+                "a share in [0, 1]",
+            ),
+        ];
+        match checks.iter().find(|c| !c.2) {
+            Some(&(name, value, _, expected)) => Err(ConfigError::InvalidParameter { name, value, expected }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What an offer is worth to one customer's relationship.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stake {
+    /// The stake (see the module docs).
+    pub stake: f64,
+    /// `1 − wallet_share_damping · share of wallet` for growth offers, 1 otherwise.
+    pub growth_factor: f64,
+}
+
+/// The stake of an offer of `kind` and `value` for a customer with `summary`.
+pub fn stake(kind: OfferKind, value: f64, summary: Option<&ValueSummary>, params: &ArbitrationParams) -> Stake {
+    let Some(s) = summary else {
+        return Stake { stake: params.value_weight * value, growth_factor: 1.0 };
+    };
+    if kind == OfferKind::Retention {
+        let stake = params.value_weight * value + params.retention_weight * s.value_at_risk;
+        return Stake { stake, growth_factor: 1.0 };
+    }
+    let growth_factor = 1.0 - params.wallet_share_damping * s.share_of_wallet.unwrap_or(0.0);
+    let stake = params.value_weight * value * growth_factor + params.lifetime_value_weight * s.lifetime_value;
+    Stake { stake, growth_factor }
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::arbitration::ArbitrationParams;
 use crate::error::ConfigError;
+use crate::relationship::{FatigueParams, RelationshipPolicy};
+use crate::value::ValueParams;
 
 /// Contact-policy parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -77,6 +80,14 @@ pub struct EngineParams {
     pub guard: GuardParams,
     /// Explanations.
     pub explain: ExplainParams,
+    /// Contact rules per relationship level.
+    pub relationship: RelationshipPolicy,
+    /// Contact fatigue.
+    pub fatigue: FatigueParams,
+    /// Customer lifetime value.
+    pub value: ValueParams,
+    /// Weights of the arbitration formula.
+    pub arbitration: ArbitrationParams,
 }
 
 /// [`EngineParams`] that passed [`EngineParams::check`].
@@ -95,6 +106,22 @@ impl ValidEngineParams {
     /// Explanations.
     pub fn explain(&self) -> &ExplainParams {
         &self.0.explain
+    }
+    /// Contact rules per relationship level.
+    pub fn relationship(&self) -> &RelationshipPolicy {
+        &self.0.relationship
+    }
+    /// Contact fatigue.
+    pub fn fatigue(&self) -> &FatigueParams {
+        &self.0.fatigue
+    }
+    /// Customer lifetime value.
+    pub fn value(&self) -> &ValueParams {
+        &self.0.value
+    }
+    /// Weights of the arbitration formula.
+    pub fn arbitration(&self) -> &ArbitrationParams {
+        &self.0.arbitration
     }
 }
 
@@ -140,6 +167,10 @@ impl EngineParams {
                 expected: "1 to 64",
             });
         }
+        self.relationship.check()?;
+        self.fatigue.check()?;
+        self.value.check()?;
+        self.arbitration.check()?;
         Ok(ValidEngineParams(self))
     }
 }
