@@ -4,9 +4,10 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::catalog::Offer;
-use crate::config::ContactPolicy;
+use crate::config::{ContactPolicy, ValidEngineParams};
 use crate::customer::{ContactOutcome, Customer, Marketing, Request};
 use crate::decision::{DecisionStatus, Reason};
+use crate::relationship::ChannelScope;
 
 /// Contact history of one offer, as of the request time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -50,6 +51,39 @@ pub(crate) fn customer_budget(
         ));
     }
     Ok(policy.frequency_cap - contacts)
+}
+
+/// Customer-level rules with the relationship level and contact fatigue.
+/// `Ok(n)`: at most `n` more contacts may be made; `Err`: nothing may be
+/// offered.
+pub(crate) fn customer_limits(
+    customer: &Customer,
+    request: &Request,
+    params: &ValidEngineParams,
+) -> Result<u32, (DecisionStatus, Reason)> {
+    let mut policy = *params.contact();
+    if let Some(level) = customer.relationship {
+        let rules = params.relationship().level(level);
+        if rules.channels == ChannelScope::InboundOnly && !request.channel.is_inbound() {
+            let reason = Reason::RelationshipChannel { level, channel: request.channel };
+            // Opt-out and channel consent come first: they say more.
+            customer_budget(customer, request, &policy)?;
+            return Err((DecisionStatus::ChannelNotForLevel, reason));
+        }
+        policy.frequency_cap = rules.frequency_cap;
+    }
+    let left = customer_budget(customer, request, &policy)?;
+    let fatigue_params = params.fatigue();
+    let fatigue = fatigue_params.fatigue(&customer.contact_history, request.now);
+    let spare = (fatigue_params.budget - fatigue).floor();
+    if spare < 1.0 {
+        return Err((
+            DecisionStatus::ContactBudgetExhausted,
+            Reason::ContactFatigue { fatigue, budget: fatigue_params.budget },
+        ));
+    }
+    // `spare` is at most the budget, a finite f64: the cast saturates.
+    Ok(left.min(spare as u32))
 }
 
 /// Offer-level rules; `contacts` are the customer's contacts with this

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Channel, CustomerId, OfferId, OfferKind, ProductId, Vulnerability};
 use crate::customer::ProvenanceKind;
 use crate::explain::Explanation;
+use crate::relationship::RelationshipLevel;
 use crate::schema::LifeEvent;
 
 /// The outcome of a decision as a whole.
@@ -26,6 +27,11 @@ pub enum DecisionStatus {
     ChannelNotConsented,
     /// The contact frequency cap is reached: nothing is recommended.
     FrequencyCapReached,
+    /// The customer's relationship level allows no contact on the
+    /// requested channel (e.g. outbound for a basic relationship).
+    ChannelNotForLevel,
+    /// The customer's contact-fatigue budget is spent.
+    ContactBudgetExhausted,
 }
 
 /// The pipeline stage that withheld an offer.
@@ -102,6 +108,20 @@ pub enum Reason {
         cap: u32,
         /// The window, in days.
         window_days: u32,
+    },
+    /// The relationship level does not allow the requested channel.
+    RelationshipChannel {
+        /// The customer's level.
+        level: RelationshipLevel,
+        /// The requested channel.
+        channel: Channel,
+    },
+    /// The customer's contact-fatigue budget is spent.
+    ContactFatigue {
+        /// Fatigue now (decayed sum of past contacts).
+        fatigue: f64,
+        /// The budget.
+        budget: f64,
     },
     /// The customer dismissed this offer recently.
     Cooldown {
@@ -251,6 +271,12 @@ impl fmt::Display for Reason {
             Reason::ChannelNotOffered { channel } => write!(f, "offer not made on channel {channel:?}"),
             Reason::FrequencyCap { contacts, cap, window_days } => {
                 write!(f, "frequency cap: {contacts} contacts in {window_days} days (cap {cap})")
+            }
+            Reason::RelationshipChannel { level, channel } => {
+                write!(f, "relationship level {level:?} allows no contact on channel {channel:?}")
+            }
+            Reason::ContactFatigue { fatigue, budget } => {
+                write!(f, "contact fatigue {fatigue:.2} leaves less than one contact of the budget {budget}")
             }
             Reason::Cooldown { dismissed_at, until } => {
                 write!(f, "dismissed on {}, cooling down until {}", dismissed_at.date_naive(), until.date_naive())

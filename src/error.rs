@@ -157,6 +157,18 @@ pub enum RequestError {
         /// The value found.
         value: f64,
     },
+    /// A customer-value figure out of range.
+    #[error("customer `{customer}`: value.{field} is {value}, expected {expected}")]
+    InvalidCustomerValue {
+        /// The customer.
+        customer: CustomerId,
+        /// The field, e.g. `retention_rate`.
+        field: &'static str,
+        /// The value found.
+        value: f64,
+        /// What is expected.
+        expected: &'static str,
+    },
     /// The contact history names an offer the catalog does not have.
     #[error("customer `{customer}`: contact_history[{index}] names unknown offer `{offer}`")]
     UnknownOffer {

@@ -124,8 +124,9 @@ pub struct ValueSummary {
 }
 
 impl CustomerValue {
-    /// Field-level check; `Err((field, value))` names the first bad field.
-    pub(crate) fn check(&self) -> Result<(), (&'static str, f64)> {
+    /// Field-level check; `Err((field, value, expected))` names the first
+    /// bad field.
+    pub(crate) fn check(&self) -> Result<(), (&'static str, f64, &'static str)> {
         let amount = |v: f64| v.is_finite() && v >= 0.0;
         let probability = |v: f64| (0.0..=1.0).contains(&v);
         let checks = [
@@ -136,7 +137,14 @@ impl CustomerValue {
             ("category_spend", self.category_spend.unwrap_or(0.0), self.category_spend.is_none_or(amount)),
         ];
         match checks.iter().find(|c| !c.2) {
-            Some(&(field, value, _)) => Err((field, value)),
+            Some(&(field, value, _)) => {
+                let expected = if field.ends_with("rate") || field == "churn_risk" {
+                    "a probability in [0, 1]"
+                } else {
+                    "a finite amount >= 0"
+                };
+                Err((field, value, expected))
+            }
             None => Ok(()),
         }
     }
@@ -196,6 +204,6 @@ mod tests {
         assert!((s.churn_risk - 0.2).abs() < 1e-12);
         assert!((s.value_at_risk - 0.2 * 164.087_152_516).abs() < 1e-6);
         let bad = CustomerValue { retention_rate: 1.5, ..v };
-        assert_eq!(bad.check(), Err(("retention_rate", 1.5)));
+        assert_eq!(bad.check(), Err(("retention_rate", 1.5, "a probability in [0, 1]")));
     }
 }
