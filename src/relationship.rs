@@ -122,7 +122,9 @@ pub struct FatigueParams {
     /// Half-life of a contact's weight, in days; `> 0`, default 14.
     pub half_life_days: f64,
     /// Fatigue budget; each new offer costs 1, so at most
-    /// `floor(budget − fatigue)` more are made. `> 0`, default 6.
+    /// `floor(budget − fatigue)` more are made. `> 0`, default 10 (above
+    /// the highest default frequency cap, so that fatigue bites on bursts
+    /// of recent contacts rather than on the cap's steady rate).
     pub budget: f64,
     /// Weight of a shown contact; default 1.
     pub shown_weight: f64,
@@ -143,7 +145,7 @@ impl Default for FatigueParams {
     fn default() -> Self {
         FatigueParams {
             half_life_days: 14.0,
-            budget: 6.0,
+            budget: 10.0,
             shown_weight: 1.0,
             dismissed_weight: 2.0,
             accepted_weight: 0.0,
