@@ -93,6 +93,8 @@ pub struct Engine {
     plan: Plan,
     /// Positions of the ordinary features, the only ones cited.
     ordinary: Vec<usize>,
+    /// Positions of the `proxy` features.
+    proxy_features: Vec<usize>,
     isa: Isa,
     params: ValidEngineParams,
 }
@@ -213,6 +215,8 @@ impl Engine {
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
         let rules = offers.iter().map(offer_rules).collect();
         let plan = Plan::compile(&offers);
+        let proxy_features =
+            (0..schema.len()).filter(|&i| matches!(schema.features[i].sensitivity, Sensitivity::Proxy(_))).collect();
         let ordinary = (0..schema.len()).filter(|&i| schema.features[i].sensitivity == Sensitivity::Ordinary).collect();
         Ok(Engine {
             schema,
@@ -223,6 +227,7 @@ impl Engine {
             rules,
             plan,
             ordinary,
+            proxy_features,
             isa: Isa::detect(),
             params,
         })
@@ -632,20 +637,25 @@ impl Engine {
         ws.cand_log_value.resize(m, 0.0);
         ws.cand_err.resize(m, 0.0);
         let (rows, dots, always) = (&ws.rows[..m], &ws.dots[..m], &mut ws.always);
-        let (logit, log_value, error) = (&mut ws.cand_logit[..m], &mut ws.cand_log_value[..m], &mut ws.cand_err[..m]);
-        let models = &self.models;
-        for j in 0..m {
-            let o = rows[j] as usize;
-            let a = models.base_logit[o] + f64::from(dots[j]);
-            let err = scale * f64::from(models.norm[o]) + floor;
-            let v = models.log_value[o];
+        let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
+        let (base, norm, log_value) = (&self.models.base_logit, &self.models.norm, &self.models.log_value);
+        for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
+            let o = o as usize;
+            let (Some(&b), Some(&w), Some(&v)) = (base.get(o), norm.get(o), log_value.get(o)) else {
+                // Unreachable (rows are offer positions); ranked exactly.
+                always.push(o as u32);
+                (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
+                continue;
+            };
+            let a = b + f64::from(dot);
+            let err = scale * f64::from(w) + floor;
             if v.is_nan() || a - err < -300.0 {
                 always.push(o as u32);
-                (logit[j], log_value[j], error[j]) = (0.0, f32::NAN, 0.0);
+                (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
             } else {
                 // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so
                 // that the rounding margin stays small.
-                (logit[j], log_value[j], error[j]) = (a.min(100.0) as f32, v, (err * (1.0 + 1e-6)) as f32);
+                (*logit, *value, *error) = (a.min(100.0) as f32, v, (err * (1.0 + 1e-6)) as f32);
             }
         }
     }
@@ -830,10 +840,11 @@ impl Engine {
                             // the proxies responsible, largest first.
                             let row = self.models.row(o);
                             let contributions = row.iter().zip(d.iter()).map(|(w, d)| w * d);
-                            let share = guard::proxy_share(contributions.clone().zip(is_proxy.iter().copied()));
+                            let share = guard::proxy_share(contributions.zip(is_proxy.iter().copied()));
                             debug_assert!(share > threshold, "only proxy-driven offers reach this point");
                             pairs.clear();
-                            pairs.extend(contributions.enumerate().filter(|&(i, c)| is_proxy[i] && c != 0.0));
+                            let proxies = self.proxy_features.iter().map(|&i| (i, row[i] * d[i]));
+                            pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
                             pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
                             Why::ProxyDriven { share, threshold, features: pairs, schema: &self.schema.features }
                         }

@@ -249,53 +249,63 @@ fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
     }
 }
 
-/// Rebuilds a decision's `withheld` list, moving over the entries of the
-/// previous decision that name the same offer (so that, from one customer
-/// to the next, most entries cost neither an allocation nor a reference
-/// count update).
+/// Rebuilds a decision's `withheld` list. Entries are rewritten in place
+/// while they name the same offers as the previous decision written with
+/// this workspace; from the first difference on, the rest of the previous
+/// list is matched by offer instead, so that from one customer to the next
+/// most entries cost neither an allocation nor a reference-count update.
 pub(crate) struct Audit<'a> {
-    new: &'a mut Vec<Withheld>,
-    positions: &'a mut Vec<u32>,
-    old: std::vec::Drain<'a, Withheld>,
-    old_positions: &'a [u32],
-    cursor: usize,
+    list: &'a mut Vec<Withheld>,
+    /// Entries written.
+    len: usize,
+    memory: &'a mut AuditMemory,
+    merging: bool,
     pools: &'a mut Pools,
 }
 
 impl<'a> Audit<'a> {
-    /// Starts rebuilding `list` (the previous decision's entries are taken
-    /// out of it and matched by offer position).
-    pub(crate) fn new(list: &'a mut Vec<Withheld>, audit: &'a mut AuditMemory, pools: &'a mut Pools) -> Audit<'a> {
-        std::mem::swap(list, &mut audit.old);
-        std::mem::swap(&mut audit.positions, &mut audit.old_positions);
-        list.clear();
-        audit.positions.clear();
+    /// Starts rewriting `list`.
+    pub(crate) fn new(list: &'a mut Vec<Withheld>, memory: &'a mut AuditMemory, pools: &'a mut Pools) -> Audit<'a> {
         // Positions describe the list only if this workspace wrote it.
-        if audit.old_positions.len() != audit.old.len() {
-            audit.old_positions.clear();
+        if memory.positions.len() != list.len() {
+            memory.positions.clear();
+            memory.positions.resize(list.len(), u32::MAX);
         }
-        Audit {
-            new: list,
-            positions: &mut audit.positions,
-            old: audit.old.drain(..),
-            old_positions: &audit.old_positions,
-            cursor: 0,
-            pools,
-        }
+        Audit { list, len: 0, memory, merging: false, pools }
     }
 
     /// Appends offer `o` (`offer`), withheld at `stage` because of `why`.
     pub(crate) fn push(&mut self, o: usize, offer: &OfferId, stage: Stage, why: Why<'_>) {
         let o32 = o as u32;
-        while self.cursor < self.old_positions.len() && self.old_positions[self.cursor] < o32 {
-            if let Some(mut gone) = self.old.next() {
+        if !self.merging {
+            if self.len < self.list.len() && self.memory.positions[self.len] == o32 {
+                let entry = &mut self.list[self.len];
+                set_arc(&mut entry.offer.0, &offer.0);
+                entry.stage = stage;
+                write_reason(self.pools, &mut entry.reason, why);
+                self.len += 1;
+                return;
+            }
+            // From here on, match the rest of the previous list by offer:
+            // it moves, reversed, to `old` so that entries pop in order.
+            self.merging = true;
+            let m = &mut *self.memory;
+            m.old.clear();
+            m.old.extend(self.list.drain(self.len..).rev());
+            m.old_positions.clear();
+            m.old_positions.extend(m.positions[self.len..].iter().rev());
+            m.positions.truncate(self.len);
+        }
+        let m = &mut *self.memory;
+        while m.old_positions.last().is_some_and(|&p| p < o32) {
+            m.old_positions.pop();
+            if let Some(mut gone) = m.old.pop() {
                 retire(self.pools, &mut gone.reason);
             }
-            self.cursor += 1;
         }
-        let reused = if self.cursor < self.old_positions.len() && self.old_positions[self.cursor] == o32 {
-            self.cursor += 1;
-            self.old.next()
+        let reused = if m.old_positions.last() == Some(&o32) {
+            m.old_positions.pop();
+            m.old.pop()
         } else {
             None
         };
@@ -312,24 +322,36 @@ impl<'a> Audit<'a> {
                 Withheld { offer: offer.clone(), stage, reason }
             }
         };
-        self.new.push(entry);
-        self.positions.push(o32);
+        self.list.push(entry);
+        m.positions.push(o32);
+        self.len += 1;
     }
 
-    /// Drops the previous entries not reused (keeping their lists).
+    /// Drops what is left of the previous list (keeping its reasons' lists).
     pub(crate) fn finish(self) {
-        let Audit { mut old, pools, .. } = self;
-        for mut gone in old.by_ref() {
-            retire(pools, &mut gone.reason);
+        let Audit { list, len, memory, merging, pools } = self;
+        if merging {
+            while let Some(mut gone) = memory.old.pop() {
+                retire(pools, &mut gone.reason);
+            }
+            memory.old_positions.clear();
+        } else {
+            for gone in list.iter_mut().skip(len) {
+                retire(pools, &mut gone.reason);
+            }
+            list.truncate(len);
+            memory.positions.truncate(len);
         }
     }
 }
 
-/// The previous decision's audit, kept for [`Audit`].
+/// The previous audit's offer positions, and room to match it by offer.
 #[derive(Debug, Default)]
 pub(crate) struct AuditMemory {
-    old: Vec<Withheld>,
+    /// Offer position of each entry of the list last written.
     positions: Vec<u32>,
+    /// The rest of the previous list, reversed, while matching by offer.
+    old: Vec<Withheld>,
     old_positions: Vec<u32>,
 }
 
