@@ -2,11 +2,12 @@
 //! runs the pipeline stages in order.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::arbitration::{self, Candidate};
-use crate::catalog::{Catalog, Offer};
-use crate::compiled::{bits, Failure, Plan};
+use crate::catalog::{Catalog, Offer, OfferId};
+use crate::compiled::{bits, Failure, Fnv, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
 use crate::customer::{Customer, FeatureValues, Provenance, Request};
@@ -84,6 +85,9 @@ pub struct Engine {
     /// Sorted by offer id, so positions follow the tie-break order.
     offers: Vec<Offer>,
     offer_index: HashMap<Arc<str>, usize>,
+    /// Offer positions by the address of their id's string: recognises
+    /// the ids this engine hands out, without comparing strings.
+    offer_by_address: HashMap<usize, u32, BuildHasherDefault<Fnv>>,
     /// Feature names in name order, with their positions.
     sorted_features: Vec<(Arc<str>, usize)>,
     models: ModelMatrix,
@@ -213,6 +217,8 @@ impl Engine {
         offers.iter().try_for_each(check_offer_fields)?;
         let models = ModelMatrix::compile(&schema, &offers)?;
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
+        let offer_by_address =
+            offers.iter().enumerate().map(|(i, o)| (Arc::as_ptr(&o.id.0) as *const u8 as usize, i as u32)).collect();
         let rules = offers.iter().map(offer_rules).collect();
         let plan = Plan::compile(&offers);
         let proxy_features =
@@ -222,6 +228,7 @@ impl Engine {
             schema,
             offers,
             offer_index,
+            offer_by_address,
             sorted_features,
             models,
             rules,
@@ -788,7 +795,8 @@ impl Engine {
         let policy = self.params.contact();
         let mut failed = [0usize; 3];
         let Workspace { fail, driven, held, contacted, contact_offers, pairs, d, is_proxy, pools, audit, .. } = ws;
-        let mut audit = Audit::new(&mut out.withheld, audit, pools);
+        let position = |id: &OfferId| self.offer_by_address.get(&(Arc::as_ptr(&id.0) as *const u8 as usize)).copied();
+        let mut audit = Audit::new(&mut out.withheld, audit, pools, &position);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let offer = &self.offers[o];

@@ -15,7 +15,15 @@
 //! decision, so results never depend on the kernel used.
 //!
 //! Every `unsafe` block states why it is sound. The tests of this module
-//! also run under `valgrind --tool=memcheck` (see the crate README).
+//! also run under Valgrind's memcheck (Miri needs a nightly toolchain):
+//!
+//! ```text
+//! cargo test --release --lib --no-run
+//! valgrind --tool=memcheck --error-exitcode=1 target/release/deps/tactful-<hash> kernel::
+//! ```
+//!
+//! Valgrind reports AVX2 and FMA (not AVX-512) to the program, so both the
+//! AVX2 and the portable kernels run under it.
 #![allow(unsafe_code)]
 
 /// Lanes of one SIMD register (AVX2: 8 × f32); rows are padded to this.

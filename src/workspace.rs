@@ -250,10 +250,11 @@ fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
 }
 
 /// Rebuilds a decision's `withheld` list. Entries are rewritten in place
-/// while they name the same offers as the previous decision written with
-/// this workspace; from the first difference on, the rest of the previous
-/// list is matched by offer instead, so that from one customer to the next
-/// most entries cost neither an allocation nor a reference-count update.
+/// while they name the same offers as the list already there; from the
+/// first difference on, the rest of that list is matched by offer instead,
+/// so that from one customer to the next most entries cost neither an
+/// allocation nor a reference-count update (which, shared between threads,
+/// would be slow).
 pub(crate) struct Audit<'a> {
     list: &'a mut Vec<Withheld>,
     /// Entries written.
@@ -261,40 +262,39 @@ pub(crate) struct Audit<'a> {
     memory: &'a mut AuditMemory,
     merging: bool,
     pools: &'a mut Pools,
+    /// The engine position of an offer id it handed out, if any.
+    position: &'a dyn Fn(&OfferId) -> Option<u32>,
 }
 
 impl<'a> Audit<'a> {
     /// Starts rewriting `list`.
-    pub(crate) fn new(list: &'a mut Vec<Withheld>, memory: &'a mut AuditMemory, pools: &'a mut Pools) -> Audit<'a> {
-        // Positions describe the list only if this workspace wrote it.
-        if memory.positions.len() != list.len() {
-            memory.positions.clear();
-            memory.positions.resize(list.len(), u32::MAX);
-        }
-        Audit { list, len: 0, memory, merging: false, pools }
+    pub(crate) fn new(
+        list: &'a mut Vec<Withheld>,
+        memory: &'a mut AuditMemory,
+        pools: &'a mut Pools,
+        position: &'a dyn Fn(&OfferId) -> Option<u32>,
+    ) -> Audit<'a> {
+        Audit { list, len: 0, memory, merging: false, pools, position }
     }
 
     /// Appends offer `o` (`offer`), withheld at `stage` because of `why`.
     pub(crate) fn push(&mut self, o: usize, offer: &OfferId, stage: Stage, why: Why<'_>) {
         let o32 = o as u32;
         if !self.merging {
-            if self.len < self.list.len() && self.memory.positions[self.len] == o32 {
-                let entry = &mut self.list[self.len];
-                set_arc(&mut entry.offer.0, &offer.0);
+            if let Some(entry) = self.list.get_mut(self.len).filter(|e| Arc::ptr_eq(&e.offer.0, &offer.0)) {
                 entry.stage = stage;
                 write_reason(self.pools, &mut entry.reason, why);
                 self.len += 1;
                 return;
             }
-            // From here on, match the rest of the previous list by offer:
-            // it moves, reversed, to `old` so that entries pop in order.
+            // From here on, match the rest of the list by offer: it moves,
+            // reversed, to `old` so that entries pop in offer order.
             self.merging = true;
             let m = &mut *self.memory;
             m.old.clear();
             m.old.extend(self.list.drain(self.len..).rev());
             m.old_positions.clear();
-            m.old_positions.extend(m.positions[self.len..].iter().rev());
-            m.positions.truncate(self.len);
+            m.old_positions.extend(m.old.iter().map(|e| (self.position)(&e.offer).unwrap_or(u32::MAX)));
         }
         let m = &mut *self.memory;
         while m.old_positions.last().is_some_and(|&p| p < o32) {
@@ -323,13 +323,12 @@ impl<'a> Audit<'a> {
             }
         };
         self.list.push(entry);
-        m.positions.push(o32);
         self.len += 1;
     }
 
     /// Drops what is left of the previous list (keeping its reasons' lists).
     pub(crate) fn finish(self) {
-        let Audit { list, len, memory, merging, pools } = self;
+        let Audit { list, len, memory, merging, pools, .. } = self;
         if merging {
             while let Some(mut gone) = memory.old.pop() {
                 retire(pools, &mut gone.reason);
@@ -340,18 +339,16 @@ impl<'a> Audit<'a> {
                 retire(pools, &mut gone.reason);
             }
             list.truncate(len);
-            memory.positions.truncate(len);
         }
     }
 }
 
-/// The previous audit's offer positions, and room to match it by offer.
+/// Room to match the previous audit by offer.
 #[derive(Debug, Default)]
 pub(crate) struct AuditMemory {
-    /// Offer position of each entry of the list last written.
-    positions: Vec<u32>,
     /// The rest of the previous list, reversed, while matching by offer.
     old: Vec<Withheld>,
+    /// Their offer positions (`u32::MAX`: not this engine's).
     old_positions: Vec<u32>,
 }
 
