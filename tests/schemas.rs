@@ -1,16 +1,27 @@
 //! The JSON Schemas shipped in `schemas/` are those of the current types,
-//! and the sample files follow them.
+//! `docs/FORMAT.md` documents every field and name they contain, and the
+//! sample files follow them.
 //!
-//! Regenerate with `cargo run --example schemas` (or run this test with
-//! `TACTFUL_BLESS=1`).
+//! Regenerate the schemas with `cargo run --example schemas` (or run this
+//! test with `TACTFUL_BLESS=1`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tactful::formats;
 
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")
+    root().join("schemas")
+}
+
+fn schema(name: &str) -> Value {
+    let s = formats::schemas().into_iter().find(|s| s.file_name == name).expect("schema");
+    serde_json::to_value(&s.schema).expect("JSON")
 }
 
 #[test]
@@ -31,38 +42,81 @@ fn shipped_schemas_are_current() {
     }
 }
 
-/// The properties a schema's root object declares.
-fn properties(schema: &Value) -> Vec<&str> {
-    let mut names: Vec<&str> =
-        schema["properties"].as_object().map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-    names.sort_unstable();
-    names
+/// Every property name and every enumerated name anywhere in `schema`.
+fn names(schema: &Value, out: &mut BTreeSet<String>) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            if let Some(Value::Array(values)) = map.get("enum") {
+                out.extend(values.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+            map.values().for_each(|v| names(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| names(v, out)),
+        _ => {}
+    }
+}
+
+/// `true` when `doc` mentions `name` as code: `` `name` ``, as part of a
+/// dotted path such as `` `contact.name` ``, or quoted in JSON (`"name"`).
+fn mentions(doc: &str, name: &str) -> bool {
+    doc.match_indices(name).any(|(i, _)| {
+        let before = doc[..i].chars().next_back();
+        let after = doc[i + name.len()..].chars().next();
+        matches!(before, Some('`' | '.' | '"')) && matches!(after, Some('`' | '.' | '"'))
+    })
 }
 
 #[test]
-fn schemas_describe_the_sample_files() {
-    let schema = |name: &str| -> Value {
-        let s = formats::schemas().into_iter().find(|s| s.file_name == name).expect("schema");
-        serde_json::to_value(&s.schema).expect("JSON")
-    };
-    assert_eq!(properties(&schema("catalog.schema.json")), ["offers", "schema"]);
-    assert_eq!(
-        properties(&schema("customer.schema.json")),
-        ["age", "consents", "contact_history", "features", "holdings", "id", "life_events", "vulnerabilities"]
-    );
-    assert_eq!(properties(&schema("request.schema.json")), ["channel", "k", "now"]);
-    assert_eq!(properties(&schema("error_record.schema.json")), ["customer", "error", "line"]);
-    let decision = schema("decision.schema.json");
-    let error_record = schema("error_record.schema.json");
-    let samples =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/decisions.expected.jsonl"))
-            .expect("golden decisions");
-    // Every key of every sample decision is a property of the schema.
-    for line in samples.lines() {
-        let v: Value = serde_json::from_str(line).expect("JSON");
-        let expected = if v.get("error").is_some() { properties(&error_record) } else { properties(&decision) };
-        let mut keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, expected, "{line}");
+fn format_doc_documents_every_field_and_name() {
+    let doc = std::fs::read_to_string(root().join("docs/FORMAT.md")).expect("docs/FORMAT.md");
+    let mut missing = Vec::new();
+    for s in formats::schemas() {
+        let mut all = BTreeSet::new();
+        names(&serde_json::to_value(&s.schema).expect("JSON"), &mut all);
+        missing.extend(all.into_iter().filter(|n| !mentions(&doc, n)).map(|n| format!("{n} ({})", s.file_name)));
     }
+    assert!(missing.is_empty(), "docs/FORMAT.md does not document: {missing:?}");
+}
+
+/// The properties a schema's root object declares, and those it requires.
+fn properties(schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let declared = schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let required = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    (declared, required)
+}
+
+/// Each JSON line of `file` has only declared keys and every required one.
+fn follows(file: &str, pick: impl Fn(&Value) -> &'static str) {
+    let text = std::fs::read_to_string(root().join("examples/data").join(file)).expect("sample file");
+    for (i, line) in text.lines().enumerate() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Some(object) = v.as_object() else { continue };
+        let (declared, required) = properties(&schema(pick(&v)));
+        let keys: BTreeSet<String> = object.keys().cloned().collect();
+        let ok = keys.is_subset(&declared) && required.is_subset(&keys);
+        let bad_on_purpose = file == "customers.jsonl" && object.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with("bad-"));
+        assert!(ok || bad_on_purpose, "{file}:{}: keys {keys:?}, declared {declared:?}, required {required:?}", i + 1);
+    }
+}
+
+#[test]
+fn sample_files_follow_the_schemas() {
+    follows("decisions.expected.jsonl", |v| {
+        if v.get("error").is_some() {
+            "error_record.schema.json"
+        } else {
+            "decision.schema.json"
+        }
+    });
+    follows("customers.jsonl", |_| "customer.schema.json");
+    let (declared, _) = properties(&schema("catalog.schema.json"));
+    assert_eq!(declared, ["offers", "schema"].map(str::to_owned).into());
+    let (declared, required) = properties(&schema("request.schema.json"));
+    assert_eq!((declared.len(), required.len()), (3, 3));
 }
