@@ -100,7 +100,8 @@ fn follows(file: &str, pick: impl Fn(&Value) -> &'static str) {
         let (declared, required) = properties(&schema(pick(&v)));
         let keys: BTreeSet<String> = object.keys().cloned().collect();
         let ok = keys.is_subset(&declared) && required.is_subset(&keys);
-        let bad_on_purpose = file == "customers.jsonl" && object.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with("bad-"));
+        let bad_on_purpose = file == "customers.jsonl"
+            && object.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with("bad-"));
         assert!(ok || bad_on_purpose, "{file}:{}: keys {keys:?}, declared {declared:?}, required {required:?}", i + 1);
     }
 }
