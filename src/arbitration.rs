@@ -122,7 +122,12 @@ pub struct ArbitrationParams {
 
 impl Default for ArbitrationParams {
     fn default() -> Self {
-        ArbitrationParams { value_weight: 1.0, lifetime_value_weight: 0.0, retention_weight: 1.0, wallet_share_damping: 0.5 }
+        ArbitrationParams {
+            value_weight: 1.0,
+            lifetime_value_weight: 0.0,
+            retention_weight: 1.0,
+            wallet_share_damping: 0.5,
+        }
     }
 }
 
@@ -137,7 +142,12 @@ impl ArbitrationParams {
                 weight(self.lifetime_value_weight),
                 "a finite weight >= 0",
             ),
-            ("arbitration.retention_weight", self.retention_weight, weight(self.retention_weight), "a finite weight >= 0"),
+            (
+                "arbitration.retention_weight",
+                self.retention_weight,
+                weight(self.retention_weight),
+                "a finite weight >= 0",
+            ),
             (
                 "arbitration.wallet_share_damping",
                 self.wallet_share_damping,
