@@ -357,12 +357,25 @@ impl Engine {
     /// Ranks the catalog for `customer`: eligibility → contact policy →
     /// scoring → guard → arbitration → top-k → explanations.
     ///
-    /// Allocates a fresh [`Workspace`] and [`Decision`]; services that rank
-    /// often should keep both and call [`Engine::recommend_into`].
+    /// Returns a new [`Decision`] (and reuses a per-thread [`Workspace`]);
+    /// services that rank often should keep a workspace and a decision and
+    /// call [`Engine::recommend_into`], which then allocates nothing.
     pub fn recommend(&self, customer: &Customer, request: &Request) -> Result<Decision, RequestError> {
-        let mut workspace = Workspace::new();
+        thread_local! {
+            /// Scratch memory reused by `recommend` calls on this thread.
+            static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::new());
+        }
         let mut decision = Decision::default();
-        self.recommend_into(customer, request, &mut workspace, &mut decision)?;
+        let cached = WORKSPACE.try_with(|cell| {
+            cell.try_borrow_mut()
+                .ok()
+                .map(|mut workspace| self.recommend_into(customer, request, &mut workspace, &mut decision))
+        });
+        match cached {
+            Ok(Some(result)) => result?,
+            // Thread teardown or a re-entrant call: a workspace of its own.
+            _ => self.recommend_into(customer, request, &mut Workspace::new(), &mut decision)?,
+        }
         Ok(decision)
     }
 
@@ -606,16 +619,16 @@ impl Engine {
                     ws.fail.set(o);
                 }
             }
+            // Offers reaching scoring, split by whether the proxy share must
+            // be computed (word by word, without a branch per offer).
             let words = ws.fail.words().len();
+            let proxy_words = self.models.proxy_bits.words();
             for w in 0..words {
                 let valid = if w + 1 == words && n % 64 != 0 { (1u64 << (n % 64)) - 1 } else { u64::MAX };
-                for o in bits(!ws.fail.words()[w] & valid, w * 64) {
-                    if active_proxy && self.models.proxy_slot[o] != u32::MAX {
-                        ws.abs_rows.push(o as u32);
-                    } else {
-                        ws.rows.push(o as u32);
-                    }
-                }
+                let reach = !ws.fail.words()[w] & valid;
+                let proxy = if active_proxy { proxy_words.get(w).copied().unwrap_or(0) } else { 0 };
+                ws.rows.extend(bits(reach & !proxy, w * 64).map(|o| o as u32));
+                ws.abs_rows.extend(bits(reach & proxy, w * 64).map(|o| o as u32));
             }
         }
         Ok(Prepared { budget, status, effective_k, signals, mode })

@@ -3,6 +3,7 @@
 //! (value = baseline) contributes exactly zero.
 
 use crate::catalog::{Offer, OfferId, Weights};
+use crate::compiled::Bitset;
 use crate::error::ConfigError;
 use crate::kernel::Matrix;
 use crate::schema::{FeatureSchema, Sensitivity};
@@ -62,6 +63,8 @@ pub(crate) struct ModelMatrix {
     pub(crate) proxy_offers: Vec<u32>,
     /// Per offer: position in `proxy_offers`, or `u32::MAX`.
     pub(crate) proxy_slot: Vec<u32>,
+    /// `proxy_offers` as a bit set.
+    pub(crate) proxy_bits: Bitset,
     /// Per offer: `‖w‖₂`, rounded up.
     pub(crate) norm: Vec<f32>,
     /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
@@ -119,8 +122,11 @@ impl ModelMatrix {
             .map(|o| o as u32)
             .collect();
         let mut proxy_slot = vec![u32::MAX; offers.len()];
+        let mut proxy_bits = Bitset::default();
+        proxy_bits.reset(offers.len());
         for (slot, &o) in proxy_offers.iter().enumerate() {
             proxy_slot[o as usize] = slot as u32;
+            proxy_bits.set(o as usize);
         }
         // Weights beyond f32's range would make the kernels meaningless; the
         // engine then scores every customer exactly (`max_abs_weight` says so).
@@ -150,6 +156,7 @@ impl ModelMatrix {
             abs_proxy_rows,
             proxy_offers,
             proxy_slot,
+            proxy_bits,
             norm,
             log_value,
             max_abs_weight,
