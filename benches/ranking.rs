@@ -4,7 +4,7 @@
 //! `cargo bench --bench ranking` (a few minutes). Groups:
 //! - `ranking/{engine,naive}/N`: one customer, N offers × 64 features, top-5,
 //!   guard and explanations on;
-//! - `batch/*`: 4,096 distinct customers, 1,000 offers: `recommend_batch`
+//! - `batch/*`: 1,024 distinct customers, 1,000 offers: `recommend_batch`
 //!   on both cores, and `recommend_into` one by one on one core;
 //! - a plain timing loop printing p50, p99 and p99/p50.
 //!
@@ -68,7 +68,7 @@ fn ranking(c: &mut Criterion) {
 fn batch(c: &mut Criterion) {
     let n = 1_000;
     let engine = engine(n);
-    let customers: Vec<_> = (0..4_096).map(|i| synthetic::customer(n, i)).collect();
+    let customers: Vec<_> = (0..1_024).map(|i| synthetic::customer(n, i)).collect();
     let request = synthetic::request();
     let mut group = c.benchmark_group("batch");
     group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(4)).sample_size(20);
