@@ -590,8 +590,8 @@ proptest! {
         picks in prop::collection::vec((0usize..22, any::<bool>()), 0..40),
         trailing_newline in any::<bool>(),
         chunk_lines in 0usize..6,
-        chunk_bytes in 1usize..5000,
-        max_line_bytes in 1usize..6000,
+        chunk_bytes in 0usize..5000,
+        max_line_bytes in 0usize..6000,
         k in prop_oneof![Just(0usize), Just(1), Just(3), Just(usize::MAX)],
     ) {
         let kinds = line_kinds();
