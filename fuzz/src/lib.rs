@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
 use chrono::{DateTime, Duration, Utc};
+use tactful::relationship::RelationshipLevel;
+use tactful::value::CustomerValue;
 use tactful::{
     Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, EligibilityRules, Engine, EngineParams,
     FeatureSchema, FeatureSpec, FeatureValues, LifeEvent, LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind,
@@ -23,6 +25,13 @@ pub const SPECIALS: [SpecialCategory; 7] = [
     SpecialCategory::PoliticalOpinion,
     SpecialCategory::TradeUnion,
     SpecialCategory::Biometric,
+];
+pub const LEVELS: [RelationshipLevel; 5] = [
+    RelationshipLevel::Basic,
+    RelationshipLevel::Reactive,
+    RelationshipLevel::Accountable,
+    RelationshipLevel::Proactive,
+    RelationshipLevel::Partnership,
 ];
 pub const VULNS: [Vulnerability; 6] = [
     Vulnerability::FinancialDistress,
@@ -115,6 +124,8 @@ pub struct OfferIn {
     pub bias: Num,
     pub weights: Vec<Num>,
     pub by_name: bool,
+    /// Product family `f{family % 4}`.
+    pub family: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, Arbitrary)]
@@ -156,6 +167,18 @@ pub struct CustomerIn {
     pub channels: u8,
     pub life_event_use: bool,
     pub history: Vec<ContactIn>,
+    pub relationship: Option<u8>,
+    pub value: Option<ValueIn>,
+}
+
+/// A customer's value figures.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub struct ValueIn {
+    pub margin_per_year: Num,
+    pub retention_rate: u8,
+    pub churn_risk: Option<u8>,
+    pub wallet_with_us: Option<Num>,
+    pub category_spend: Option<Num>,
 }
 
 #[derive(Debug, Clone, Copy, Arbitrary)]
@@ -180,6 +203,16 @@ pub struct ParamsIn {
     pub rest_window_days: u16,
     pub proxy_share_threshold: u8,
     pub max_contributions: u8,
+    /// Relationship-level frequency caps.
+    pub level_caps: [u8; 5],
+    pub half_life_days: Num,
+    pub fatigue_budget: Num,
+    pub fatigue_weights: [u8; 3],
+    pub family_dismissal_factor: u8,
+    pub family_memory_days: u16,
+    pub discount_rate: u8,
+    pub horizon_years: u8,
+    pub arbitration: [u8; 4],
 }
 
 /// The whole fuzz input of the `recommend` target.
@@ -283,7 +316,7 @@ impl Input {
                         .filter(|(j, _)| o.targets & (1 << j) != 0 && o.targets & 0x80 != 0)
                         .map(|(_, e)| *e)
                         .collect(),
-                    family: None,
+                    family: o.family.map(|f| format!("f{}", f % 4)),
                     unsuitable_for: VULNS
                         .iter()
                         .enumerate()
@@ -326,6 +359,29 @@ impl Input {
             p.contact.rest_window_days = u32::from(q.rest_window_days);
             p.guard.proxy_share_threshold = f64::from(q.proxy_share_threshold) / 256.0;
             p.explain.max_contributions = usize::from(q.max_contributions % 70);
+            let r = &mut p.relationship;
+            for (level, cap) in
+                [&mut r.basic, &mut r.reactive, &mut r.accountable, &mut r.proactive, &mut r.partnership]
+                    .into_iter()
+                    .zip(q.level_caps)
+            {
+                level.frequency_cap = u32::from(cap % 10);
+            }
+            let f = &mut p.fatigue;
+            f.half_life_days = q.half_life_days.get();
+            f.budget = q.fatigue_budget.get();
+            f.shown_weight = f64::from(q.fatigue_weights[0]) / 16.0;
+            f.dismissed_weight = f64::from(q.fatigue_weights[1]) / 16.0;
+            f.accepted_weight = f64::from(q.fatigue_weights[2]) / 16.0;
+            f.family_dismissal_factor = f64::from(q.family_dismissal_factor) / 255.0;
+            f.family_memory_days = u32::from(q.family_memory_days);
+            p.value.discount_rate = f64::from(q.discount_rate) / 255.0;
+            p.value.horizon_years = u32::from(q.horizon_years % 120);
+            let a = &mut p.arbitration;
+            a.value_weight = f64::from(q.arbitration[0]) / 64.0;
+            a.lifetime_value_weight = f64::from(q.arbitration[1]) / 64.0;
+            a.retention_weight = f64::from(q.arbitration[2]) / 64.0;
+            a.wallet_share_damping = f64::from(q.arbitration[3]) / 255.0;
         }
         p
     }
@@ -364,8 +420,14 @@ impl Input {
                 channels: channels(c.channels),
                 life_event_use: if c.life_event_use { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
             },
-            relationship: None,
-            value: None,
+            relationship: c.relationship.map(|l| LEVELS[usize::from(l) % LEVELS.len()]),
+            value: c.value.map(|v| CustomerValue {
+                margin_per_year: v.margin_per_year.get(),
+                retention_rate: f64::from(v.retention_rate) / 255.0,
+                churn_risk: v.churn_risk.map(|c| f64::from(c) / 255.0),
+                wallet_with_us: v.wallet_with_us.map(Num::get),
+                category_spend: v.category_spend.map(Num::get),
+            }),
             contact_history: c
                 .history
                 .iter()
