@@ -13,6 +13,7 @@ use crate::customer::ProvenanceKind;
 use crate::explain::Explanation;
 use crate::relationship::RelationshipLevel;
 use crate::schema::LifeEvent;
+use crate::value::ValueSummary;
 
 /// The outcome of a decision as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -237,6 +238,9 @@ pub struct Decision {
     pub masked_features: Vec<Arc<str>>,
     /// Audit: offers reaching each stage.
     pub funnel: Funnel,
+    /// The customer's value figures used by arbitration, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_value: Option<ValueSummary>,
 }
 
 impl Decision {

@@ -99,6 +99,8 @@ pub struct Engine {
     ordinary: Vec<usize>,
     /// Positions of the `proxy` features.
     proxy_features: Vec<usize>,
+    /// Per offer: its product family, numbered.
+    family_of: Vec<u32>,
     isa: Isa,
     params: ValidEngineParams,
 }
@@ -224,6 +226,14 @@ impl Engine {
         let proxy_features =
             (0..schema.len()).filter(|&i| matches!(schema.features[i].sensitivity, Sensitivity::Proxy(_))).collect();
         let ordinary = (0..schema.len()).filter(|&i| schema.features[i].sensitivity == Sensitivity::Ordinary).collect();
+        let mut families: HashMap<&str, u32> = HashMap::new();
+        let family_of = offers
+            .iter()
+            .map(|o| {
+                let next = families.len() as u32;
+                *families.entry(o.family.as_deref().unwrap_or(o.product.as_str())).or_insert(next)
+            })
+            .collect();
         Ok(Engine {
             schema,
             offers,
@@ -235,6 +245,7 @@ impl Engine {
             plan,
             ordinary,
             proxy_features,
+            family_of,
             isa: Isa::detect(),
             params,
         })
@@ -592,8 +603,9 @@ impl Engine {
             Mode::Exact
         };
 
+        self.prepare_stakes(customer, request, ws)?;
         let policy = self.params.contact();
-        let budget = contact::customer_budget(customer, request, policy);
+        let budget = contact::customer_limits(customer, request, &self.params);
         let (status, effective_k) = match &budget {
             Ok(left) => (DecisionStatus::Ranked, request.k.min(*left as usize)),
             Err((status, _)) => (*status, 0),
@@ -641,11 +653,65 @@ impl Engine {
     }
 
     /// The exact candidate for offer `o`.
-    fn candidate(&self, o: usize, logit: f64) -> Candidate {
+    fn candidate(&self, o: usize, logit: f64, ws: &Workspace) -> Candidate {
         let offer = &self.offers[o];
         let propensity = sigmoid(logit);
-        let priority = arbitration::priority(propensity, offer.value, offer.weight);
+        let (stake, family_factor) = self.stake(o, ws);
+        let priority = arbitration::priority(propensity, stake.stake, offer.weight) * family_factor;
         Candidate { offer: o, logit, propensity, priority }
+    }
+
+    /// Offer `o`'s stake for this request, and its family factor.
+    fn stake(&self, o: usize, ws: &Workspace) -> (arbitration::Stake, f64) {
+        let offer = &self.offers[o];
+        let stake = arbitration::stake(offer.kind, offer.value, ws.value.as_ref(), self.params.arbitration());
+        let family = self.family_of[o];
+        let dismissals = ws.dismissed_families.iter().find(|f| f.0 == family).map_or(0, |f| f.1);
+        (stake, self.params.fatigue().family_dismissal_factor.powi(dismissals))
+    }
+
+    /// Customer value, recent dismissals per product family, and, when they
+    /// change any offer's multiplier, every offer's `ln(stake × weight ×
+    /// family factor)` for the fast path's priority bounds.
+    fn prepare_stakes(&self, customer: &Customer, request: &Request, ws: &mut Workspace) -> Result<(), RequestError> {
+        ws.value = match &customer.value {
+            Some(v) => {
+                v.check().map_err(|(field, value, expected)| RequestError::InvalidCustomerValue {
+                    customer: customer.id.clone(),
+                    field,
+                    value,
+                    expected,
+                })?;
+                Some(v.summary(self.params.value()))
+            }
+            None => None,
+        };
+        let fatigue = self.params.fatigue();
+        let since = request
+            .now
+            .checked_sub_signed(chrono::Duration::days(i64::from(fatigue.family_memory_days)))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        ws.dismissed_families.clear();
+        for (c, &o) in customer.contact_history.iter().zip(&ws.contact_offers) {
+            if c.outcome == crate::customer::ContactOutcome::Dismissed && c.at > since && c.at <= request.now {
+                let family = self.family_of[o];
+                match ws.dismissed_families.iter_mut().find(|f| f.0 == family) {
+                    Some(f) => f.1 = f.1.saturating_add(1),
+                    None => ws.dismissed_families.push((family, 1)),
+                }
+            }
+        }
+        let factor_applies = fatigue.family_dismissal_factor != 1.0 && !ws.dismissed_families.is_empty();
+        ws.custom_stakes = ws.value.is_some() || factor_applies || self.params.arbitration().value_weight != 1.0;
+        ws.log_stake.clear();
+        if ws.custom_stakes {
+            for o in 0..self.offers.len() {
+                let (stake, family) = self.stake(o, ws);
+                let log = log_multiplier(stake.stake, self.offers[o].weight, family);
+                ws.log_stake.push(log);
+            }
+        }
+        Ok(())
     }
 
     /// Bounds inputs for every candidate in `ws.rows` (f32 partial logits
@@ -658,7 +724,8 @@ impl Engine {
         ws.cand_err.resize(m, 0.0);
         let (rows, dots, always) = (&ws.rows[..m], &ws.dots[..m], &mut ws.always);
         let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
-        let (base, norm, log_value) = (&self.models.base_logit, &self.models.norm, &self.models.log_value);
+        let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
+        let (base, norm) = (&self.models.base_logit, &self.models.norm);
         for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
             let o = o as usize;
             let (Some(&b), Some(&w), Some(&v)) = (base.get(o), norm.get(o), log_value.get(o)) else {
@@ -743,7 +810,8 @@ impl Engine {
                     if share > threshold {
                         ws.driven.set(o);
                     } else {
-                        ws.shortlist.push(self.candidate(o, logit));
+                        let candidate = self.candidate(o, logit, ws);
+                        ws.shortlist.push(candidate);
                     }
                 }
             }
@@ -768,7 +836,7 @@ impl Engine {
         }
         for j in 0..ws.always.len() {
             let o = ws.always[j] as usize;
-            let candidate = self.candidate(o, self.models.logit(o, &ws.d));
+            let candidate = self.candidate(o, self.models.logit(o, &ws.d), ws);
             ws.shortlist.push(candidate);
         }
         arbitration::top_k(&mut ws.shortlist, k);
@@ -780,7 +848,9 @@ impl Engine {
             if rank == recommendations.len() {
                 recommendations.push(self.empty_recommendation(c.offer));
             }
-            self.write_recommendation(&mut recommendations[rank], rank + 1, c, &ws.x, &ws.d, &mut ws.pairs);
+            let stake = self.stake(c.offer, ws);
+            let slot = &mut recommendations[rank];
+            self.write_recommendation(slot, rank + 1, c, (stake.0, stake.1, ws.value), (&ws.x, &ws.d), &mut ws.pairs);
         }
         set_arc(&mut out.customer.0, &customer.id.0);
         out.now = request.now;
@@ -789,6 +859,7 @@ impl Engine {
         out.effective_k = k;
         out.status = prepared.status;
         out.funnel.returned = ws.shortlist.len();
+        out.customer_value = ws.value;
         let masked = self.schema.features.iter().filter(|f| prepared.signals.masks(f.sensitivity));
         set_names(&mut out.masked_features, masked.map(|f| &f.name));
         Ok(())
@@ -900,7 +971,7 @@ impl Engine {
             priority: 0.0,
             explanation: Explanation {
                 priority: 0.0,
-                components: Components { logit: 0.0, propensity: 0.0, value: 0.0, weight: 0.0 },
+                components: Components::default(),
                 contributions: Vec::new(),
                 rules_passed: Vec::new(),
                 reason: String::new(),
@@ -913,8 +984,8 @@ impl Engine {
         slot: &mut Recommendation,
         rank: usize,
         c: &Candidate,
-        x: &[f64],
-        d: &[f64],
+        (stake, family_factor, value): (arbitration::Stake, f64, Option<crate::value::ValueSummary>),
+        (x, d): (&[f64], &[f64]),
         top: &mut Vec<(usize, f64)>,
     ) {
         let offer = &self.offers[c.offer];
@@ -930,8 +1001,18 @@ impl Engine {
         slot.priority = c.priority;
         let e = &mut slot.explanation;
         e.priority = c.priority;
-        e.components =
-            Components { logit: c.logit, propensity: c.propensity, value: offer.value, weight: offer.weight };
+        let value = value.unwrap_or_default();
+        e.components = Components {
+            logit: c.logit,
+            propensity: c.propensity,
+            value: offer.value,
+            weight: offer.weight,
+            stake: stake.stake,
+            growth_factor: stake.growth_factor,
+            family_factor,
+            lifetime_value: value.lifetime_value,
+            value_at_risk: value.value_at_risk,
+        };
         set_contributions(
             &mut e.contributions,
             top.iter().map(|&(i, contribution)| ContributionRef {
@@ -947,6 +1028,20 @@ impl Engine {
         }
         explain::write_sentence(&e.contributions, &mut e.reason);
         debug_assert_eq!(e.reason, explain::sentence(&e.contributions));
+    }
+}
+
+/// `ln(stake × weight × family)` in f32, with the conventions of the
+/// catalog's `log_value`: −∞ when the product is 0, NaN (scored exactly)
+/// when a factor is outside `[1e-100, 1e100]`.
+fn log_multiplier(stake: f64, weight: f64, family: f64) -> f32 {
+    let normal = |v: f64| (1e-100..=1e100).contains(&v);
+    if stake == 0.0 || weight == 0.0 || family == 0.0 {
+        f32::NEG_INFINITY
+    } else if normal(stake) && normal(weight) && normal(family) {
+        (stake.ln() + weight.ln() + family.ln()) as f32
+    } else {
+        f32::NAN
     }
 }
 

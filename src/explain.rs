@@ -41,8 +41,10 @@ pub enum Rule {
     Suitability,
 }
 
-/// The parts of the arbitration priority.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// The parts of the arbitration priority:
+/// `priority = propensity × stake × weight × family_factor`
+/// (see [`arbitration`](crate::arbitration)).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Components {
     /// Propensity model output, in log-odds, after masking.
     pub logit: f64,
@@ -52,6 +54,19 @@ pub struct Components {
     pub value: f64,
     /// The offer's business lever.
     pub weight: f64,
+    /// What the offer is worth to the relationship; the offer's value when
+    /// the customer's value is unknown.
+    pub stake: f64,
+    /// Share-of-wallet damping of growth offers (1 for retention offers).
+    pub growth_factor: f64,
+    /// Propensity factor after recent dismissals in the offer's product
+    /// family (1 without).
+    pub family_factor: f64,
+    /// The customer's lifetime value (0 when unknown).
+    pub lifetime_value: f64,
+    /// Churn risk × lifetime value (0 when unknown); counts in the stake of
+    /// retention offers.
+    pub value_at_risk: f64,
 }
 
 /// One feature's signed contribution to the log-odds, measured against the

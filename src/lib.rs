@@ -110,6 +110,7 @@ pub mod value;
 mod values;
 mod workspace;
 
+pub use arbitration::ArbitrationParams;
 pub use catalog::{
     Catalog, Channel, CustomerId, EligibilityRules, Offer, OfferId, OfferKind, ProductId, PropensityModel,
     Vulnerability, Weights,
@@ -123,5 +124,7 @@ pub use decision::{Decision, DecisionStatus, Funnel, Reason, Recommendation, Sta
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConfigError, Error, RequestError};
 pub use explain::{Components, Contribution, Explanation, Rule};
+pub use relationship::{ChannelScope, FatigueParams, LevelPolicy, RelationshipLevel, RelationshipPolicy};
 pub use schema::{FeatureSchema, FeatureSpec, LifeEvent, ProxyTarget, Sensitivity, SpecialCategory};
+pub use value::{CustomerValue, ValueParams, ValueSummary};
 pub use workspace::Workspace;

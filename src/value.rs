@@ -82,14 +82,16 @@ impl ValueParams {
 /// assert!((clv - 164.087).abs() < 1e-3);
 /// ```
 pub fn lifetime_value(margin_per_year: f64, retention_rate: f64, discount_rate: f64, horizon_years: u32) -> f64 {
+    // Year by year, qᵗ = q · qᵗ⁻¹: the order of operations is part of the
+    // definition, so that every implementation gets the same bits.
     let q = retention_rate / (1.0 + discount_rate);
     let mut factor = 1.0;
     let mut sum = 0.0;
     for _ in 0..horizon_years {
         factor *= q;
-        sum += factor;
+        sum += margin_per_year * factor;
     }
-    margin_per_year * sum
+    sum
 }
 
 /// Share of wallet: `wallet_with_us / category_spend`, clamped to `[0, 1]`;

@@ -38,6 +38,15 @@ use crate::schema::{FeatureSpec, LifeEvent, Sensitivity};
 /// ```
 #[derive(Debug, Default)]
 pub struct Workspace {
+    /// The customer's value figures, when given.
+    pub(crate) value: Option<crate::value::ValueSummary>,
+    /// Product families with recent dismissals: (family, dismissals).
+    pub(crate) dismissed_families: Vec<(u32, i32)>,
+    /// Whether offers' multipliers differ from the catalog's
+    /// `value × weight` for this request.
+    pub(crate) custom_stakes: bool,
+    /// Per offer, `ln(stake × weight × family factor)` when `custom_stakes`.
+    pub(crate) log_stake: Vec<f32>,
     /// Feature values in schema order.
     pub(crate) x: Vec<f64>,
     /// Centred, masked values: `xᵢ − baselineᵢ`, 0 when masked.
@@ -113,6 +122,7 @@ impl Default for Decision {
             withheld: Vec::new(),
             masked_features: Vec::new(),
             funnel: Funnel::default(),
+            customer_value: None,
         }
     }
 }

@@ -182,7 +182,47 @@ fn world(seed: u64) -> (Catalog, EngineParams, Customer, Request) {
     params.explain.max_contributions = rng.gen_range(1..6);
     let k = if rng.gen_bool(0.1) { rng.gen_range(10..200) } else { rng.gen_range(1..8) };
     let request = Request { now, channel: CHANNELS[rng.gen_range(0..3)], k };
+    let mut customer = customer;
+    relationship_world(seed, &mut offers, &mut customer, &mut params);
     (Catalog { schema, offers }, params, customer, request)
+}
+
+/// Relationship-aware arbitration on top of a world, from its own random
+/// stream (so the worlds above, and their saved regressions, stay as they
+/// were): retention offers, product families, customer value figures,
+/// relationship levels and non-default arbitration weights.
+fn relationship_world(seed: u64, offers: &mut [Offer], customer: &mut Customer, params: &mut EngineParams) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x7e1a_7105);
+    for o in offers.iter_mut() {
+        if rng.gen_bool(0.2) {
+            o.kind = OfferKind::Retention;
+        }
+        if rng.gen_bool(0.4) {
+            o.family = Some(format!("family-{}", rng.gen_range(0..3)));
+        }
+    }
+    if rng.gen_bool(0.5) {
+        customer.value = Some(tactful::CustomerValue {
+            margin_per_year: [0.0, 1e-120, 50.0, rng.gen_range(0.0..5_000.0)][rng.gen_range(0..4)],
+            retention_rate: rng.gen_range(0.0..=1.0),
+            churn_risk: if rng.gen_bool(0.5) { Some(rng.gen_range(0.0..=1.0)) } else { None },
+            wallet_with_us: if rng.gen_bool(0.6) { Some(rng.gen_range(0.0..3_000.0)) } else { None },
+            category_spend: if rng.gen_bool(0.6) { Some(rng.gen_range(0.0..4_000.0)) } else { None },
+        });
+    }
+    if rng.gen_bool(0.4) {
+        use tactful::RelationshipLevel as L;
+        customer.relationship =
+            Some([L::Basic, L::Reactive, L::Accountable, L::Proactive, L::Partnership][rng.gen_range(0..5)]);
+    }
+    if rng.gen_bool(0.3) {
+        params.arbitration.lifetime_value_weight = [0.0, 0.01, 0.5][rng.gen_range(0..3)];
+        params.arbitration.value_weight = [1.0, 0.5, 2.0][rng.gen_range(0..3)];
+        params.arbitration.wallet_share_damping = rng.gen_range(0.0..=1.0);
+    }
+    if rng.gen_bool(0.2) {
+        params.fatigue.budget = rng.gen_range(1.0..8.0);
+    }
 }
 
 /// Every path gives the reference's answer, exactly.

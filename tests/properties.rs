@@ -163,9 +163,22 @@ fn naive_score(catalog: &Catalog, offer: &Offer, c: &Customer) -> (Vec<f64>, f64
     (contributions.clone(), logit + contributions.iter().sum::<f64>())
 }
 
-fn naive_priority(catalog: &Catalog, offer: &Offer, c: &Customer) -> f64 {
+/// `0.7ⁿ` for the `n` dismissals in the last 90 days of offers of the
+/// same product family (the product, as the generated offers name no family).
+fn family_factor(catalog: &Catalog, offer: &Offer, c: &Customer, now: chrono::DateTime<chrono::Utc>) -> f64 {
+    let product = |id: &tactful::OfferId| catalog.offers.iter().find(|o| &o.id == id).map(|o| o.product.clone());
+    let n = c
+        .contact_history
+        .iter()
+        .filter(|h| h.outcome == ContactOutcome::Dismissed && h.at <= now && now - h.at < chrono::Duration::days(90))
+        .filter(|h| product(&h.offer).as_ref() == Some(&offer.product))
+        .count();
+    0.7f64.powi(n as i32)
+}
+
+fn naive_priority(catalog: &Catalog, offer: &Offer, c: &Customer, now: chrono::DateTime<chrono::Utc>) -> f64 {
     let logit = naive_score(catalog, offer, c).1;
-    offer.value * offer.weight / (1.0 + (-logit).exp())
+    offer.value * offer.weight / (1.0 + (-logit).exp()) * family_factor(catalog, offer, c, now)
 }
 
 /// Every rule re-checked for a recommended offer, independently of the engine.
@@ -229,7 +242,7 @@ proptest! {
             .offers
             .iter()
             .filter(|o| d.withheld_reason(o.id.as_str()).is_none())
-            .map(|o| (naive_priority(&catalog, o, &c), o.id.as_str()))
+            .map(|o| (naive_priority(&catalog, o, &c, r.now), o.id.as_str()))
             .collect();
         prop_assert_eq!(allowed.len(), d.funnel.allowed);
         allowed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));

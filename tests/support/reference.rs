@@ -15,10 +15,12 @@ use chrono::{DateTime, Duration, Utc};
 use ndarray::ArrayView1;
 use tactful::arbitration::priority;
 use tactful::model::{dense_weights, sigmoid};
+use tactful::relationship::ChannelScope;
+use tactful::value::ValueSummary;
 use tactful::{
-    Components, ContactOutcome, Contribution, Customer, Decision, DecisionStatus, Engine, Explanation, FeatureValues,
-    Funnel, LifeEvent, LifeEventUse, Marketing, Offer, Provenance, ProvenanceKind, ProxyTarget, Reason, Recommendation,
-    Request, RequestError, Rule, Sensitivity, Stage, Withheld,
+    Channel, Components, ContactOutcome, Contribution, Customer, Decision, DecisionStatus, Engine, Explanation,
+    FeatureValues, Funnel, LifeEvent, LifeEventUse, Marketing, Offer, OfferKind, Provenance, ProvenanceKind,
+    ProxyTarget, Reason, Recommendation, Request, RequestError, Rule, Sensitivity, Stage, Withheld,
 };
 
 /// How the reference computes `Σ wᵢ·dᵢ`.
@@ -44,7 +46,48 @@ struct Candidate {
     logit: f64,
     propensity: f64,
     priority: f64,
+    parts: Parts,
     explanation: Option<Recommendation>,
+}
+
+/// The arbitration parts besides the propensity.
+#[derive(Clone, Copy)]
+struct Parts {
+    stake: f64,
+    growth: f64,
+    family: f64,
+    value: ValueSummary,
+}
+
+/// Lifetime value summed year by year, churn risk and share of wallet.
+fn naive_value(v: &tactful::value::CustomerValue, params: &tactful::ValidEngineParams) -> ValueSummary {
+    let p = params.value();
+    let (q, mut q_t, mut clv) = (v.retention_rate / (1.0 + p.discount_rate), 1.0, 0.0);
+    for _ in 0..p.horizon_years {
+        q_t *= q;
+        clv += v.margin_per_year * q_t;
+    }
+    let churn = v.churn_risk.unwrap_or(1.0 - v.retention_rate);
+    let share = match (v.wallet_with_us, v.category_spend) {
+        (Some(w), Some(c)) if c > 0.0 => Some((w / c).clamp(0.0, 1.0)),
+        _ => None,
+    };
+    ValueSummary { lifetime_value: clv, churn_risk: churn, value_at_risk: churn * clv, share_of_wallet: share }
+}
+
+/// The stake and growth factor of the module docs of `tactful::arbitration`.
+fn naive_stake(offer: &Offer, value: Option<&ValueSummary>, params: &tactful::ValidEngineParams) -> (f64, f64) {
+    let a = params.arbitration();
+    match value {
+        None => (a.value_weight * offer.value, 1.0),
+        Some(v) if offer.kind == OfferKind::Retention => {
+            (a.value_weight * offer.value + a.retention_weight * v.value_at_risk, 1.0)
+        }
+        Some(v) => {
+            let growth = 1.0 - a.wallet_share_damping * v.share_of_wallet.unwrap_or(0.0);
+            (a.value_weight * offer.value * growth + a.lifetime_value_weight * v.lifetime_value, growth)
+        }
+    }
 }
 
 const GENERIC_REASON: &str = tactful::explain::GENERIC_REASON;
@@ -176,7 +219,22 @@ impl<'e> Reference<'e> {
         }
 
         let policy = params.contact();
-        let budget = budget(customer, request, policy);
+        let budget = budget(customer, request, params);
+        let value = customer.value.map(|v| naive_value(&v, params));
+        if let Some(v) = &customer.value {
+            let probability = |p: f64| (0.0..=1.0).contains(&p);
+            let amount = |a: f64| a.is_finite() && a >= 0.0;
+            let ok = amount(v.margin_per_year)
+                && probability(v.retention_rate)
+                && v.churn_risk.is_none_or(probability)
+                && v.wallet_with_us.is_none_or(amount)
+                && v.category_spend.is_none_or(amount);
+            if !ok {
+                let engine_says = self.engine.recommend(customer, request);
+                assert!(matches!(engine_says, Err(RequestError::InvalidCustomerValue { .. })));
+                return engine_says;
+            }
+        }
         let (status, effective_k) = match &budget {
             Ok(left) => (DecisionStatus::Ranked, request.k.min(*left as usize)),
             Err((status, _)) => (*status, 0),
@@ -246,8 +304,11 @@ impl<'e> Reference<'e> {
             }
             funnel.allowed += 1;
             let propensity = sigmoid(logit);
-            let priority = priority(propensity, offer.value, offer.weight);
-            candidates.push(Candidate { offer: o, logit, propensity, priority, explanation: None });
+            let (stake, growth) = naive_stake(offer, value.as_ref(), params);
+            let family = self.family_factor(o, customer, &contact_offers, request);
+            let priority = priority(propensity, stake, offer.weight) * family;
+            let parts = Parts { stake, growth, family, value: value.unwrap_or_default() };
+            candidates.push(Candidate { offer: o, logit, propensity, priority, parts, explanation: None });
         }
         // Eager explanations, then a full sort.
         for c in &mut candidates {
@@ -272,7 +333,26 @@ impl<'e> Reference<'e> {
             withheld,
             masked_features,
             funnel,
+            customer_value: value,
         })
+    }
+
+    /// `factor^n` for the `n` dismissals, within the memory, of offers of
+    /// the offer's family (its product when it names none).
+    fn family_factor(&self, o: usize, customer: &Customer, contact_offers: &[usize], request: &Request) -> f64 {
+        let offers = self.engine.offers();
+        let family = |i: usize| offers[i].family.clone().unwrap_or_else(|| offers[i].product.to_string());
+        let f = self.engine.params().fatigue();
+        let since = days_before(request.now, f.family_memory_days);
+        let n = customer
+            .contact_history
+            .iter()
+            .zip(contact_offers)
+            .filter(|(c, &i)| {
+                c.outcome == ContactOutcome::Dismissed && c.at > since && c.at <= request.now && family(i) == family(o)
+            })
+            .count();
+        f.family_dismissal_factor.powi(n as i32)
     }
 
     fn recommendation(&self, c: &Candidate, x: &[f64], d: &[f64]) -> Recommendation {
@@ -313,6 +393,11 @@ impl<'e> Reference<'e> {
                     propensity: c.propensity,
                     value: offer.value,
                     weight: offer.weight,
+                    stake: c.parts.stake,
+                    growth_factor: c.parts.growth,
+                    family_factor: c.parts.family,
+                    lifetime_value: c.parts.value.lifetime_value,
+                    value_at_risk: c.parts.value.value_at_risk,
                 },
                 contributions,
                 rules_passed: rules(offer),
@@ -403,7 +488,7 @@ fn days_after(t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 fn budget(
     customer: &Customer,
     request: &Request,
-    policy: &tactful::ContactPolicy,
+    params: &tactful::ValidEngineParams,
 ) -> Result<u32, (DecisionStatus, Reason)> {
     if customer.consents.marketing == Marketing::OptedOut {
         return Err((DecisionStatus::OptedOut, Reason::OptedOut));
@@ -411,6 +496,47 @@ fn budget(
     if !customer.consents.channels.contains(&request.channel) {
         return Err((DecisionStatus::ChannelNotConsented, Reason::ChannelNotConsented { channel: request.channel }));
     }
+    let mut policy = *params.contact();
+    if let Some(level) = customer.relationship {
+        let rules = params.relationship().level(level);
+        let inbound = matches!(request.channel, Channel::App | Channel::Web | Channel::Branch);
+        if rules.channels == ChannelScope::InboundOnly && !inbound {
+            // The frequency cap is reported first when it is reached too.
+            frequency(customer, request, &policy)?;
+            return Err((
+                DecisionStatus::ChannelNotForLevel,
+                Reason::RelationshipChannel { level, channel: request.channel },
+            ));
+        }
+        policy.frequency_cap = rules.frequency_cap;
+    }
+    let left = frequency(customer, request, &policy)?;
+    let f = params.fatigue();
+    let fatigue: f64 = customer
+        .contact_history
+        .iter()
+        .filter(|c| c.at <= request.now)
+        .map(|c| {
+            let weight = match c.outcome {
+                ContactOutcome::Shown => f.shown_weight,
+                ContactOutcome::Dismissed => f.dismissed_weight,
+                ContactOutcome::Accepted => f.accepted_weight,
+                _ => unreachable!("a new contact outcome needs a fatigue weight"),
+            };
+            weight * 0.5f64.powf((request.now - c.at).num_seconds() as f64 / 86_400.0 / f.half_life_days)
+        })
+        .sum();
+    if f.budget - fatigue < 1.0 {
+        return Err((DecisionStatus::ContactBudgetExhausted, Reason::ContactFatigue { fatigue, budget: f.budget }));
+    }
+    Ok(left.min((f.budget - fatigue).floor() as u32))
+}
+
+fn frequency(
+    customer: &Customer,
+    request: &Request,
+    policy: &tactful::ContactPolicy,
+) -> Result<u32, (DecisionStatus, Reason)> {
     let since = days_before(request.now, policy.frequency_window_days);
     let recent = customer.contact_history.iter().filter(|c| c.at > since && c.at <= request.now).count();
     let contacts = u32::try_from(recent).unwrap_or(u32::MAX);
