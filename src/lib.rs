@@ -38,11 +38,17 @@
 //!    5. a suppressed offer is withheld, never disguised or demoted: the
 //!       next allowed offers fill the slots, and fewer than k may be returned;
 //!    6. explanations cite ordinary features only.
-//! 5. **[`arbitration`]**: `priority = propensity × value × weight`, ties
-//!    broken by offer id.
+//! 5. **[`arbitration`]**: `priority = propensity × stake × weight × family
+//!    factor`, ties broken by offer id. The stake is the offer's value, or
+//!    more for a retention offer to a valuable customer at risk ([`value`]);
+//!    the contact stage also applies [`relationship`] levels and fatigue.
 //! 6. **Top-k** and **[`explain`]**: the k best, each with the priority's
 //!    components, the largest signed contributions of cited features, the
 //!    rules passed and a plain sentence.
+//!
+//! [`Engine::recommend_into`] is the same pipeline with a reusable
+//! [`Workspace`]: no heap allocation once warmed up. [`Engine::recommend_batch`]
+//! scores many customers on every core; [`batch`] streams JSON lines.
 //!
 //! ## Training
 //!
