@@ -101,6 +101,8 @@ pub struct Engine {
     proxy_features: Vec<usize>,
     /// Per offer: its product family, numbered.
     family_of: Vec<u32>,
+    /// Per family: its offers.
+    family_members: Vec<Vec<u32>>,
     isa: Isa,
     params: ValidEngineParams,
 }
@@ -227,13 +229,17 @@ impl Engine {
             (0..schema.len()).filter(|&i| matches!(schema.features[i].sensitivity, Sensitivity::Proxy(_))).collect();
         let ordinary = (0..schema.len()).filter(|&i| schema.features[i].sensitivity == Sensitivity::Ordinary).collect();
         let mut families: HashMap<&str, u32> = HashMap::new();
-        let family_of = offers
+        let family_of: Vec<u32> = offers
             .iter()
             .map(|o| {
                 let next = families.len() as u32;
                 *families.entry(o.family.as_deref().unwrap_or(o.product.as_str())).or_insert(next)
             })
             .collect();
+        let mut family_members = vec![Vec::new(); families.len()];
+        for (o, &f) in family_of.iter().enumerate() {
+            family_members[f as usize].push(o as u32);
+        }
         Ok(Engine {
             schema,
             offers,
@@ -246,6 +252,7 @@ impl Engine {
             ordinary,
             proxy_features,
             family_of,
+            family_members,
             isa: Isa::detect(),
             params,
         })
@@ -704,11 +711,22 @@ impl Engine {
         let factor_applies = fatigue.family_dismissal_factor != 1.0 && !ws.dismissed_families.is_empty();
         ws.custom_stakes = ws.value.is_some() || factor_applies || self.params.arbitration().value_weight != 1.0;
         ws.log_stake.clear();
-        if ws.custom_stakes {
+        if ws.value.is_some() || self.params.arbitration().value_weight != 1.0 {
             for o in 0..self.offers.len() {
                 let (stake, family) = self.stake(o, ws);
                 let log = log_multiplier(stake.stake, self.offers[o].weight, family);
                 ws.log_stake.push(log);
+            }
+        } else if ws.custom_stakes {
+            // Only some families differ from the catalog's `value × weight`:
+            // the catalog's logs, with those families' offers redone.
+            // (`log_multiplier(value, weight, 1)` equals the catalog's log.)
+            ws.log_stake.extend_from_slice(&self.models.log_value);
+            for j in 0..ws.dismissed_families.len() {
+                for &o in &self.family_members[ws.dismissed_families[j].0 as usize] {
+                    let (stake, family) = self.stake(o as usize, ws);
+                    ws.log_stake[o as usize] = log_multiplier(stake.stake, self.offers[o as usize].weight, family);
+                }
             }
         }
         Ok(())
