@@ -689,7 +689,16 @@ impl Engine {
                     value,
                     expected,
                 })?;
-                Some(v.summary(self.params.value()))
+                let summary = v.summary(self.params.value());
+                if !(summary.lifetime_value.is_finite() && summary.value_at_risk.is_finite()) {
+                    return Err(RequestError::InvalidCustomerValue {
+                        customer: customer.id.clone(),
+                        field: "margin_per_year",
+                        value: v.margin_per_year,
+                        expected: "an amount whose lifetime value is a finite number",
+                    });
+                }
+                Some(summary)
             }
             None => None,
         };
@@ -714,6 +723,12 @@ impl Engine {
         if ws.value.is_some() || self.params.arbitration().value_weight != 1.0 {
             for o in 0..self.offers.len() {
                 let (stake, family) = self.stake(o, ws);
+                if !(stake.stake * self.offers[o].weight * family).is_finite() {
+                    return Err(RequestError::ScoreOverflow {
+                        customer: customer.id.clone(),
+                        offer: self.offers[o].id.clone(),
+                    });
+                }
                 let log = log_multiplier(stake.stake, self.offers[o].weight, family);
                 ws.log_stake.push(log);
             }

@@ -8,7 +8,10 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+
 use tactful::batch::{self, BatchOptions, JsonLinesSink, VecSink};
+use tactful::value::CustomerValue;
 use tactful::{
     Catalog, Channel, Consents, Customer, Decision, Engine, FeatureSchema, FeatureSpec, FeatureValues, LifeEvent,
     LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel, Provenance, Request, RequestError,
@@ -191,4 +194,103 @@ fn nan_confidence_is_the_same_typed_error_everywhere() {
     );
     c.life_events.clear();
     assert!(agree(&engine, &c, &other, &request).is_ok());
+}
+
+fn one_offer_world(kind: OfferKind, value: f64) -> (Engine, Customer) {
+    let schema = FeatureSchema::new(vec![FeatureSpec::new("f0", "feature 0")]);
+    let offer = Offer {
+        id: "o0".into(),
+        product: "p0".into(),
+        kind,
+        value,
+        weight: 1.0,
+        channels: vec![Channel::Web],
+        eligibility: Default::default(),
+        targets: vec![],
+        family: None,
+        unsuitable_for: vec![],
+        model: PropensityModel { bias: 0.0, weights: Weights::Dense(vec![1.0]) },
+    };
+    let engine = Engine::new(Catalog { schema, offers: vec![offer] }).unwrap();
+    let customer = Customer {
+        id: "c".into(),
+        age: None,
+        features: FeatureValues::Dense(vec![0.5]),
+        holdings: vec![],
+        life_events: vec![],
+        vulnerabilities: vec![],
+        consents: Consents { channels: vec![Channel::Web], ..Consents::default() },
+        relationship: None,
+        value: None,
+        contact_history: vec![],
+    };
+    (engine, customer)
+}
+
+/// `recommend` fuzz finding (crash-09a35ea7…, under
+/// `tests/regressions/recommend/`): a customer value with a finite but huge
+/// `margin_per_year` (f64::MAX) passed the value check, but its lifetime
+/// value overflowed to infinity; the decision's `customer_value` then held
+/// infinities, which JSON writes as `null`, so the decision (and the
+/// scoring tool's output line) did not parse back, and a stake built on it
+/// could make a priority infinite or NaN. Now a typed
+/// `InvalidCustomerValue` error.
+#[test]
+fn a_lifetime_value_that_overflows_is_a_typed_error() {
+    let (engine, mut c) = one_offer_world(OfferKind::Retention, 1.0);
+    let other = c.clone();
+    let request = Request { now: DateTime::<Utc>::MAX_UTC, channel: Channel::Web, k: usize::MAX };
+    c.value = Some(CustomerValue {
+        margin_per_year: f64::MAX,
+        retention_rate: 180.0 / 255.0,
+        churn_risk: None,
+        wallet_with_us: None,
+        category_spend: None,
+    });
+    let e = agree(&engine, &c, &other, &request).unwrap_err();
+    assert!(matches!(e, RequestError::InvalidCustomerValue { field: "margin_per_year", .. }), "{e:?}");
+    // A large but representable value is answered, and round-trips.
+    c.value.as_mut().unwrap().margin_per_year = 1e300;
+    let d = agree(&engine, &c, &other, &request).unwrap();
+    check(&Catalog::default(), &c, &request, &Decision { recommendations: vec![], ..d.clone() });
+    assert_eq!(serde_json::from_str::<Decision>(&serde_json::to_string(&d).unwrap()).unwrap(), d);
+}
+
+/// Found with the fix above: a stake (value weight × offer value, plus
+/// lifetime value or value at risk) can overflow even when each part is
+/// finite; the request is refused with `ScoreOverflow` rather than ranking
+/// an infinite or NaN priority.
+#[test]
+fn a_stake_that_overflows_is_a_typed_error() {
+    for kind in [OfferKind::CrossSell, OfferKind::Retention] {
+        let (_, mut c) = one_offer_world(kind, f64::MAX);
+        let schema = FeatureSchema::new(vec![FeatureSpec::new("f0", "feature 0")]);
+        let mut params = tactful::EngineParams::default();
+        params.arbitration.value_weight = 4.0;
+        let (plain, _) = one_offer_world(kind, f64::MAX);
+        let catalog = Catalog { schema, offers: plain.offers().to_vec() };
+        let engine = Engine::builder().catalog(catalog).params(params).build().unwrap();
+        let request = Request { now: now(), channel: Channel::Web, k: 3 };
+        let e = agree(&engine, &c, &c.clone(), &request).unwrap_err();
+        assert!(matches!(e, RequestError::ScoreOverflow { .. }), "{e:?}");
+        c.value = Some(CustomerValue {
+            margin_per_year: 1e307,
+            retention_rate: 1.0,
+            churn_risk: Some(1.0),
+            wallet_with_us: None,
+            category_spend: None,
+        });
+        let engine = Engine::new(Catalog {
+            schema: FeatureSchema::new(vec![FeatureSpec::new("f0", "feature 0")]),
+            offers: plain.offers().to_vec(),
+        })
+        .unwrap();
+        match agree(&engine, &c, &c.clone(), &request) {
+            Ok(d) => assert!(d.recommendations.iter().all(|r| r.priority.is_finite())),
+            Err(e) => assert!(
+                matches!(e, RequestError::ScoreOverflow { .. } | RequestError::InvalidCustomerValue { .. }),
+                "{e:?}"
+            ),
+        }
+    }
 }
