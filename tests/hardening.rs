@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use tactful::batch::{self, BatchOptions, ErrorKind, ErrorRecord, JsonLinesSink, LineProblem, VecSink};
+use tactful::relationship::RelationshipLevel;
+use tactful::value::CustomerValue;
 use tactful::{
     Catalog, Channel, Consents, Contact, ContactOutcome, ContactPolicy, Customer, Decision, DecisionStatus,
     EligibilityRules, Engine, EngineParams, Error, ExplainParams, FeatureSchema, FeatureSpec, FeatureValues,
@@ -21,6 +23,13 @@ use tactful::{
     ProxyTarget, Request, Sensitivity, SpecialCategory, Vulnerability, VulnerabilityMarker, Weights, Workspace,
 };
 
+const LEVELS: [RelationshipLevel; 5] = [
+    RelationshipLevel::Basic,
+    RelationshipLevel::Reactive,
+    RelationshipLevel::Accountable,
+    RelationshipLevel::Proactive,
+    RelationshipLevel::Partnership,
+];
 const NOW: &str = "2026-11-23T10:00:00Z";
 const CHANNELS: [Channel; 7] =
     [Channel::Email, Channel::Sms, Channel::Phone, Channel::Post, Channel::App, Channel::Web, Channel::Branch];
@@ -167,7 +176,7 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
                     excludes: if rng.gen_bool(0.1) { vec![products[rng.gen_range(0..6)].into()] } else { vec![] },
                 },
                 targets: pick(&mut rng, &events, 0.1),
-                family: None,
+                family: rng.gen_bool(0.3).then(|| format!("fam{}", rng.gen_range(0..3))),
                 unsuitable_for: pick(&mut rng, &VULNS, 0.2),
                 model: PropensityModel { bias: number(&mut rng, extreme), weights },
             }
@@ -205,8 +214,14 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
             channels: pick(&mut rng, &CHANNELS, 0.7),
             life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
         },
-        relationship: None,
-        value: None,
+        relationship: rng.gen_bool(0.4).then(|| LEVELS[rng.gen_range(0..LEVELS.len())]),
+        value: rng.gen_bool(0.4).then(|| CustomerValue {
+            margin_per_year: number(&mut rng, extreme).abs() * if extreme { 1.0 } else { 100.0 },
+            retention_rate: rng.gen_range(0.0..=1.0),
+            churn_risk: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..=1.0)),
+            wallet_with_us: rng.gen_bool(0.5).then(|| number(&mut rng, extreme).abs()),
+            category_spend: rng.gen_bool(0.5).then(|| number(&mut rng, extreme).abs()),
+        }),
         contact_history: (0..rng.gen_range(0..6))
             .map(|_| Contact {
                 offer: offers[rng.gen_range(0..offers.len())].id.clone(),
