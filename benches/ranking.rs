@@ -50,13 +50,13 @@ fn ranking(c: &mut Criterion) {
             b.iter(|| {
                 engine.recommend_into(black_box(&customer), &request, &mut workspace, &mut out).expect("ranked");
                 black_box(&out);
-            })
+            });
         });
         group.bench_with_input(BenchmarkId::new("recommend", n), &n, |b, _| {
-            b.iter(|| black_box(engine.recommend(black_box(&customer), &request).expect("ranked")))
+            b.iter(|| black_box(engine.recommend(black_box(&customer), &request).expect("ranked")));
         });
         group.bench_with_input(BenchmarkId::new("naive", n), &n, |b, _| {
-            b.iter(|| black_box(reference.recommend(black_box(&customer), &request, Dot::Ndarray).expect("ranked")))
+            b.iter(|| black_box(reference.recommend(black_box(&customer), &request, Dot::Ndarray).expect("ranked")));
         });
     }
     group.finish();
@@ -78,10 +78,10 @@ fn batch(c: &mut Criterion) {
         b.iter(|| {
             engine.recommend_batch_into(black_box(&customers), &request, &mut out);
             black_box(&out);
-        })
+        });
     });
     group.bench_function("recommend_batch/1000", |b| {
-        b.iter(|| black_box(engine.recommend_batch(black_box(&customers), &request)))
+        b.iter(|| black_box(engine.recommend_batch(black_box(&customers), &request)));
     });
     let mut workspace = Workspace::new();
     let mut decision = Decision::default();
@@ -91,7 +91,7 @@ fn batch(c: &mut Criterion) {
                 engine.recommend_into(black_box(customer), &request, &mut workspace, &mut decision).expect("ranked");
                 black_box(&decision);
             }
-        })
+        });
     });
     group.finish();
 }

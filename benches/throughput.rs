@@ -40,7 +40,7 @@ fn throughput(c: &mut Criterion) {
                     )
                     .expect("in-memory I/O")
                 })
-            })
+            });
         });
     }
     group.finish();
@@ -53,11 +53,11 @@ fn throughput(c: &mut Criterion) {
     group.sample_size(20);
     group.throughput(Throughput::Elements(lines.len() as u64));
     group.bench_function("parse", |b| {
-        b.iter(|| lines.iter().filter(|l| serde_json::from_str::<Customer>(black_box(l)).is_ok()).count())
+        b.iter(|| lines.iter().filter(|l| serde_json::from_str::<Customer>(black_box(l)).is_ok()).count());
     });
     group.throughput(Throughput::Elements(customers.len() as u64));
     group.bench_function("decide", |b| {
-        b.iter(|| customers.iter().filter(|c| engine.recommend(black_box(c), &request).is_ok()).count())
+        b.iter(|| customers.iter().filter(|c| engine.recommend(black_box(c), &request).is_ok()).count());
     });
     group.throughput(Throughput::Elements(decisions.len() as u64));
     group.bench_function("serialize", |b| {
@@ -69,7 +69,7 @@ fn throughput(c: &mut Criterion) {
                 out.push(b'\n');
             }
             out.len()
-        })
+        });
     });
     group.finish();
 }

@@ -1,4 +1,4 @@
-//! CoIL Challenge 2000 with the guard on: train propensity models with
+//! `CoIL` Challenge 2000 with the guard on: train propensity models with
 //! linfa, audit proxies, and compare all-features and guarded models.
 //!
 //! ```text
@@ -29,10 +29,10 @@ use clap::Parser;
 use tactful::proxy_audit::AuditParams;
 use tactful::train::TrainParams;
 
-/// CoIL 2000: caravan selection and next best offer, guarded and not.
+/// `CoIL` 2000: caravan selection and next best offer, guarded and not.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Training file (CoIL layout with CARAVAN).
+    /// Training file (`CoIL` layout with CARAVAN).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/coil2000/train.csv"))]
     train: PathBuf,
     /// Evaluation file in the same layout; without it, cross-validation.

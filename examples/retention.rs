@@ -25,14 +25,14 @@ fn base(id: &str) -> Result<Customer, serde_json::Error> {
     ))
 }
 
-fn value(margin: f64, retention: f64, churn: f64, wallet: f64, category: f64) -> Option<CustomerValue> {
-    Some(CustomerValue {
+fn value(margin: f64, retention: f64, churn: f64, wallet: f64, category: f64) -> CustomerValue {
+    CustomerValue {
         margin_per_year: margin,
         retention_rate: retention,
         churn_risk: Some(churn),
         wallet_with_us: Some(wallet),
         category_spend: Some(category),
-    })
+    }
 }
 
 fn show(title: &str, d: &Decision) {
@@ -92,20 +92,20 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Valuable and likely to leave: keeping him is worth more than selling.
     let mut bram = base("bram")?;
     bram.relationship = Some(RelationshipLevel::Proactive);
-    bram.value = value(800.0, 0.7, 0.45, 1_500.0, 4_000.0);
+    bram.value = Some(value(800.0, 0.7, 0.45, 1_500.0, 4_000.0));
     show("Bram, proactive, 45% churn risk, margin 800 a year", &engine.recommend(&bram, &email)?);
 
     // Loyal and already buys nearly everything from us: growth offers damped.
     let mut chen = base("chen")?;
     chen.relationship = Some(RelationshipLevel::Partnership);
-    chen.value = value(800.0, 0.95, 0.03, 3_600.0, 4_000.0);
+    chen.value = Some(value(800.0, 0.95, 0.03, 3_600.0, 4_000.0));
     show("Chen, partnership, loyal, 90% share of wallet", &engine.recommend(&chen, &email)?);
 
     // Dismissed the card upgrade twice: the whole credit family is lowered
     // for a while (0.7 per dismissal), and recent contacts tire her.
     let mut dara = base("dara")?;
     dara.relationship = Some(RelationshipLevel::Partnership);
-    dara.value = value(300.0, 0.9, 0.1, 900.0, 2_500.0);
+    dara.value = Some(value(300.0, 0.9, 0.1, 900.0, 2_500.0));
     let at = |days: i64| now - chrono::Duration::days(days);
     dara.contact_history = vec![
         Contact {

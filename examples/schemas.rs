@@ -10,8 +10,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let dir = std::env::args_os()
         .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas"));
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas"), PathBuf::from);
     match tactful::formats::write_schemas(&dir) {
         Ok(()) => {
             for s in tactful::formats::schemas() {

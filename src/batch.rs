@@ -662,7 +662,7 @@ pub fn parse_customer(line: u64, bytes: &[u8]) -> Result<Customer, ErrorRecord> 
     serde_json::from_str(text).map_err(|e| diagnose(line, text, &e))
 }
 
-/// serde_json's message without its " at line L column C" suffix.
+/// `serde_json`'s message without its " at line L column C" suffix.
 fn bare_message(e: &serde_json::Error) -> String {
     let full = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
@@ -888,7 +888,7 @@ mod tests {
 
         let e = problem(&GOOD.replace(r#""owns_car": 1"#, r#""owns_car": "NaN""#));
         assert_eq!(e.error.kind, ErrorKind::NonFiniteNumber, "{e}");
-        assert_eq!(e.customer.as_ref().map(|c| c.as_str()), Some("C-1"));
+        assert_eq!(e.customer.as_ref().map(super::super::catalog::CustomerId::as_str), Some("C-1"));
         assert!(e.error.message.contains("features.owns_car"), "{e}");
 
         let e = problem(&GOOD.replace(r#""owns_car": 1"#, r#""owns_car": 1e999"#));
@@ -930,7 +930,10 @@ mod tests {
         let mut r = request();
         r.k = 0;
         let e = score_line(&engine(), &r, 2, GOOD.as_bytes()).unwrap_err();
-        assert_eq!((e.error.kind, e.customer.as_ref().map(|c| c.as_str())), (ErrorKind::InvalidRequest, Some("C-1")));
+        assert_eq!(
+            (e.error.kind, e.customer.as_ref().map(super::super::catalog::CustomerId::as_str)),
+            (ErrorKind::InvalidRequest, Some("C-1"))
+        );
     }
 
     #[test]

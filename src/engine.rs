@@ -222,7 +222,7 @@ impl Engine {
         let models = ModelMatrix::compile(&schema, &offers)?;
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
         let offer_by_address =
-            offers.iter().enumerate().map(|(i, o)| (Arc::as_ptr(&o.id.0) as *const u8 as usize, i as u32)).collect();
+            offers.iter().enumerate().map(|(i, o)| (Arc::as_ptr(&o.id.0).cast::<u8>() as usize, i as u32)).collect();
         let rules = offers.iter().map(offer_rules).collect();
         let plan = Plan::compile(&offers);
         let proxy_features =
@@ -457,11 +457,12 @@ impl Engine {
         while out.len() < customers.len() {
             out.push(Ok(Decision::default()));
         }
-        out.par_chunks_mut(BATCH_BLOCK)
-            .zip(customers.par_chunks(BATCH_BLOCK))
-            .for_each_init(BatchScratch::default, |scratch, (out, customers)| {
-                self.decide_block(customers, request, scratch, out)
-            });
+        out.par_chunks_mut(BATCH_BLOCK).zip(customers.par_chunks(BATCH_BLOCK)).for_each_init(
+            BatchScratch::default,
+            |scratch, (out, customers)| {
+                self.decide_block(customers, request, scratch, out);
+            },
+        );
     }
 
     /// One block of a batch: prepare each customer, one matrix product for
@@ -912,7 +913,7 @@ impl Engine {
         let policy = self.params.contact();
         let mut failed = [0usize; 3];
         let Workspace { fail, driven, held, contacted, contact_offers, pairs, d, is_proxy, pools, audit, .. } = ws;
-        let position = |id: &OfferId| self.offer_by_address.get(&(Arc::as_ptr(&id.0) as *const u8 as usize)).copied();
+        let position = |id: &OfferId| self.offer_by_address.get(&(Arc::as_ptr(&id.0).cast::<u8>() as usize)).copied();
         let mut audit = Audit::new(&mut out.withheld, audit, pools, &position);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
@@ -958,9 +959,10 @@ impl Engine {
                 let why = match prepared.signals.target_failure(&offer.targets) {
                     Some((event, None)) => Why::Plain(Reason::LifeEventUseNotConsented { event }),
                     Some((event, Some(found))) => Why::NotDeclared(event, found),
-                    None => match guard::check_suitability(offer, customer) {
-                        Err(reason) => Why::Plain(reason),
-                        Ok(()) => {
+                    None => {
+                        if let Err(reason) = guard::check_suitability(offer, customer) {
+                            Why::Plain(reason)
+                        } else {
                             // Proxy-driven (guard rule 3): the exact share and
                             // the proxies responsible, largest first.
                             let row = self.models.row(o);
@@ -973,7 +975,7 @@ impl Engine {
                             pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
                             Why::ProxyDriven { share, threshold, features: pairs, schema: &self.schema.features }
                         }
-                    },
+                    }
                 };
                 debug_assert!(
                     matches!(&why, Why::ProxyDriven { .. })

@@ -45,7 +45,7 @@ pub struct AuditParams {
     /// sensitive feature's variance and whose one-std move shifts the score
     /// by more than 0.02 log-odds. Influence shrinks as the L2 penalty
     /// grows, so the threshold suits regularised models like those of
-    /// [`crate::train`] with its default penalty; on CoIL 2000 it flags a
+    /// [`crate::train`] with its default penalty; on `CoIL` 2000 it flags a
     /// handful of features per product.
     pub threshold: f64,
     /// Candidates with more distinct values are cut into this many

@@ -91,7 +91,7 @@ pub struct TrainParams {
     /// L2 penalty λ on the standardised weights: the learner minimises the
     /// mean weighted log-loss plus `λ/2 · ‖w‖²` (linfa's `alpha` is λ times
     /// the total weight). Finite and `>= 0`; default 0.1, strong because
-    /// marketing data are noisy and their columns correlated (on CoIL 2000,
+    /// marketing data are noisy and their columns correlated (on `CoIL` 2000,
     /// 5-fold cross-validation preferred 0.1 to 1 over 1e-4 to 10).
     pub l2_penalty: f64,
     /// Class-imbalance handling; default [`ClassWeight::Balanced`].

@@ -319,18 +319,15 @@ impl<'a> Audit<'a> {
         } else {
             None
         };
-        let entry = match reused {
-            Some(mut entry) => {
-                set_arc(&mut entry.offer.0, &offer.0);
-                entry.stage = stage;
-                write_reason(self.pools, &mut entry.reason, why);
-                entry
-            }
-            None => {
-                let mut reason = Reason::OptedOut;
-                write_reason(self.pools, &mut reason, why);
-                Withheld { offer: offer.clone(), stage, reason }
-            }
+        let entry = if let Some(mut entry) = reused {
+            set_arc(&mut entry.offer.0, &offer.0);
+            entry.stage = stage;
+            write_reason(self.pools, &mut entry.reason, why);
+            entry
+        } else {
+            let mut reason = Reason::OptedOut;
+            write_reason(self.pools, &mut reason, why);
+            Withheld { offer: offer.clone(), stage, reason }
         };
         self.list.push(entry);
         self.len += 1;

@@ -1,4 +1,4 @@
-//! A reduced CoIL 2000 run (2,000 rows, 2 folds) through the example's own
+//! A reduced `CoIL` 2000 run (2,000 rows, 2 folds) through the example's own
 //! code, plus the test-file path with and without a CARAVAN column.
 
 #[path = "../examples/coil2000/chart.rs"]

@@ -22,16 +22,13 @@ fn signal(provenance: Provenance) -> LifeEventSignal {
 fn nursery_reason(customer: &tactful::Customer) -> Option<Reason> {
     let engine = engine(vec![nursery_loan(), offer("savings", 0.0, &[("income", 0.5)])]);
     let d = engine.recommend(customer, &request(2)).unwrap();
-    match d.withheld_reason("nursery_loan") {
-        Some(w) => {
-            assert_eq!(w.stage, Stage::Guard);
-            assert!(!ids(&d).contains(&"nursery_loan"));
-            Some(w.reason.clone())
-        }
-        None => {
-            assert_eq!(ids(&d)[0], "nursery_loan");
-            None
-        }
+    if let Some(w) = d.withheld_reason("nursery_loan") {
+        assert_eq!(w.stage, Stage::Guard);
+        assert!(!ids(&d).contains(&"nursery_loan"));
+        Some(w.reason.clone())
+    } else {
+        assert_eq!(ids(&d)[0], "nursery_loan");
+        None
     }
 }
 

@@ -920,7 +920,7 @@ fn extreme_request_times_and_contact_dates() {
         let mut c = customer_with(1.0, 0.0);
         for (i, at) in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC, t].into_iter().enumerate() {
             for outcome in [ContactOutcome::Dismissed, ContactOutcome::Shown, ContactOutcome::Accepted] {
-                c.contact_history.push(Contact { offer: format!("o{:05}", i).into(), at, channel: None, outcome });
+                c.contact_history.push(Contact { offer: format!("o{i:05}").into(), at, channel: None, outcome });
             }
         }
         let mut params = EngineParams::default();

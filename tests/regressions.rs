@@ -229,7 +229,7 @@ fn one_offer_world(kind: OfferKind, value: f64) -> (Engine, Customer) {
 
 /// `recommend` fuzz finding (crash-09a35ea7…, under
 /// `tests/regressions/recommend/`): a customer value with a finite but huge
-/// `margin_per_year` (f64::MAX) passed the value check, but its lifetime
+/// `margin_per_year` (`f64::MAX`) passed the value check, but its lifetime
 /// value overflowed to infinity; the decision's `customer_value` then held
 /// infinities, which JSON writes as `null`, so the decision (and the
 /// scoring tool's output line) did not parse back, and a stake built on it

@@ -146,8 +146,7 @@ fn sample_customers_demonstrate_their_rules() {
         d["withheld"]
             .as_array()
             .and_then(|w| w.iter().find(|w| w["offer"] == offer))
-            .map(|w| w["reason"].clone())
-            .unwrap_or(Value::Null)
+            .map_or(Value::Null, |w| w["reason"].clone())
     };
     let recommended = |customer: &str, offer: &str| -> bool {
         by_id[customer]["recommendations"].as_array().is_some_and(|r| r.iter().any(|r| r["offer"] == offer))
@@ -241,7 +240,7 @@ fn sample_customers_demonstrate_their_rules() {
         "proxy_driven",
         "unsuitable",
     ];
-    assert_eq!(rules, every.iter().map(|s| s.to_string()).collect(), "rules covered");
+    assert_eq!(rules, every.iter().map(std::string::ToString::to_string).collect(), "rules covered");
 
     // And the bad lines name their line and problem.
     let errors: Vec<(u64, &str)> =
@@ -265,12 +264,17 @@ fn good_lines(n: u64) -> String {
     let text = synthetic::lines(n * 2, 7);
     // Keep only lines that score.
     let engine = engine();
-    text.lines()
+    let mut out = String::new();
+    let scored = text
+        .lines()
         .enumerate()
         .filter(|(i, l)| batch::score_line(engine, &request(), *i as u64 + 1, l.as_bytes()).is_ok())
-        .take(n as usize)
-        .map(|(_, l)| format!("{l}\n"))
-        .collect()
+        .take(n as usize);
+    for (_, l) in scored {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
 }
 
 #[test]

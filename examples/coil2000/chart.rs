@@ -1,5 +1,5 @@
 //! The cumulative-gains chart, drawn with plotters' pure-Rust bitmap
-//! backend and the DejaVu font embedded by the `dejavu` crate (no system
+//! backend and the `DejaVu` font embedded by the `dejavu` crate (no system
 //! font libraries needed).
 
 use std::error::Error;

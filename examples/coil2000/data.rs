@@ -1,4 +1,4 @@
-//! CoIL 2000 data: the 85 attribute columns, their training schema (with
+//! `CoIL` 2000 data: the 85 attribute columns, their training schema (with
 //! and without sensitivities), the 22 products, and a CSV loader that
 //! names the file, line and column of anything it cannot read.
 
@@ -314,7 +314,7 @@ fn split(line: &str, delimiter: Option<char>) -> Vec<&str> {
     }
 }
 
-/// Reads a CoIL file: comma-, tab- or space-separated, with a header
+/// Reads a `CoIL` file: comma-, tab- or space-separated, with a header
 /// naming the columns (any order, extra columns ignored, `CARAVAN`
 /// optional) or without one (columns in the original order, 85 or 86).
 pub fn load(path: &Path) -> Result<Data, LoadError> {

@@ -1,4 +1,4 @@
-//! The CoIL 2000 experiment: task 1 (select likely caravan holders) and
+//! The `CoIL` 2000 experiment: task 1 (select likely caravan holders) and
 //! task 2 (leave-one-product-out next best offer through the engine), on
 //! cross-validation folds of the training file or on a separate test file.
 
@@ -196,16 +196,12 @@ fn fit(
     let mut models = Vec::new();
     let mut intercept_only = Vec::new();
     for &p in products {
-        match trained.model(&names[p]) {
-            Some(m) => models.push(m.model.clone()),
-            None => {
-                let prevalence = (count(p) as f64 + 0.5) / (n as f64 + 1.0);
-                models.push(PropensityModel {
-                    bias: (prevalence / (1.0 - prevalence)).ln(),
-                    weights: Weights::default(),
-                });
-                intercept_only.push(names[p].clone());
-            }
+        if let Some(m) = trained.model(&names[p]) {
+            models.push(m.model.clone())
+        } else {
+            let prevalence = (count(p) as f64 + 0.5) / (n as f64 + 1.0);
+            models.push(PropensityModel { bias: (prevalence / (1.0 - prevalence)).ln(), weights: Weights::default() });
+            intercept_only.push(names[p].clone());
         }
     }
     let schema = trained.schema;
@@ -381,40 +377,37 @@ pub fn run(opts: &Options) -> Result<Report, BoxError> {
     let layout = Layout::new(&encoders[1])?;
     let x = encoders[1].encode(records.view())?;
 
-    let (splits, selected_per_split, evaluation): (Vec<Split>, Vec<usize>, String) = match &opts.test {
-        Some(path) => {
-            let test = data::load(path)?;
-            let test_x = encoders[1].encode(test.records.view())?;
-            let evaluation =
-                format!("trained on {} ({} rows), evaluated on {}", opts.train.display(), keep, path.display());
-            let selected = opts.select.min(test_x.nrows());
-            let split =
-                Split { train: x.clone(), train_caravan: caravan.clone(), test: test_x, test_caravan: test.caravan };
-            (vec![split], vec![selected], evaluation)
+    let (splits, selected_per_split, evaluation): (Vec<Split>, Vec<usize>, String) = if let Some(path) = &opts.test {
+        let test = data::load(path)?;
+        let test_x = encoders[1].encode(test.records.view())?;
+        let evaluation =
+            format!("trained on {} ({} rows), evaluated on {}", opts.train.display(), keep, path.display());
+        let selected = opts.select.min(test_x.nrows());
+        let split =
+            Split { train: x.clone(), train_caravan: caravan.clone(), test: test_x, test_caravan: test.caravan };
+        (vec![split], vec![selected], evaluation)
+    } else {
+        let fold = metrics::stratified_folds(&caravan, opts.folds, opts.seed)?;
+        let mut splits = Vec::new();
+        let mut selected = Vec::new();
+        for f in 0..opts.folds {
+            let (test_rows, train_rows): (Vec<usize>, Vec<usize>) = (0..keep).partition(|&i| fold[i] == f);
+            selected.push((test_rows.len() as f64 * 0.2).round() as usize);
+            splits.push(Split {
+                train: rows(&x, &train_rows),
+                train_caravan: train_rows.iter().map(|&i| caravan[i]).collect(),
+                test: rows(&x, &test_rows),
+                test_caravan: Some(test_rows.iter().map(|&i| caravan[i]).collect()),
+            });
         }
-        None => {
-            let fold = metrics::stratified_folds(&caravan, opts.folds, opts.seed)?;
-            let mut splits = Vec::new();
-            let mut selected = Vec::new();
-            for f in 0..opts.folds {
-                let (test_rows, train_rows): (Vec<usize>, Vec<usize>) = (0..keep).partition(|&i| fold[i] == f);
-                selected.push((test_rows.len() as f64 * 0.2).round() as usize);
-                splits.push(Split {
-                    train: rows(&x, &train_rows),
-                    train_caravan: train_rows.iter().map(|&i| caravan[i]).collect(),
-                    test: rows(&x, &test_rows),
-                    test_caravan: Some(test_rows.iter().map(|&i| caravan[i]).collect()),
-                });
-            }
-            let evaluation = format!(
-                "stratified {}-fold cross-validation of {} ({} rows), seed {}",
-                opts.folds,
-                opts.train.display(),
-                keep,
-                opts.seed
-            );
-            (splits, selected, evaluation)
-        }
+        let evaluation = format!(
+            "stratified {}-fold cross-validation of {} ({} rows), seed {}",
+            opts.folds,
+            opts.train.display(),
+            keep,
+            opts.seed
+        );
+        (splits, selected, evaluation)
     };
 
     let results = splits

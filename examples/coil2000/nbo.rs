@@ -139,7 +139,9 @@ pub fn run(
             for p in (0..n_products).filter(|&p| held[[i, p]]) {
                 let mut x = test.row(i).to_vec();
                 if let Some(cols) = layout.columns.get(p) {
-                    cols.iter().for_each(|&c| x[c] = 0.0);
+                    for &c in cols {
+                        x[c] = 0.0;
+                    }
                 }
                 let mut holds: Vec<bool> = held.row(i).to_vec();
                 holds[p] = false;

@@ -7,7 +7,7 @@ use crate::experiment::Report;
 /// Displays a [`Report`].
 pub struct Summary<'a>(pub &'a Report);
 
-/// Holders the CoIL 2000 winner found among 800 of the 4,000 evaluation
+/// Holders the `CoIL` 2000 winner found among 800 of the 4,000 evaluation
 /// customers, and the holders there.
 const WINNER: (f64, f64) = (121.0, 238.0);
 

@@ -250,17 +250,16 @@ impl<'e> Reference<'e> {
                 continue;
             }
             funnel.eligible += 1;
-            let contact_rule = match &budget {
-                Err((_, reason)) => Err(reason.clone()),
-                Ok(_) => {
-                    let contacts: Vec<_> = contact_offers
-                        .iter()
-                        .zip(&customer.contact_history)
-                        .filter(|(&i, _)| i == o)
-                        .map(|(_, c)| c)
-                        .collect();
-                    contact_check(offer, &contacts, request, policy)
-                }
+            let contact_rule = if let Err((_, reason)) = &budget {
+                Err(reason.clone())
+            } else {
+                let contacts: Vec<_> = contact_offers
+                    .iter()
+                    .zip(&customer.contact_history)
+                    .filter(|(&i, _)| i == o)
+                    .map(|(_, c)| c)
+                    .collect();
+                contact_check(offer, &contacts, request, policy)
             };
             if let Err(reason) = contact_rule {
                 withheld.push(withhold(Stage::ContactPolicy, reason));
