@@ -201,7 +201,10 @@ impl FatigueParams {
                 let age_days = (now - c.at).num_seconds() as f64 / 86_400.0;
                 self.weight(c.outcome) * (-age_days / self.half_life_days).exp2()
             })
-            .sum()
+            .sum::<f64>()
+            // An empty sum is -0.0: report 0.0, so that the audit's bits do
+            // not depend on the history (or on a reused workspace).
+            + 0.0
     }
 }
 

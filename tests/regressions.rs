@@ -294,3 +294,38 @@ fn a_stake_that_overflows_is_a_typed_error() {
         }
     }
 }
+
+/// `recommend` fuzz finding (crash-9b44ca47…, under
+/// `tests/regressions/recommend/`): with an empty contact history the
+/// contact fatigue was an empty f64 sum, `-0.0`, while one contact of
+/// weight 0 gives `0.0`. The two compare equal, so `recommend_into` on a
+/// workspace reused from such a customer kept the other sign in the
+/// audit's `ContactFatigue` reason: not the same bits (nor the same JSON)
+/// as `recommend`. Fatigue is now never `-0.0`.
+#[test]
+fn contact_fatigue_is_never_negative_zero() {
+    let (_, c) = one_offer_world(OfferKind::CrossSell, 1.0);
+    let mut params = tactful::EngineParams::default();
+    params.fatigue.budget = 5e-324;
+    params.fatigue.accepted_weight = 0.0;
+    let (plain, _) = one_offer_world(OfferKind::CrossSell, 1.0);
+    let catalog = Catalog { schema: plain.schema().clone(), offers: plain.offers().to_vec() };
+    let engine = Engine::builder().catalog(catalog).params(params).build().unwrap();
+    let request = Request { now: now(), channel: Channel::Web, k: 4 };
+    let mut other = c.clone();
+    other.contact_history.push(tactful::Contact {
+        offer: "o0".into(),
+        at: now() - chrono::Duration::days(400),
+        channel: None,
+        outcome: tactful::ContactOutcome::Accepted,
+    });
+    for (a, b) in [(&c, &other), (&other, &c)] {
+        let d = agree(&engine, a, b, &request).unwrap();
+        for w in &d.withheld {
+            if let tactful::Reason::ContactFatigue { fatigue, .. } = w.reason {
+                assert!(fatigue.is_sign_positive(), "{fatigue:?}");
+            }
+        }
+        assert!(!serde_json::to_string(&d).unwrap().contains("-0.0"));
+    }
+}
