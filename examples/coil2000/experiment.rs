@@ -197,7 +197,7 @@ fn fit(
     let mut intercept_only = Vec::new();
     for &p in products {
         if let Some(m) = trained.model(&names[p]) {
-            models.push(m.model.clone())
+            models.push(m.model.clone());
         } else {
             let prevalence = (count(p) as f64 + 0.5) / (n as f64 + 1.0);
             models.push(PropensityModel { bias: (prevalence / (1.0 - prevalence)).ln(), weights: Weights::default() });
