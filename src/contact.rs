@@ -19,7 +19,7 @@ struct OfferHistory {
 }
 
 /// `now` minus `days`, saturating at the earliest representable time.
-fn days_before(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+pub(crate) fn days_before(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     now.checked_sub_signed(Duration::days(i64::from(days))).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 

@@ -704,10 +704,7 @@ impl Engine {
             None => None,
         };
         let fatigue = self.params.fatigue();
-        let since = request
-            .now
-            .checked_sub_signed(chrono::Duration::days(i64::from(fatigue.family_memory_days)))
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let since = contact::days_before(request.now, fatigue.family_memory_days);
         ws.dismissed_families.clear();
         for (c, &o) in customer.contact_history.iter().zip(&ws.contact_offers) {
             if c.outcome == crate::customer::ContactOutcome::Dismissed && c.at > since && c.at <= request.now {
