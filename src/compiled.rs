@@ -52,13 +52,6 @@ impl Bitset {
         self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
-    /// Sets bit `i`; returns whether it was set before.
-    pub(crate) fn test_and_set(&mut self, i: usize) -> bool {
-        let was = self.get(i);
-        self.set(i);
-        was
-    }
-
     pub(crate) fn words(&self) -> &[u64] {
         &self.words
     }
@@ -261,55 +254,69 @@ impl Plan {
     }
 
     /// Marks in `fail` every offer that fails a rule before scoring
-    /// (eligibility, channel, targets, suitability); the contact history
-    /// is the caller's.
+    /// (eligibility, channel, targets, suitability) and records in `codes`
+    /// the first such rule in pipeline order, except for the channel rule,
+    /// which [`Plan::on_channel`] answers; the contact history is the
+    /// caller's. With `eligibility_only` (nothing may be offered at all),
+    /// every offer is marked and only eligibility is checked.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn mark_failures(
         &self,
         customer: &Customer,
         channel: Channel,
         usable_events: u32,
         held: &Bitset,
+        eligibility_only: bool,
         fail: &mut Bitset,
+        codes: &mut Vec<Code>,
     ) {
-        fail.copy_from(&self.not_on_channel[channel_index(channel)]);
+        let n = self.product_of.len();
+        codes.clear();
+        codes.resize(n, Code::Passed);
+        if eligibility_only {
+            fail.fill(n);
+        } else {
+            fail.copy_from(&self.not_on_channel[channel_index(channel)]);
+        }
         for (w, &word) in held.words().iter().enumerate() {
             for p in bits(word, w * 64) {
                 for &o in self.offers_of(p) {
                     fail.set(o as usize);
+                    codes[o as usize] = Code::Held;
                 }
             }
         }
         for &o in &self.extra_offers {
-            if !fail.get(o as usize) && self.extra_failure(o as usize, customer, held).is_some() {
-                fail.set(o as usize);
+            let o = o as usize;
+            if codes[o] != Code::Held && self.extra_failure(o, customer, held).is_some() {
+                fail.set(o);
+                codes[o] = Code::Extra;
             }
         }
+        if eligibility_only {
+            return;
+        }
         for &o in &self.targeted {
-            if self.targets[o as usize] & !usable_events != 0 {
-                fail.set(o as usize);
+            let o = o as usize;
+            if self.targets[o] & !usable_events != 0 {
+                fail.set(o);
+                codes[o] = codes[o].min(Code::Target);
             }
         }
         let vulnerable = customer.vulnerabilities.iter().fold(0u8, |m, v| m | vulnerability_bit(v.vulnerability));
         if vulnerable != 0 {
             for &o in &self.sensitive {
-                if self.unsuitable[o as usize] & vulnerable != 0 {
-                    fail.set(o as usize);
+                let o = o as usize;
+                if self.unsuitable[o] & vulnerable != 0 {
+                    fail.set(o);
+                    codes[o] = codes[o].min(Code::Suitability);
                 }
             }
         }
     }
 
-    /// Eligibility (stage 1) of offer `o`: the same first failing rule as
-    /// [`crate::eligibility::check`], by position, without comparing names.
-    pub(crate) fn eligibility_failure(&self, o: usize, customer: &Customer, held: &Bitset) -> Option<Failure> {
-        if held.get(self.product_of[o] as usize) {
-            return Some(Failure::AlreadyHeld);
-        }
-        self.extra_failure(o, customer, held)
-    }
-
     /// The eligibility rules after "not already held", in order.
-    fn extra_failure(&self, o: usize, customer: &Customer, held: &Bitset) -> Option<Failure> {
+    pub(crate) fn extra_failure(&self, o: usize, customer: &Customer, held: &Bitset) -> Option<Failure> {
         let e = &self.extra[o];
         if e.min_age.is_some() || e.max_age.is_some() {
             let Some(age) = customer.age else {
@@ -342,13 +349,31 @@ impl Plan {
     }
 }
 
+/// The first rule an offer failed before scoring, in pipeline order (so
+/// the smallest code recorded for an offer is the one its audit cites).
+/// Recorded once while marking, so that the audit need not run the rules
+/// again; a reason's details are filled in for the withheld offers only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Code {
+    /// Eligibility: the product is held.
+    Held,
+    /// Eligibility: an age or holdings rule ([`Plan::extra_failure`]).
+    Extra,
+    /// Contact policy: the offer's own contact history.
+    History,
+    /// Guard rule 1: a life-event target.
+    Target,
+    /// Guard rule 4: suitability.
+    Suitability,
+    /// No rule failed before scoring.
+    Passed,
+}
+
 /// Why an offer is not eligible; product-naming rules give the position of
 /// the product in the offer's own rules, so that the reason can cite the
 /// offer's `ProductId` without a new allocation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Failure {
-    /// `offer.product` is held.
-    AlreadyHeld,
     /// `offer.eligibility.base_product` is not held.
     MissingBaseProduct,
     /// `offer.eligibility.requires[j]` is not held.
@@ -370,8 +395,8 @@ mod tests {
         assert!(b.get(69) && !b.get(70));
         assert_eq!(b.words()[1], (1 << 6) - 1);
         b.reset(70);
-        assert!(!b.test_and_set(3));
-        assert!(b.test_and_set(3));
+        b.set(3);
+        assert!(b.get(3) && !b.get(2));
         assert_eq!(bits(b.words()[0], 0).collect::<Vec<_>>(), vec![3]);
         assert_eq!(bits(0b1010, 64).collect::<Vec<_>>(), vec![65, 67]);
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::arbitration::{self, Candidate};
 use crate::catalog::{Catalog, Offer, OfferId};
-use crate::compiled::{bits, Failure, Fnv, Plan};
+use crate::compiled::{bits, Code, Failure, Fnv, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
 use crate::customer::{Customer, FeatureValues, Provenance, Request};
@@ -84,7 +84,7 @@ pub struct Engine {
     schema: FeatureSchema,
     /// Sorted by offer id, so positions follow the tie-break order.
     offers: Vec<Offer>,
-    offer_index: HashMap<Arc<str>, usize>,
+    offer_index: HashMap<Arc<str>, usize, BuildHasherDefault<Fnv>>,
     /// Offer positions by the address of their id's string: recognises
     /// the ids this engine hands out, without comparing strings.
     offer_by_address: HashMap<usize, u32, BuildHasherDefault<Fnv>>,
@@ -612,7 +612,6 @@ impl Engine {
         };
 
         self.prepare_stakes(customer, request, ws)?;
-        let policy = self.params.contact();
         let budget = contact::customer_limits(customer, request, &self.params);
         let (status, effective_k) = match &budget {
             Ok(left) => (DecisionStatus::Ranked, request.k.min(*left as usize)),
@@ -621,22 +620,28 @@ impl Engine {
         let n = self.offers.len();
         self.plan.held(customer, &mut ws.held);
         ws.driven.reset(n);
-        ws.contacted.reset(n);
         ws.rows.clear();
         ws.abs_rows.clear();
-        if budget.is_err() {
-            ws.fail.fill(n);
-        } else {
-            self.plan.mark_failures(customer, request.channel, signals.usable_mask(), &ws.held, &mut ws.fail);
+        let usable = signals.usable_mask();
+        self.plan.mark_failures(
+            customer,
+            request.channel,
+            usable,
+            &ws.held,
+            budget.is_err(),
+            &mut ws.fail,
+            &mut ws.codes,
+        );
+        if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
                 let o = ws.contact_offers[h];
-                if ws.contacted.test_and_set(o) || ws.fail.get(o) {
+                // Earlier rules, or an offer already checked, need no check.
+                if ws.codes[o] <= Code::History || !self.plan.on_channel(o, request.channel) {
                     continue;
                 }
-                let contacts =
-                    ws.contact_offers.iter().zip(&customer.contact_history).filter(|(&i, _)| i == o).map(|(_, c)| c);
-                if contact::check_offer(&self.offers[o], contacts, request, policy).is_err() {
+                if self.contact_rule(o, customer, request, &ws.contact_offers).is_err() {
                     ws.fail.set(o);
+                    ws.codes[o] = Code::History;
                 }
             }
             // Offers reaching scoring, split by whether the proxy share must
@@ -652,6 +657,82 @@ impl Engine {
             }
         }
         Ok(Prepared { budget, status, effective_k, signals, mode })
+    }
+
+    /// The eligibility reason of offer `o`, recorded as failing an age or
+    /// holdings rule, citing the offer's own product names.
+    fn extra_why<'a>(&'a self, o: usize, customer: &Customer, held: &crate::compiled::Bitset) -> Option<Why<'a>> {
+        let e = &self.offers[o].eligibility;
+        Some(match self.plan.extra_failure(o, customer, held)? {
+            Failure::Reason(reason) => Why::Plain(reason),
+            Failure::MissingBaseProduct => Why::MissingBaseProduct(e.base_product.as_ref()?),
+            Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(e.requires.get(j)?),
+            Failure::ExcludedHolding(j) => Why::ExcludedHolding(e.excludes.get(j)?),
+        })
+    }
+
+    /// The guard rule offer `o` fails, having passed eligibility and the
+    /// contact policy: a target, suitability, or else proxy-driven (rule 3),
+    /// with the exact share and the proxies responsible, largest first.
+    fn guard_failure<'a>(
+        &'a self,
+        o: usize,
+        customer: &Customer,
+        prepared: &Prepared,
+        (d, is_proxy): (&[f64], &[bool]),
+        pairs: &'a mut Vec<(usize, f64)>,
+    ) -> Why<'a> {
+        let offer = &self.offers[o];
+        match prepared.signals.target_failure(&offer.targets) {
+            Some((event, None)) => Why::Plain(Reason::LifeEventUseNotConsented { event }),
+            Some((event, Some(found))) => Why::NotDeclared(event, found),
+            None => {
+                if let Err(reason) = guard::check_suitability(offer, customer) {
+                    return Why::Plain(reason);
+                }
+                let row = self.models.row(o);
+                let contributions = row.iter().zip(d).map(|(w, d)| w * d);
+                let share = guard::proxy_share(contributions.zip(is_proxy.iter().copied()));
+                pairs.clear();
+                let proxies = self.proxy_features.iter().map(|&i| (i, row[i] * d[i]));
+                pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
+                pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+                let threshold = self.params.guard().proxy_share_threshold;
+                Why::ProxyDriven { share, threshold, features: pairs, schema: &self.schema.features }
+            }
+        }
+    }
+
+    /// The first rule offer `o` fails before scoring, as the stage modules
+    /// define it (allocates; for consistency checks and as a fallback).
+    fn reference_failure(
+        &self,
+        o: usize,
+        customer: &Customer,
+        request: &Request,
+        prepared: &Prepared,
+        contact_offers: &[usize],
+    ) -> Option<(Stage, Reason)> {
+        let offer = &self.offers[o];
+        if let Err(reason) = eligibility::check(offer, customer) {
+            return Some((Stage::Eligibility, reason));
+        }
+        let contact = match &prepared.budget {
+            Err((_, reason)) => Err(reason.clone()),
+            Ok(_) => self.contact_rule(o, customer, request, contact_offers),
+        };
+        if let Err(reason) = contact {
+            return Some((Stage::ContactPolicy, reason));
+        }
+        let guard =
+            prepared.signals.check_targets(&offer.targets).and_then(|()| guard::check_suitability(offer, customer));
+        guard.err().map(|reason| (Stage::Guard, reason))
+    }
+
+    /// The contact-history rules of offer `o`.
+    fn contact_rule(&self, o: usize, customer: &Customer, request: &Request, offers: &[usize]) -> Result<(), Reason> {
+        let contacts = offers.iter().zip(&customer.contact_history).filter(|(&i, _)| i == o).map(|(_, c)| c);
+        contact::check_offer(&self.offers[o], contacts, request, self.params.contact())
     }
 
     /// Exact f64 proxy share of offer `o` (guard rule 3).
@@ -753,27 +834,38 @@ impl Engine {
         ws.cand_logit.resize(m, 0.0);
         ws.cand_log_value.resize(m, 0.0);
         ws.cand_err.resize(m, 0.0);
-        let (rows, dots, always) = (&ws.rows[..m], &ws.dots[..m], &mut ws.always);
-        let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
+        let (rows, dots) = (&ws.rows[..m], &ws.dots[..m]);
         let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
         let (base, norm) = (&self.models.base_logit, &self.models.norm);
+        // Branch-free: candidates outside the bounds' validity are rare and
+        // found again in a second pass only when there are any.
+        let mut flagged = false;
+        let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
         for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
             let o = o as usize;
-            let (Some(&b), Some(&w), Some(&v)) = (base.get(o), norm.get(o), log_value.get(o)) else {
-                // Unreachable (rows are offer positions); ranked exactly.
-                always.push(o as u32);
-                (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
-                continue;
-            };
+            // Rows are offer positions; a NaN value would send one to exact ranking.
+            let b = base.get(o).copied().unwrap_or(0.0);
+            let w = norm.get(o).copied().unwrap_or(0.0);
+            let v = log_value.get(o).copied().unwrap_or(f32::NAN);
             let a = b + f64::from(dot);
             let err = scale * f64::from(w) + floor;
-            if v.is_nan() || a - err < -300.0 {
-                always.push(o as u32);
-                (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
-            } else {
-                // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so
-                // that the rounding margin stays small.
-                (*logit, *value, *error) = (a.min(100.0) as f32, v, (err * (1.0 + 1e-6)) as f32);
+            #[allow(clippy::needless_bitwise_bool)] // no branch: the loop stays straight-line
+            {
+                flagged |= v.is_nan() | (a - err < -300.0);
+            }
+            // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that
+            // the rounding margin stays small.
+            (*logit, *value, *error) = (a.min(100.0) as f32, v, (err * (1.0 + 1e-6)) as f32);
+        }
+        if flagged {
+            let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
+            for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
+                let b = base.get(o as usize).copied().unwrap_or(0.0);
+                let err = scale * f64::from(norm.get(o as usize).copied().unwrap_or(0.0)) + floor;
+                if value.is_nan() || b + f64::from(dot) - err < -300.0 {
+                    ws.always.push(o);
+                    (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
+                }
             }
         }
     }
@@ -906,84 +998,46 @@ impl Engine {
         ws: &mut Workspace,
         out: &mut Decision,
     ) {
-        let threshold = self.params.guard().proxy_share_threshold;
-        let policy = self.params.contact();
         let mut failed = [0usize; 3];
-        let Workspace { fail, driven, held, contacted, contact_offers, pairs, d, is_proxy, pools, audit, .. } = ws;
+        let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, pools, audit, .. } = ws;
         let position = |id: &OfferId| self.offer_by_address.get(&(Arc::as_ptr(&id.0).cast::<u8>() as usize)).copied();
         let mut audit = Audit::new(&mut out.withheld, audit, pools, &position);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let offer = &self.offers[o];
-                if let Some(failure) = self.plan.eligibility_failure(o, customer, held) {
-                    let e = &offer.eligibility;
-                    let why = match failure {
-                        Failure::AlreadyHeld => Why::AlreadyHeld(&offer.product),
-                        Failure::MissingBaseProduct => match &e.base_product {
-                            Some(p) => Why::MissingBaseProduct(p),
-                            None => continue,
-                        },
-                        Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(&e.requires[j]),
-                        Failure::ExcludedHolding(j) => Why::ExcludedHolding(&e.excludes[j]),
-                        Failure::Reason(reason) => Why::Plain(reason),
-                    };
-                    debug_assert_eq!(eligibility::check(offer, customer), Err(why.to_reason()));
-                    audit.push(o, &offer.id, Stage::Eligibility, why);
-                    failed[0] += 1;
-                    continue;
-                }
-                debug_assert_eq!(eligibility::check(offer, customer), Ok(()));
-                let contact_rule = match &prepared.budget {
-                    Err((_, reason)) => Err(reason.clone()),
-                    Ok(_) if !self.plan.on_channel(o, request.channel) => {
-                        Err(Reason::ChannelNotOffered { channel: request.channel })
-                    }
-                    Ok(_) if contacted.get(o) => {
-                        let contacts = contact_offers
-                            .iter()
-                            .zip(&customer.contact_history)
-                            .filter(|(&i, _)| i == o)
-                            .map(|(_, c)| c);
-                        contact::check_offer(offer, contacts, request, policy)
-                    }
-                    Ok(_) => Ok(()),
-                };
-                if let Err(reason) = contact_rule {
-                    audit.push(o, &offer.id, Stage::ContactPolicy, Why::Plain(reason));
-                    failed[1] += 1;
-                    continue;
-                }
-                let why = match prepared.signals.target_failure(&offer.targets) {
-                    Some((event, None)) => Why::Plain(Reason::LifeEventUseNotConsented { event }),
-                    Some((event, Some(found))) => Why::NotDeclared(event, found),
-                    None => {
-                        if let Err(reason) = guard::check_suitability(offer, customer) {
-                            Why::Plain(reason)
-                        } else {
-                            // Proxy-driven (guard rule 3): the exact share and
-                            // the proxies responsible, largest first.
-                            let row = self.models.row(o);
-                            let contributions = row.iter().zip(d.iter()).map(|(w, d)| w * d);
-                            let share = guard::proxy_share(contributions.zip(is_proxy.iter().copied()));
-                            debug_assert!(share > threshold, "only proxy-driven offers reach this point");
-                            pairs.clear();
-                            let proxies = self.proxy_features.iter().map(|&i| (i, row[i] * d[i]));
-                            pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
-                            pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-                            Why::ProxyDriven { share, threshold, features: pairs, schema: &self.schema.features }
+                let code = codes.get(o).copied().unwrap_or(Code::Passed);
+                let recorded = match code {
+                    Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld(&offer.product))),
+                    Code::Extra => self.extra_why(o, customer, held).map(|why| (Stage::Eligibility, why)),
+                    _ => match &prepared.budget {
+                        Err((_, reason)) => Some((Stage::ContactPolicy, Why::Plain(reason.clone()))),
+                        Ok(_) if !self.plan.on_channel(o, request.channel) => {
+                            let reason = Reason::ChannelNotOffered { channel: request.channel };
+                            Some((Stage::ContactPolicy, Why::Plain(reason)))
                         }
-                    }
+                        Ok(_) if code == Code::History => self
+                            .contact_rule(o, customer, request, contact_offers)
+                            .err()
+                            .map(|reason| (Stage::ContactPolicy, Why::Plain(reason))),
+                        Ok(_) => Some((Stage::Guard, self.guard_failure(o, customer, prepared, (d, is_proxy), pairs))),
+                    },
                 };
+                let reference = || self.reference_failure(o, customer, request, prepared, contact_offers);
                 debug_assert!(
-                    matches!(&why, Why::ProxyDriven { .. })
-                        || prepared
-                            .signals
-                            .check_targets(&offer.targets)
-                            .and_then(|()| guard::check_suitability(offer, customer))
-                            == Err(why.to_reason())
+                    match &recorded {
+                        Some((_, Why::ProxyDriven { .. })) => reference().is_none(),
+                        Some((stage, why)) => reference() == Some((*stage, why.to_reason())),
+                        None => false,
+                    },
+                    "offer {o}: recorded failure differs from the stage modules"
                 );
-                audit.push(o, &offer.id, Stage::Guard, why);
-                failed[2] += 1;
+                // Unreachable (the code was recorded by those rules); the
+                // stage modules' answer stands in rather than a panic.
+                let Some((stage, why)) = recorded.or_else(|| reference().map(|(s, r)| (s, Why::Plain(r)))) else {
+                    continue;
+                };
+                failed[stage as usize] += 1;
+                audit.push(o, &offer.id, stage, why);
             }
         }
         audit.finish();

@@ -63,8 +63,8 @@ pub struct Workspace {
     pub(crate) held: Bitset,
     /// Offers failing a rule before scoring.
     pub(crate) fail: Bitset,
-    /// Offers already checked against the contact history.
-    pub(crate) contacted: Bitset,
+    /// Per offer, the first rule it failed before scoring.
+    pub(crate) codes: Vec<crate::compiled::Code>,
     /// Offers suppressed as proxy-driven.
     pub(crate) driven: Bitset,
     /// Offers reaching scoring that need only the logit, and their scores.
