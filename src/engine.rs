@@ -6,7 +6,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::arbitration::{self, Candidate};
-use crate::catalog::{Catalog, Offer, OfferId};
+use crate::catalog::{Catalog, Offer};
 use crate::compiled::{bits, Code, Failure, Fnv, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
@@ -18,8 +18,10 @@ use crate::explain::{self, Components, Explanation, Rule};
 use crate::guard::{self, SignalState};
 use crate::kernel::{self, Isa};
 use crate::model::{sigmoid, ModelMatrix};
-use crate::schema::{FeatureSchema, Sensitivity};
-use crate::workspace::{set_arc, set_contributions, set_names, Audit, ContributionRef, Why, Workspace};
+use crate::schema::{FeatureSchema, FeatureSpec, Sensitivity};
+use crate::workspace::{
+    set_arc, set_contributions, set_names, Audit, ContributionRef, Names, OfferNames, Why, Workspace,
+};
 
 /// Builds an [`Engine`] from a catalog and optional parameters.
 ///
@@ -85,9 +87,9 @@ pub struct Engine {
     /// Sorted by offer id, so positions follow the tie-break order.
     offers: Vec<Offer>,
     offer_index: HashMap<Arc<str>, usize, BuildHasherDefault<Fnv>>,
-    /// Offer positions by the address of their id's string: recognises
-    /// the ids this engine hands out, without comparing strings.
-    offer_by_address: HashMap<usize, u32, BuildHasherDefault<Fnv>>,
+    /// Unique per compiled engine (clones share it): tells a workspace
+    /// whose names it holds copies of.
+    uid: u64,
     /// Feature names in name order, with their positions.
     sorted_features: Vec<(Arc<str>, usize)>,
     models: ModelMatrix,
@@ -173,6 +175,7 @@ pub const BATCH_BLOCK: usize = 32;
 #[derive(Default)]
 struct BatchScratch {
     workspaces: Vec<Workspace>,
+    names: Arc<Names>,
     prepared: Vec<Result<Prepared, RequestError>>,
     /// The block's f32 feature vectors, one row per customer.
     d: Vec<f32>,
@@ -221,8 +224,6 @@ impl Engine {
         offers.iter().try_for_each(check_offer_fields)?;
         let models = ModelMatrix::compile(&schema, &offers)?;
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
-        let offer_by_address =
-            offers.iter().enumerate().map(|(i, o)| (Arc::as_ptr(&o.id.0).cast::<u8>() as usize, i as u32)).collect();
         let rules = offers.iter().map(offer_rules).collect();
         let plan = Plan::compile(&offers);
         let proxy_features =
@@ -244,7 +245,10 @@ impl Engine {
             schema,
             offers,
             offer_index,
-            offer_by_address,
+            uid: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             sorted_features,
             models,
             rules,
@@ -457,12 +461,19 @@ impl Engine {
         while out.len() < customers.len() {
             out.push(Ok(Decision::default()));
         }
-        out.par_chunks_mut(BATCH_BLOCK).zip(customers.par_chunks(BATCH_BLOCK)).for_each_init(
-            BatchScratch::default,
-            |scratch, (out, customers)| {
-                self.decide_block(customers, request, scratch, out);
-            },
-        );
+        thread_local! {
+            /// Per-thread batch memory, kept warm from one batch to the next.
+            static SCRATCH: std::cell::RefCell<BatchScratch> = std::cell::RefCell::default();
+        }
+        out.par_chunks_mut(BATCH_BLOCK).zip(customers.par_chunks(BATCH_BLOCK)).for_each(|(out, customers)| {
+            let done = SCRATCH.try_with(|cell| {
+                cell.try_borrow_mut().ok().map(|mut scratch| self.decide_block(customers, request, &mut scratch, out))
+            });
+            if !matches!(done, Ok(Some(()))) {
+                // Thread teardown or a batch inside a batch: fresh memory.
+                self.decide_block(customers, request, &mut BatchScratch::default(), out);
+            }
+        });
     }
 
     /// One block of a batch: prepare each customer, one matrix product for
@@ -480,6 +491,13 @@ impl Engine {
         let proxies = self.models.proxy_offers.len();
         if scratch.workspaces.len() < b {
             scratch.workspaces.resize_with(b, Workspace::new);
+        }
+        // One copy of the names per thread, shared by its workspaces.
+        Names::ensure(&mut scratch.names, self.uid, &self.offers, &self.schema.features);
+        for ws in &mut scratch.workspaces[..b] {
+            if !Arc::ptr_eq(&ws.names, &scratch.names) {
+                ws.names = Arc::clone(&scratch.names);
+            }
         }
         scratch.prepared.clear();
         scratch.d.clear();
@@ -659,18 +677,6 @@ impl Engine {
         Ok(Prepared { budget, status, effective_k, signals, mode })
     }
 
-    /// The eligibility reason of offer `o`, recorded as failing an age or
-    /// holdings rule, citing the offer's own product names.
-    fn extra_why<'a>(&'a self, o: usize, customer: &Customer, held: &crate::compiled::Bitset) -> Option<Why<'a>> {
-        let e = &self.offers[o].eligibility;
-        Some(match self.plan.extra_failure(o, customer, held)? {
-            Failure::Reason(reason) => Why::Plain(reason),
-            Failure::MissingBaseProduct => Why::MissingBaseProduct(e.base_product.as_ref()?),
-            Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(e.requires.get(j)?),
-            Failure::ExcludedHolding(j) => Why::ExcludedHolding(e.excludes.get(j)?),
-        })
-    }
-
     /// The guard rule offer `o` fails, having passed eligibility and the
     /// contact policy: a target, suitability, or else proxy-driven (rule 3),
     /// with the exact share and the proxies responsible, largest first.
@@ -680,7 +686,7 @@ impl Engine {
         customer: &Customer,
         prepared: &Prepared,
         (d, is_proxy): (&[f64], &[bool]),
-        pairs: &'a mut Vec<(usize, f64)>,
+        (pairs, features): (&'a mut Vec<(usize, f64)>, &'a [FeatureSpec]),
     ) -> Why<'a> {
         let offer = &self.offers[o];
         match prepared.signals.target_failure(&offer.targets) {
@@ -698,7 +704,7 @@ impl Engine {
                 pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
                 pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
                 let threshold = self.params.guard().proxy_share_threshold;
-                Why::ProxyDriven { share, threshold, features: pairs, schema: &self.schema.features }
+                Why::ProxyDriven { share, threshold, features: pairs, schema: features }
             }
         }
     }
@@ -964,16 +970,19 @@ impl Engine {
         }
         arbitration::top_k(&mut ws.shortlist, k);
 
+        Names::ensure(&mut ws.names, self.uid, &self.offers, &self.schema.features);
         self.write_audit(customer, request, prepared, ws, out);
         let recommendations = &mut out.recommendations;
         recommendations.truncate(ws.shortlist.len());
         for (rank, c) in ws.shortlist.iter().enumerate() {
+            let names = &ws.names;
             if rank == recommendations.len() {
-                recommendations.push(self.empty_recommendation(c.offer));
+                recommendations.push(self.empty_recommendation(c.offer, names));
             }
             let stake = self.stake(c.offer, ws);
             let slot = &mut recommendations[rank];
-            self.write_recommendation(slot, rank + 1, c, (stake.0, stake.1, ws.value), (&ws.x, &ws.d), &mut ws.pairs);
+            let inputs = (stake.0, stake.1, ws.value);
+            self.write_recommendation(slot, rank + 1, c, inputs, (&ws.x, &ws.d), (names, &mut ws.pairs));
         }
         set_arc(&mut out.customer.0, &customer.id.0);
         out.now = request.now;
@@ -983,7 +992,7 @@ impl Engine {
         out.status = prepared.status;
         out.funnel.returned = ws.shortlist.len();
         out.customer_value = ws.value;
-        let masked = self.schema.features.iter().filter(|f| prepared.signals.masks(f.sensitivity));
+        let masked = ws.names.features.iter().filter(|f| prepared.signals.masks(f.sensitivity));
         set_names(&mut out.masked_features, masked.map(|f| &f.name));
         Ok(())
     }
@@ -999,16 +1008,19 @@ impl Engine {
         out: &mut Decision,
     ) {
         let mut failed = [0usize; 3];
-        let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, pools, audit, .. } = ws;
-        let position = |id: &OfferId| self.offer_by_address.get(&(Arc::as_ptr(&id.0).cast::<u8>() as usize)).copied();
-        let mut audit = Audit::new(&mut out.withheld, audit, pools, &position);
+        let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, pools, audit, names, .. } = ws;
+        let mut audit = Audit::new(&mut out.withheld, audit, pools, &names.offers);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
-                let offer = &self.offers[o];
                 let code = codes.get(o).copied().unwrap_or(Code::Passed);
+                let Some(own) = names.offers.get(o) else { continue };
                 let recorded = match code {
-                    Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld(&offer.product))),
-                    Code::Extra => self.extra_why(o, customer, held).map(|why| (Stage::Eligibility, why)),
+                    Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld(&own.product))),
+                    Code::Extra => self
+                        .plan
+                        .extra_failure(o, customer, held)
+                        .and_then(|f| extra_why(f, own))
+                        .map(|why| (Stage::Eligibility, why)),
                     _ => match &prepared.budget {
                         Err((_, reason)) => Some((Stage::ContactPolicy, Why::Plain(reason.clone()))),
                         Ok(_) if !self.plan.on_channel(o, request.channel) => {
@@ -1019,7 +1031,11 @@ impl Engine {
                             .contact_rule(o, customer, request, contact_offers)
                             .err()
                             .map(|reason| (Stage::ContactPolicy, Why::Plain(reason))),
-                        Ok(_) => Some((Stage::Guard, self.guard_failure(o, customer, prepared, (d, is_proxy), pairs))),
+                        Ok(_) => {
+                            let why =
+                                self.guard_failure(o, customer, prepared, (d, is_proxy), (pairs, &names.features));
+                            Some((Stage::Guard, why))
+                        }
                     },
                 };
                 let reference = || self.reference_failure(o, customer, request, prepared, contact_offers);
@@ -1037,7 +1053,7 @@ impl Engine {
                     continue;
                 };
                 failed[stage as usize] += 1;
-                audit.push(o, &offer.id, stage, why);
+                audit.push(o, stage, &why);
             }
         }
         audit.finish();
@@ -1047,12 +1063,12 @@ impl Engine {
             Funnel { offers: self.offers.len(), eligible, contactable, allowed: contactable - failed[2], returned: 0 };
     }
 
-    fn empty_recommendation(&self, o: usize) -> Recommendation {
-        let offer = &self.offers[o];
+    fn empty_recommendation(&self, o: usize, names: &Names) -> Recommendation {
+        let (offer, own) = (&self.offers[o], &names.offers[o]);
         Recommendation {
             rank: 0,
-            offer: offer.id.clone(),
-            product: offer.product.clone(),
+            offer: own.id.clone(),
+            product: own.product.clone(),
             kind: offer.kind,
             priority: 0.0,
             explanation: Explanation {
@@ -1072,17 +1088,17 @@ impl Engine {
         c: &Candidate,
         (stake, family_factor, value): (arbitration::Stake, f64, Option<crate::value::ValueSummary>),
         (x, d): (&[f64], &[f64]),
-        top: &mut Vec<(usize, f64)>,
+        (names, top): (&Names, &mut Vec<(usize, f64)>),
     ) {
-        let offer = &self.offers[c.offer];
+        let (offer, own) = (&self.offers[c.offer], &names.offers[c.offer]);
         let row = self.models.row(c.offer);
-        let features = &self.schema.features;
+        let features = &names.features;
         // Rule 6: only ordinary features are ever cited.
         let cited = self.ordinary.iter().map(|&i| (i, row[i] * d[i]));
         explain::top_contributions(cited, self.params.explain().max_contributions, top);
         slot.rank = rank;
-        set_arc(&mut slot.offer.0, &offer.id.0);
-        set_arc(&mut slot.product.0, &offer.product.0);
+        set_arc(&mut slot.offer.0, &own.id.0);
+        set_arc(&mut slot.product.0, &own.product.0);
         slot.kind = offer.kind;
         slot.priority = c.priority;
         let e = &mut slot.explanation;
@@ -1115,6 +1131,17 @@ impl Engine {
         explain::write_sentence(&e.contributions, &mut e.reason);
         debug_assert_eq!(e.reason, explain::sentence(&e.contributions));
     }
+}
+
+/// The eligibility reason for an age or holdings `failure`, citing the
+/// offer's own product names.
+fn extra_why(failure: Failure, own: &OfferNames) -> Option<Why<'_>> {
+    Some(match failure {
+        Failure::Reason(reason) => Why::Plain(reason),
+        Failure::MissingBaseProduct => Why::MissingBaseProduct(own.base_product.as_ref()?),
+        Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(own.requires.get(j)?),
+        Failure::ExcludedHolding(j) => Why::ExcludedHolding(own.excludes.get(j)?),
+    })
 }
 
 /// `ln(stake × weight × family)` in f32, with the conventions of the

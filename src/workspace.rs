@@ -20,8 +20,14 @@ use crate::schema::{FeatureSpec, LifeEvent, Sensitivity};
 ///
 /// Create one per thread (it is `Send`, not shared) and pass it to every
 /// call: its buffers grow to the engine's size on the first calls and are
-/// reused afterwards, so a warmed-up call allocates nothing. A workspace
-/// may be used with several engines; it then resizes as needed.
+/// reused afterwards, so a warmed-up call allocates nothing.
+///
+/// The decisions it writes point to the workspace's own copies of the
+/// engine's names (offer ids, products, features), made on first use, so
+/// that threads ranking at the same time never update the same reference
+/// counts. A workspace may be used with several engines, but it keeps the
+/// names of the last one only: alternating engines copies them again each
+/// time, so keep one workspace per engine on hot paths.
 ///
 /// ```
 /// # use tactful::{Catalog, Customer, Decision, Engine, Request, Workspace};
@@ -91,6 +97,72 @@ pub struct Workspace {
     pub(crate) pools: Pools,
     /// The previous audit, matched by offer.
     pub(crate) audit: AuditMemory,
+    /// Copies of the last engine's names, which decisions point to.
+    pub(crate) names: Arc<Names>,
+}
+
+/// Copies of an engine's names (offer ids, products, features), which
+/// the decisions a workspace writes point to. Cloning and dropping an `Arc`
+/// updates its reference count; with the engine's own strings, threads
+/// ranking at the same time would all write to the same counters and the
+/// cache lines would bounce between cores. Copies per workspace (shared by
+/// the workspaces of one batch thread) keep those updates on the thread's
+/// own cache lines.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    /// The engine these are copies of ([`Engine`](crate::Engine)'s `uid`;
+    /// 0 for none).
+    pub(crate) engine: u64,
+    pub(crate) offers: Vec<OfferNames>,
+    pub(crate) features: Vec<FeatureSpec>,
+}
+
+/// The names one offer's decisions may cite.
+#[derive(Debug)]
+pub(crate) struct OfferNames {
+    pub(crate) id: OfferId,
+    pub(crate) product: ProductId,
+    pub(crate) base_product: Option<ProductId>,
+    pub(crate) requires: Vec<ProductId>,
+    pub(crate) excludes: Vec<ProductId>,
+}
+
+fn copy(s: &Arc<str>) -> Arc<str> {
+    Arc::from(&**s)
+}
+
+impl Names {
+    /// Makes `names` copies of the names of engine `engine` (unless they
+    /// are already).
+    pub(crate) fn ensure(
+        names: &mut Arc<Names>,
+        engine: u64,
+        offers: &[crate::catalog::Offer],
+        features: &[FeatureSpec],
+    ) {
+        if names.engine != engine {
+            *names = Arc::new(Names::copy(engine, offers, features));
+        }
+    }
+
+    fn copy(engine: u64, offers: &[crate::catalog::Offer], features: &[FeatureSpec]) -> Names {
+        let product = |p: &ProductId| ProductId(copy(&p.0));
+        let offers = offers
+            .iter()
+            .map(|o| OfferNames {
+                id: OfferId(copy(&o.id.0)),
+                product: product(&o.product),
+                base_product: o.eligibility.base_product.as_ref().map(product),
+                requires: o.eligibility.requires.iter().map(product).collect(),
+                excludes: o.eligibility.excludes.iter().map(product).collect(),
+            })
+            .collect();
+        let features = features
+            .iter()
+            .map(|f| FeatureSpec { name: copy(&f.name), description: copy(&f.description), ..f.clone() })
+            .collect();
+        Names { engine, offers, features }
+    }
 }
 
 /// Spare vectors taken from overwritten reasons, reused for new ones.
@@ -208,11 +280,11 @@ fn replace(pools: &mut Pools, slot: &mut Reason, reason: Reason) {
 }
 
 /// Overwrites `slot` with `why`, reusing what it holds where it can.
-fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
-    match why {
-        Why::Plain(reason) => {
-            if *slot != reason {
-                replace(pools, slot, reason);
+fn write_reason(pools: &mut Pools, slot: &mut Reason, why: &Why<'_>) {
+    match *why {
+        Why::Plain(ref reason) => {
+            if slot != reason {
+                replace(pools, slot, reason.clone());
             }
         }
         Why::AlreadyHeld(p) => match slot {
@@ -263,8 +335,7 @@ fn write_reason(pools: &mut Pools, slot: &mut Reason, why: Why<'_>) {
 /// while they name the same offers as the list already there; from the
 /// first difference on, the rest of that list is matched by offer instead,
 /// so that from one customer to the next most entries cost neither an
-/// allocation nor a reference-count update (which, shared between threads,
-/// would be slow).
+/// allocation nor a reference-count update.
 pub(crate) struct Audit<'a> {
     list: &'a mut Vec<Withheld>,
     /// Entries written.
@@ -272,8 +343,8 @@ pub(crate) struct Audit<'a> {
     memory: &'a mut AuditMemory,
     merging: bool,
     pools: &'a mut Pools,
-    /// The engine position of an offer id it handed out, if any.
-    position: &'a dyn Fn(&OfferId) -> Option<u32>,
+    /// The offers' names this workspace hands out.
+    offers: &'a [OfferNames],
 }
 
 impl<'a> Audit<'a> {
@@ -282,16 +353,30 @@ impl<'a> Audit<'a> {
         list: &'a mut Vec<Withheld>,
         memory: &'a mut AuditMemory,
         pools: &'a mut Pools,
-        position: &'a dyn Fn(&OfferId) -> Option<u32>,
+        offers: &'a [OfferNames],
     ) -> Audit<'a> {
-        Audit { list, len: 0, memory, merging: false, pools, position }
+        memory.written.clear();
+        Audit { list, len: 0, memory, merging: false, pools, offers }
     }
 
-    /// Appends offer `o` (`offer`), withheld at `stage` because of `why`.
-    pub(crate) fn push(&mut self, o: usize, offer: &OfferId, stage: Stage, why: Why<'_>) {
+    /// The offer position of entry `i` of the list as it was, when this
+    /// workspace wrote it (checked by pointer, since the caller may have
+    /// changed the list or passed another one); `u32::MAX` otherwise.
+    fn old_position(&self, i: usize) -> u32 {
+        let known = self.memory.positions.get(i).copied().filter(|&p| {
+            let (entry, names) = (self.list.get(i), self.offers.get(p as usize));
+            entry.zip(names).is_some_and(|(e, n)| Arc::ptr_eq(&e.offer.0, &n.id.0))
+        });
+        known.unwrap_or(u32::MAX)
+    }
+
+    /// Appends offer `o`, withheld at `stage` because of `why`.
+    pub(crate) fn push(&mut self, o: usize, stage: Stage, why: &Why<'_>) {
         let o32 = o as u32;
+        self.memory.written.push(o32);
+        let Some(names) = self.offers.get(o) else { return };
         if !self.merging {
-            if let Some(entry) = self.list.get_mut(self.len).filter(|e| Arc::ptr_eq(&e.offer.0, &offer.0)) {
+            if let Some(entry) = self.list.get_mut(self.len).filter(|e| Arc::ptr_eq(&e.offer.0, &names.id.0)) {
                 entry.stage = stage;
                 write_reason(self.pools, &mut entry.reason, why);
                 self.len += 1;
@@ -300,11 +385,14 @@ impl<'a> Audit<'a> {
             // From here on, match the rest of the list by offer: it moves,
             // reversed, to `old` so that entries pop in offer order.
             self.merging = true;
+            let positions: Vec<u32> = Vec::new();
+            let mut positions = std::mem::replace(&mut self.memory.old_positions, positions);
+            positions.clear();
+            positions.extend((self.len..self.list.len()).rev().map(|i| self.old_position(i)));
+            self.memory.old_positions = positions;
             let m = &mut *self.memory;
             m.old.clear();
             m.old.extend(self.list.drain(self.len..).rev());
-            m.old_positions.clear();
-            m.old_positions.extend(m.old.iter().map(|e| (self.position)(&e.offer).unwrap_or(u32::MAX)));
         }
         let m = &mut *self.memory;
         while m.old_positions.last().is_some_and(|&p| p < o32) {
@@ -320,14 +408,13 @@ impl<'a> Audit<'a> {
             None
         };
         let entry = if let Some(mut entry) = reused {
-            set_arc(&mut entry.offer.0, &offer.0);
             entry.stage = stage;
             write_reason(self.pools, &mut entry.reason, why);
             entry
         } else {
             let mut reason = Reason::OptedOut;
             write_reason(self.pools, &mut reason, why);
-            Withheld { offer: offer.clone(), stage, reason }
+            Withheld { offer: names.id.clone(), stage, reason }
         };
         self.list.push(entry);
         self.len += 1;
@@ -347,15 +434,20 @@ impl<'a> Audit<'a> {
             }
             list.truncate(len);
         }
+        std::mem::swap(&mut memory.positions, &mut memory.written);
     }
 }
 
 /// Room to match the previous audit by offer.
 #[derive(Debug, Default)]
 pub(crate) struct AuditMemory {
+    /// Offer positions of the list this workspace wrote last.
+    positions: Vec<u32>,
+    /// Offer positions of the list being written.
+    written: Vec<u32>,
     /// The rest of the previous list, reversed, while matching by offer.
     old: Vec<Withheld>,
-    /// Their offer positions (`u32::MAX`: not this engine's).
+    /// Their offer positions (`u32::MAX`: not known).
     old_positions: Vec<u32>,
 }
 
