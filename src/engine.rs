@@ -97,8 +97,8 @@ pub struct Engine {
     rules: Vec<Vec<Rule>>,
     /// The rules compiled to indices and bit sets.
     plan: Plan,
-    /// Positions of the ordinary features, the only ones cited.
-    ordinary: Vec<usize>,
+    /// Per feature, 1 for the ordinary ones (the only ones cited), else 0.
+    ordinary: Vec<f64>,
     /// Positions of the `proxy` features.
     proxy_features: Vec<usize>,
     /// Per offer: its product family, numbered.
@@ -228,7 +228,8 @@ impl Engine {
         let plan = Plan::compile(&offers);
         let proxy_features =
             (0..schema.len()).filter(|&i| matches!(schema.features[i].sensitivity, Sensitivity::Proxy(_))).collect();
-        let ordinary = (0..schema.len()).filter(|&i| schema.features[i].sensitivity == Sensitivity::Ordinary).collect();
+        let ordinary =
+            schema.features.iter().map(|f| f64::from(u8::from(f.sensitivity == Sensitivity::Ordinary))).collect();
         let mut families: HashMap<&str, u32> = HashMap::new();
         let family_of: Vec<u32> = offers
             .iter()
@@ -1093,8 +1094,10 @@ impl Engine {
         let (offer, own) = (&self.offers[c.offer], &names.offers[c.offer]);
         let row = self.models.row(c.offer);
         let features = &names.features;
-        // Rule 6: only ordinary features are ever cited.
-        let cited = self.ordinary.iter().map(|&i| (i, row[i] * d[i]));
+        // Rule 6: only ordinary features are ever cited; the others'
+        // contributions become 0 (exact products otherwise), which is never
+        // cited either. No branch or bounds check per feature.
+        let cited = row.iter().zip(d).zip(&self.ordinary).map(|((w, d), m)| w * d * m).enumerate();
         explain::top_contributions(cited, self.params.explain().max_contributions, top);
         slot.rank = rank;
         set_arc(&mut slot.offer.0, &own.id.0);
@@ -1161,6 +1164,44 @@ fn log_multiplier(stake: f64, weight: f64, family: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decisions point to the workspace's copies of the names, so threads
+    /// never update the reference counts of the engine's own strings.
+    #[test]
+    fn decisions_do_not_share_the_engines_strings() {
+        let catalog: Catalog = serde_json::from_str(include_str!("../examples/data/catalog.json")).unwrap();
+        let engine = Engine::new(catalog).unwrap();
+        let request: Request =
+            serde_json::from_str(r#"{"now": "2026-11-23T10:00:00Z", "channel": "email", "k": 3}"#).unwrap();
+        let customers: Vec<Customer> = include_str!("../examples/data/customers.jsonl")
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        assert!(customers.len() > 3);
+        let engine_strings: Vec<*const u8> = engine
+            .offers()
+            .iter()
+            .flat_map(|o| [o.id.0.as_ptr(), o.product.0.as_ptr()])
+            .chain(engine.schema().features.iter().flat_map(|f| [f.name.as_ptr(), f.description.as_ptr()]))
+            .collect();
+        let mut decisions: Vec<Decision> =
+            customers.iter().filter_map(|c| engine.recommend(c, &request).ok()).collect();
+        decisions.extend(engine.recommend_batch(&customers, &request).into_iter().filter_map(Result::ok));
+        let mut seen = 0;
+        for d in &decisions {
+            let mut names: Vec<*const u8> = d.withheld.iter().map(|w| w.offer.0.as_ptr()).collect();
+            for r in &d.recommendations {
+                names.extend([r.offer.0.as_ptr(), r.product.0.as_ptr()]);
+                names.extend(
+                    r.explanation.contributions.iter().flat_map(|c| [c.feature.as_ptr(), c.description.as_ptr()]),
+                );
+            }
+            names.extend(d.masked_features.iter().map(|f| f.as_ptr()));
+            seen += names.len();
+            assert!(names.iter().all(|p| !engine_strings.contains(p)), "decision for {} shares a string", d.customer);
+        }
+        assert!(seen > 20, "the decisions name something");
+    }
 
     #[test]
     fn engine_is_send_and_sync() {

@@ -117,17 +117,22 @@ pub(crate) fn top_contributions(
         return;
     }
     // Insertion into a short sorted list: `max` is small (3 by default),
-    // and an earlier (lower) index already wins a tie, so a newcomer only
-    // goes before strictly smaller contributions.
-    for (i, c) in candidates.filter(|&(_, c)| c != 0.0) {
+    // and an earlier (lower) index already wins a tie, so a newcomer must
+    // be strictly larger than the smallest kept one (or than 0, which
+    // skips zero contributions); that one test is all most candidates cost.
+    let mut floor = 0.0f64;
+    for (i, c) in candidates {
+        if c.abs() <= floor {
+            continue;
+        }
         if out.len() == max {
-            if out[max - 1].1.abs() >= c.abs() {
-                continue;
-            }
             out.pop();
         }
         let at = out.iter().position(|e| e.1.abs() < c.abs()).unwrap_or(out.len());
         out.insert(at, (i, c));
+        if out.len() == max {
+            floor = out[max - 1].1.abs();
+        }
     }
 }
 
