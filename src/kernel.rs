@@ -527,6 +527,54 @@ mod tests {
         }
     }
 
+    /// Nanoseconds per call of `f`: the median of 15 batches of `iters`
+    /// calls, after a warm-up batch.
+    fn ns_per_call(iters: u32, mut f: impl FnMut()) -> f64 {
+        let mut batch = || {
+            let t = std::time::Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(iters)
+        };
+        batch();
+        let mut times: Vec<f64> = (0..15).map(|_| batch()).collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+
+    /// Kernel timings for the engine's shapes (1,000 × 64 weights, ~700
+    /// rows for `dots`, ~250 for `dots_abs`, ascending), for every
+    /// instruction set this CPU runs. Run with
+    /// `cargo test --release --lib kernel -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing, not a check; run explicitly"]
+    fn kernel_timings() {
+        use std::hint::black_box;
+        let mut rnd = stream(42);
+        let m = Matrix::from_fn(1000, 64, |_, _| rnd() as f32);
+        let d: Vec<f32> = (0..m.stride()).map(|_| rnd() as f32).collect();
+        let proxy: Vec<f32> = (0..m.stride()).map(|c| if c % 5 == 0 { 1.0 } else { 0.0 }).collect();
+        let pick = |p: f64, rnd: &mut dyn FnMut() -> f64| -> Vec<u32> {
+            (0..1000).filter(|_| rnd() < 2.0 * p - 1.0).collect()
+        };
+        let rows = pick(0.7, &mut rnd);
+        let abs_rows = pick(0.25, &mut rnd);
+        let mut out = vec![0.0f32; rows.len()];
+        let mut out3 = vec![[0.0f32; 3]; abs_rows.len()];
+        for isa in isas() {
+            let t = ns_per_call(2000, || dots(isa, &m, black_box(&rows), black_box(&d), black_box(&mut out)));
+            let t3 = ns_per_call(2000, || {
+                dots_abs(isa, &m, black_box(&abs_rows), black_box(&d), black_box(&proxy), black_box(&mut out3));
+            });
+            println!(
+                "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_abs ({} rows) {t3:.0} ns/call",
+                rows.len(),
+                abs_rows.len()
+            );
+        }
+    }
+
     #[test]
     fn ln1p_exp_neg_is_accurate_on_a_dense_grid() {
         let mut worst = 0.0f64;
