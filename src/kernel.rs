@@ -3,7 +3,11 @@
 //! - [`dots`] and [`dots_abs`]: one f32 dot product per selected row of an
 //!   offer-major, padded weight [`Matrix`] (plus, for [`dots_abs`], the sums
 //!   of absolute contributions `Σ|wᵢdᵢ|` and of the proxy ones), with an
-//!   AVX2+FMA version chosen at run time and a portable fallback.
+//!   AVX2+FMA version chosen at run time and a portable fallback. (An
+//!   AVX-512F version was about 6% faster on an AVX-512 Zen 4 machine at
+//!   stride 64, where these kernels are bound by L2 bandwidth and
+//!   horizontal sums; its intrinsics need Rust 1.89, above this crate's
+//!   `rust-version`, so it is not included.)
 //! - [`log_priority_bounds`]: an approximate `ln(value × weight × σ(logit))`
 //!   per candidate, vectorised (no libm call), with a proven error margin.
 //! - [`sgemm`]: a checked wrapper over `matrixmultiply::sgemm` for the batch
@@ -33,8 +37,6 @@ pub(crate) const LANES: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Isa {
-    /// x86-64 AVX-512F (with AVX2 and FMA), detected at run time.
-    Avx512,
     /// x86-64 AVX2 with FMA, detected at run time.
     Avx2Fma,
     /// Plain Rust, any target.
@@ -44,14 +46,18 @@ pub(crate) enum Isa {
 impl Isa {
     /// The best instruction set this CPU supports.
     pub(crate) fn detect() -> Isa {
-        [Isa::Avx512, Isa::Avx2Fma].into_iter().find(|&isa| isa.supported()).unwrap_or(Isa::Portable)
+        if Isa::Avx2Fma.supported() {
+            Isa::Avx2Fma
+        } else {
+            Isa::Portable
+        }
     }
 
     /// Every instruction set this CPU supports, [`Isa::Portable`] first and
     /// [`Isa::detect`]'s choice last (so that tests can compare them all).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn available() -> Vec<Isa> {
-        [Isa::Portable, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|&isa| isa.supported()).collect()
+        [Isa::Portable, Isa::Avx2Fma].into_iter().filter(|&isa| isa.supported()).collect()
     }
 
     /// Whether this CPU runs the kernels of `self`. The SIMD kernels are
@@ -62,8 +68,6 @@ impl Isa {
             Isa::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Isa::Avx2Fma.supported() && std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -127,7 +131,10 @@ impl Matrix {
 /// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
 /// to f32, one rounding per product and per addition along the longest
 /// accumulation chain (at most `stride + 8` for every summation order
-/// used), and the f64 reference's own rounding.
+/// used), and the f64 reference's own rounding. The kernels here sum
+/// `stride / 8` products per lane, then the 8 lanes by a tree of 3
+/// additions (AVX2, for blocks of rows and single rows alike) or one after
+/// another (portable): chains of at most `stride / 8 + 8`.
 pub(crate) fn logit_error(stride: usize) -> f64 {
     (stride as f64 + 16.0) * f64::powi(2.0, -23)
 }
@@ -143,13 +150,6 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
     assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
     assert!(out.len() >= rows.len(), "output shorter than the row list");
     match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            // SAFETY: `Isa::Avx512` is only used after `Isa::supported`
-            // found avx512f, avx2 and fma (see `Isa::detect`); `d` has
-            // `m.stride()` entries (asserted above).
-            unsafe { avx512::dots(m, rows, d, out) }
-        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
@@ -169,12 +169,6 @@ pub(crate) fn dots_abs(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f
     assert_eq!(proxy.len(), m.stride(), "proxy mask must match the padded row length");
     assert!(out.len() >= rows.len(), "output shorter than the row list");
     match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            // SAFETY: as in `dots`, the CPU supports avx512f, avx2 and fma,
-            // and `d` and `proxy` have `m.stride()` entries.
-            unsafe { avx512::dots_abs(m, rows, d, proxy, out) }
-        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: as in `dots`, the CPU supports avx2 and fma, and `d`
@@ -215,9 +209,8 @@ pub(crate) fn log_priority_bounds(isa: Isa, a: &[f32], logv: &[f32], err: &[f32]
     assert!(logv.len() == n && err.len() == n && lo.len() >= n && hi.len() >= n, "slice lengths differ");
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma | Isa::Avx512 => {
-            // SAFETY: as in `dots`, the CPU supports avx2 and fma (both
-            // variants are checked for them). The
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma. The
             // function body is safe code; only its target features differ.
             unsafe { avx2::log_priority_bounds(a, logv, err, &mut lo[..n], &mut hi[..n]) }
         }
@@ -369,7 +362,7 @@ mod avx2 {
     ///
     /// The CPU must support AVX (only called from `avx2,fma` functions).
     #[inline(always)]
-    pub(super) unsafe fn hsum(v: __m256) -> f32 {
+    unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -383,7 +376,7 @@ mod avx2 {
     ///
     /// The CPU must support AVX.
     #[inline(always)]
-    pub(super) unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
         let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
         _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
     }
@@ -395,7 +388,7 @@ mod avx2 {
     ///
     /// The CPU must support AVX.
     #[inline(always)]
-    pub(super) unsafe fn hsum8(v: &[__m256; 8]) -> __m256 {
+    unsafe fn hsum8(v: &[__m256; 8]) -> __m256 {
         // u0 = [Σa Σb Σc Σd over lanes 0-3 | the same over lanes 4-7], u1
         // the same for e-h; adding the matching halves finishes the sums.
         let u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
@@ -490,7 +483,7 @@ mod avx2 {
     /// The CPU must support AVX2 and FMA, and `d` must be valid for
     /// reading `m.stride()` f32 values.
     #[inline(always)]
-    pub(super) unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
+    unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
         for (&r, out) in rows.iter().zip(out) {
             // SAFETY: the row and `d` hold `m.stride()` values.
             *out = m.row(r as usize).map_or(0.0, |w| unsafe { dot1(w.as_ptr(), d, w.len()) });
@@ -564,7 +557,7 @@ mod avx2 {
     /// The CPU must support AVX2 and FMA; `w`, `d` and `proxy` must be
     /// valid for reading `stride` f32 values, a multiple of LANES.
     #[inline(always)]
-    pub(super) unsafe fn abs1(w: *const f32, d: *const f32, proxy: *const f32, stride: usize) -> [f32; 3] {
+    unsafe fn abs1(w: *const f32, d: *const f32, proxy: *const f32, stride: usize) -> [f32; 3] {
         let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
         let z = _mm256_setzero_ps();
         let (mut dot, mut total, mut px) = (z, z, z);
@@ -594,205 +587,6 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn log_priority_bounds(a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
         super::bounds_loop(a, logv, err, lo, hi);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::{
-        __m256, __m512, _mm256_add_ps, _mm256_castpd_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_abs_ps,
-        _mm512_add_ps, _mm512_castps512_ps256, _mm512_castps_pd, _mm512_extractf64x4_pd, _mm512_fmadd_ps,
-        _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_setzero_ps, _mm_storeu_ps,
-    };
-
-    use super::avx2::{abs1, checked, hsum4, hsum8};
-    use super::{row_ptrs, Matrix, LANES};
-
-    /// Lanes of an AVX-512 register.
-    const WIDE: usize = 2 * LANES;
-
-    /// The sums of the matching lanes of `v`'s two halves (one addition).
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX-512F.
-    #[inline(always)]
-    unsafe fn fold(v: __m512) -> __m256 {
-        _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))))
-    }
-
-    /// 16 values at `p`, or with `HALF` `LANES` values then zeros.
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX-512F; `p` must be valid for reading 16
-    /// (with `HALF`, `LANES`) f32 values. The masked-off lanes of the
-    /// `HALF` load are not accessed.
-    #[inline(always)]
-    unsafe fn load<const HALF: bool>(p: *const f32) -> __m512 {
-        // SAFETY: the caller's contract.
-        unsafe {
-            if HALF {
-                _mm512_maskz_loadu_ps(0x00ff, p)
-            } else {
-                _mm512_loadu_ps(p)
-            }
-        }
-    }
-
-    /// One step of [`dots`] over entries `c..c + 16` (with `HALF`,
-    /// `c..c + 8`) of `K` rows, sharing the load of `d`.
-    ///
-    /// # Safety
-    ///
-    /// As [`load`], for `p[k] + c` and `d + c`.
-    #[inline(always)]
-    unsafe fn dot_step<const HALF: bool, const K: usize>(
-        acc: &mut [__m512; K],
-        p: &[*const f32; K],
-        d: *const f32,
-        c: usize,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let x = load::<HALF>(d.add(c));
-            for (a, &w) in acc.iter_mut().zip(p) {
-                *a = _mm512_fmadd_ps(load::<HALF>(w.add(c)), x, *a);
-            }
-        }
-    }
-
-    /// One step of [`dots_abs`] over entries `c..c + 16` (with `HALF`,
-    /// `c..c + 8`) of `K` rows, sharing the loads of `d` and `proxy`.
-    ///
-    /// # Safety
-    ///
-    /// As [`load`], for `p[k] + c`, `d + c` and `proxy + c`.
-    #[inline(always)]
-    unsafe fn abs_step<const HALF: bool, const K: usize>(
-        acc: &mut [[__m512; 3]; K],
-        p: &[*const f32; K],
-        d: *const f32,
-        proxy: *const f32,
-        c: usize,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let (x, q) = (load::<HALF>(d.add(c)), load::<HALF>(proxy.add(c)));
-            for ([dot, total, px], &w) in acc.iter_mut().zip(p) {
-                let prod = _mm512_mul_ps(load::<HALF>(w.add(c)), x);
-                *dot = _mm512_add_ps(*dot, prod);
-                let a = _mm512_abs_ps(prod);
-                *total = _mm512_add_ps(*total, a);
-                *px = _mm512_fmadd_ps(a, q, *px);
-            }
-        }
-    }
-
-    /// AVX-512 version of [`super::dots`] (same contract), eight rows at a
-    /// time. Each lane sums `⌈stride / 16⌉` products, then one addition
-    /// folds the two halves and `hsum8` adds a tree of three.
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX-512F, AVX2 and FMA, and `d.len()` must be
-    /// `m.stride()`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
-        let stride = m.stride();
-        debug_assert!(d.len() == stride && stride % LANES == 0);
-        let dp = d.as_ptr();
-        let n = rows.len().min(out.len());
-        let (rows, out) = (&rows[..n], &mut out[..n]);
-        let mut j = 0;
-        while j + 8 <= n {
-            let Some(p) = row_ptrs::<8>(m, &rows[j..]) else {
-                // SAFETY: the CPU supports AVX2 and FMA; `d` holds `stride`
-                // values.
-                unsafe { checked(m, &rows[j..j + 8], dp, &mut out[j..j + 8]) };
-                j += 8;
-                continue;
-            };
-            let mut acc = [_mm512_setzero_ps(); 8];
-            let mut c = 0;
-            while c + WIDE <= stride {
-                // SAFETY: `row_ptrs` checked that each row holds `stride`
-                // values, as does `d`, and `c + 16 <= stride`.
-                unsafe { dot_step::<false, 8>(&mut acc, &p, dp, c) };
-                c += WIDE;
-            }
-            if c < stride {
-                // SAFETY: as above, with `c + 8 = stride` (a multiple of 8).
-                unsafe { dot_step::<true, 8>(&mut acc, &p, dp, c) };
-            }
-            let mut f = [_mm256_setzero_ps(); 8];
-            for (f, &a) in f.iter_mut().zip(&acc) {
-                *f = fold(a);
-            }
-            // SAFETY: `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&f)) };
-            j += 8;
-        }
-        // SAFETY: the CPU supports AVX2 and FMA; `d` holds `stride` values.
-        unsafe { super::avx2::dots(m, &rows[j..], d, &mut out[j..]) };
-    }
-
-    /// AVX-512 version of [`super::dots_abs`] (same contract): four rows
-    /// at a time, three accumulators each, with the same summation order
-    /// as [`dots`]. (Eight rows need more than the 32 registers once the
-    /// horizontal sums start, and are slower.)
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX-512F, AVX2 and FMA, and `d.len()` and
-    /// `proxy.len()` must be `m.stride()`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
-        let stride = m.stride();
-        debug_assert!(d.len() == stride && proxy.len() == stride && stride % LANES == 0);
-        let (dp, pp) = (d.as_ptr(), proxy.as_ptr());
-        let n = rows.len().min(out.len());
-        let (rows, out) = (&rows[..n], &mut out[..n]);
-        let mut j = 0;
-        while j + 4 <= n {
-            let Some(p) = row_ptrs::<4>(m, &rows[j..]) else {
-                for (&r, out) in rows[j..j + 4].iter().zip(&mut out[j..j + 4]) {
-                    // SAFETY: the CPU supports AVX2 and FMA; the row, `d`
-                    // and `proxy` hold `stride` values.
-                    *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
-                }
-                j += 4;
-                continue;
-            };
-            let mut acc = [[_mm512_setzero_ps(); 3]; 4];
-            let mut c = 0;
-            while c + WIDE <= stride {
-                // SAFETY: `row_ptrs` checked that each row holds `stride`
-                // values, as do `d` and `proxy`, and `c + 16 <= stride`.
-                unsafe { abs_step::<false, 4>(&mut acc, &p, dp, pp, c) };
-                c += WIDE;
-            }
-            if c < stride {
-                // SAFETY: as above, with `c + 8 = stride`.
-                unsafe { abs_step::<true, 4>(&mut acc, &p, dp, pp, c) };
-            }
-            let mut f = [_mm256_setzero_ps(); 12];
-            for (f, &a) in f.iter_mut().zip(acc.as_flattened()) {
-                *f = fold(a);
-            }
-            let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11] = f;
-            // SAFETY: `out[j..j + 4]` is twelve consecutive f32 (arrays
-            // have no padding), and `j + 4 <= n = out.len()`.
-            unsafe {
-                let o = out.as_mut_ptr().add(j).cast::<f32>();
-                _mm256_storeu_ps(o, hsum8(&[a0, a1, a2, a3, a4, a5, a6, a7]));
-                _mm_storeu_ps(o.add(8), hsum4(a8, a9, a10, a11));
-            }
-            j += 4;
-        }
-        // SAFETY: the CPU supports AVX2 and FMA; `d` and `proxy` hold
-        // `stride` values.
-        unsafe { super::avx2::dots_abs(m, &rows[j..], d, proxy, &mut out[j..]) };
     }
 }
 
