@@ -133,8 +133,7 @@ impl Matrix {
 /// accumulation chain (at most `stride + 8` for every summation order
 /// used), and the f64 reference's own rounding. The kernels here sum
 /// `stride / 8` products per lane, then the 8 lanes by a tree of 3
-/// additions (AVX2, for blocks of rows and single rows alike) or one after
-/// another (portable): chains of at most `stride / 8 + 8`.
+/// additions: chains of at most `stride / 8 + 3`.
 pub(crate) fn logit_error(stride: usize) -> f64 {
     (stride as f64 + 16.0) * f64::powi(2.0, -23)
 }
@@ -306,13 +305,17 @@ pub(crate) fn sgemm(
 mod portable {
     use super::{Matrix, LANES};
 
+    /// The `LANES`-wide chunks of a row, as arrays (so that the loops over
+    /// them have no bounds checks and vectorise).
     #[inline(always)]
-    fn lanes(w: &[f32], d: &[f32], mut f: impl FnMut(usize, f32, f32)) {
-        for (c, (w, d)) in w.chunks_exact(LANES).zip(d.chunks_exact(LANES)).enumerate() {
-            for l in 0..LANES {
-                f(c * LANES + l, w[l], d[l]);
-            }
-        }
+    fn chunks(v: &[f32]) -> impl Iterator<Item = &[f32; LANES]> {
+        v.chunks_exact(LANES).map(|c| c.try_into().expect("chunks_exact gives LANES values"))
+    }
+
+    /// Sum of the lanes, by a tree of three additions (as the SIMD kernels).
+    #[inline(always)]
+    fn hsum([a0, a1, a2, a3, a4, a5, a6, a7]: [f32; LANES]) -> f32 {
+        ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
     }
 
     pub(super) fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
@@ -322,8 +325,12 @@ mod portable {
                 continue;
             };
             let mut acc = [0.0f32; LANES];
-            lanes(w, d, |i, w, d| acc[i % LANES] += w * d);
-            *out = acc.iter().sum();
+            for (w, d) in chunks(w).zip(chunks(d)) {
+                for l in 0..LANES {
+                    acc[l] += w[l] * d[l];
+                }
+            }
+            *out = hsum(acc);
         }
     }
 
@@ -334,13 +341,15 @@ mod portable {
                 continue;
             };
             let (mut dot, mut total, mut px) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
-            lanes(w, d, |i, w, d| {
-                let p = w * d;
-                dot[i % LANES] += p;
-                total[i % LANES] += p.abs();
-                px[i % LANES] += p.abs() * proxy[i];
-            });
-            *out = [dot.iter().sum(), total.iter().sum(), px.iter().sum()];
+            for ((w, d), q) in chunks(w).zip(chunks(d)).zip(chunks(proxy)) {
+                for l in 0..LANES {
+                    let p = w[l] * d[l];
+                    dot[l] += p;
+                    total[l] += p.abs();
+                    px[l] += p.abs() * q[l];
+                }
+            }
+            *out = [hsum(dot), hsum(total), hsum(px)];
         }
     }
 }
