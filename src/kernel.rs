@@ -3,7 +3,11 @@
 //! - [`dots`] and [`dots_abs`]: one f32 dot product per selected row of an
 //!   offer-major, padded weight [`Matrix`] (plus, for [`dots_abs`], the sums
 //!   of absolute contributions `Σ|wᵢdᵢ|` and of the proxy ones), with an
-//!   AVX2+FMA version chosen at run time and a portable fallback.
+//!   AVX2+FMA version chosen at run time and a portable fallback. (An
+//!   AVX-512F version was about 6% faster on an AVX-512 Zen 4 machine at
+//!   stride 64, where these kernels are bound by L2 bandwidth and
+//!   horizontal sums; its intrinsics need Rust 1.89, above this crate's
+//!   `rust-version`, so it is not included.)
 //! - [`log_priority_bounds`]: an approximate `ln(value × weight × σ(logit))`
 //!   per candidate, vectorised (no libm call), with a proven error margin.
 //! - [`sgemm`]: a checked wrapper over `matrixmultiply::sgemm` for the batch
@@ -31,6 +35,7 @@ pub(crate) const LANES: usize = 8;
 
 /// The instruction set the kernels use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Isa {
     /// x86-64 AVX2 with FMA, detected at run time.
     Avx2Fma,
@@ -41,13 +46,31 @@ pub(crate) enum Isa {
 impl Isa {
     /// The best instruction set this CPU supports.
     pub(crate) fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Isa::Avx2Fma;
-            }
+        if Isa::Avx2Fma.supported() {
+            Isa::Avx2Fma
+        } else {
+            Isa::Portable
         }
-        Isa::Portable
+    }
+
+    /// Every instruction set this CPU supports, [`Isa::Portable`] first and
+    /// [`Isa::detect`]'s choice last (so that tests can compare them all).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn available() -> Vec<Isa> {
+        [Isa::Portable, Isa::Avx2Fma].into_iter().filter(|&isa| isa.supported()).collect()
+    }
+
+    /// Whether this CPU runs the kernels of `self`. The SIMD kernels are
+    /// only called for an `Isa` returned by [`Isa::detect`] or
+    /// [`Isa::available`], that is, after this check.
+    fn supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
     }
 }
 
@@ -108,7 +131,9 @@ impl Matrix {
 /// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
 /// to f32, one rounding per product and per addition along the longest
 /// accumulation chain (at most `stride + 8` for every summation order
-/// used), and the f64 reference's own rounding.
+/// used), and the f64 reference's own rounding. The kernels here sum
+/// `stride / 8` products per lane, then the 8 lanes by a tree of 3
+/// additions: chains of at most `stride / 8 + 3`.
 pub(crate) fn logit_error(stride: usize) -> f64 {
     (stride as f64 + 16.0) * f64::powi(2.0, -23)
 }
@@ -126,8 +151,9 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
-            // SAFETY: `Isa::Avx2Fma` is only constructed by `Isa::detect`
-            // after `is_x86_feature_detected!` found both avx2 and fma.
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 and fma (see `Isa::detect`); `d` has `m.stride()`
+            // entries (asserted above).
             unsafe { avx2::dots(m, rows, d, out) }
         }
         _ => portable::dots(m, rows, d, out),
@@ -144,11 +170,26 @@ pub(crate) fn dots_abs(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
-            // SAFETY: as in `dots`, the CPU supports avx2 and fma.
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma, and `d`
+            // and `proxy` have `m.stride()` entries.
             unsafe { avx2::dots_abs(m, rows, d, proxy, out) }
         }
         _ => portable::dots_abs(m, rows, d, proxy, out),
     }
+}
+
+/// Pointers to the `K` rows `rows[..K]` of `m`, or `None` when one of them
+/// is out of range. Each pointer is then valid for reading `m.stride()`
+/// f32 values: row `r < m.rows` spans `r·stride .. (r+1)·stride`, within
+/// the `rows·stride` entries of `m.as_slice()`.
+#[inline(always)]
+fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32]) -> Option<[*const f32; K]> {
+    let rows: &[u32; K] = rows.get(..K)?.try_into().ok()?;
+    if rows.iter().any(|&r| r as usize >= m.rows) {
+        return None;
+    }
+    let base = m.as_slice().as_ptr();
+    Some(rows.map(|r| base.wrapping_add(r as usize * m.stride)))
 }
 
 /// Absolute error of [`log_priority_bounds`]' `ln(1 + e^-z)` approximation
@@ -264,13 +305,17 @@ pub(crate) fn sgemm(
 mod portable {
     use super::{Matrix, LANES};
 
+    /// The `LANES`-wide chunks of a row, as arrays (so that the loops over
+    /// them have no bounds checks and vectorise).
     #[inline(always)]
-    fn lanes(w: &[f32], d: &[f32], mut f: impl FnMut(usize, f32, f32)) {
-        for (c, (w, d)) in w.chunks_exact(LANES).zip(d.chunks_exact(LANES)).enumerate() {
-            for l in 0..LANES {
-                f(c * LANES + l, w[l], d[l]);
-            }
-        }
+    fn chunks(v: &[f32]) -> impl Iterator<Item = &[f32; LANES]> {
+        v.chunks_exact(LANES).map(|c| c.try_into().expect("chunks_exact gives LANES values"))
+    }
+
+    /// Sum of the lanes, by a tree of three additions (as the SIMD kernels).
+    #[inline(always)]
+    fn hsum([a0, a1, a2, a3, a4, a5, a6, a7]: [f32; LANES]) -> f32 {
+        ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
     }
 
     pub(super) fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
@@ -280,8 +325,12 @@ mod portable {
                 continue;
             };
             let mut acc = [0.0f32; LANES];
-            lanes(w, d, |i, w, d| acc[i % LANES] += w * d);
-            *out = acc.iter().sum();
+            for (w, d) in chunks(w).zip(chunks(d)) {
+                for l in 0..LANES {
+                    acc[l] += w[l] * d[l];
+                }
+            }
+            *out = hsum(acc);
         }
     }
 
@@ -292,13 +341,15 @@ mod portable {
                 continue;
             };
             let (mut dot, mut total, mut px) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
-            lanes(w, d, |i, w, d| {
-                let p = w * d;
-                dot[i % LANES] += p;
-                total[i % LANES] += p.abs();
-                px[i % LANES] += p.abs() * proxy[i];
-            });
-            *out = [dot.iter().sum(), total.iter().sum(), px.iter().sum()];
+            for ((w, d), q) in chunks(w).zip(chunks(d)).zip(chunks(proxy)) {
+                for l in 0..LANES {
+                    let p = w[l] * d[l];
+                    dot[l] += p;
+                    total[l] += p.abs();
+                    px[l] += p.abs() * q[l];
+                }
+            }
+            *out = [hsum(dot), hsum(total), hsum(px)];
         }
     }
 }
@@ -307,14 +358,18 @@ mod portable {
 mod avx2 {
     use std::arch::x86_64::{
         __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_castps256_ps128, _mm256_castsi256_ps,
-        _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_set1_epi32,
-        _mm256_setzero_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_shuffle_ps,
-        _mm_storeu_ps,
+        _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps,
+        _mm256_set1_epi32, _mm256_setzero_ps, _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps,
+        _mm_movehl_ps, _mm_shuffle_ps, _mm_storeu_ps,
     };
 
-    use super::{Matrix, LANES};
+    use super::{row_ptrs, Matrix, LANES};
 
-    /// Sum of the 8 lanes.
+    /// Sum of the 8 lanes (a tree of three additions).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX (only called from `avx2,fma` functions).
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
@@ -323,119 +378,221 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// The four sums of `a`, `b`, `c` and `d`, in that order.
+    /// The four sums of `a`, `b`, `c` and `d`, in that order (a tree of
+    /// three additions per lane).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX.
     #[inline(always)]
     unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
         let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
         _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
     }
 
+    /// The eight sums of `v[0]` … `v[7]`, in that order (a tree of three
+    /// additions per lane).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX.
+    #[inline(always)]
+    unsafe fn hsum8(v: &[__m256; 8]) -> __m256 {
+        // u0 = [Σa Σb Σc Σd over lanes 0-3 | the same over lanes 4-7], u1
+        // the same for e-h; adding the matching halves finishes the sums.
+        let u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+        let u1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+        _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(u0, u1), _mm256_permute2f128_ps::<0x31>(u0, u1))
+    }
+
+    /// `w·d` over `stride` entries, one accumulator.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA; `w` and `d` must be valid for
+    /// reading `stride` f32 values, and `stride` a multiple of LANES.
+    #[inline(always)]
+    unsafe fn dot1(w: *const f32, d: *const f32, stride: usize) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut c = 0;
+        while c < stride {
+            // SAFETY: `c + LANES <= stride`, within both rows.
+            acc = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(w.add(c)), _mm256_loadu_ps(d.add(c)), acc) };
+            c += LANES;
+        }
+        hsum(acc)
+    }
+
+    /// The dot products of `K` rows with `d`, one accumulator per row
+    /// (each lane sums `stride / LANES` products), sharing the loads of `d`.
+    ///
+    /// # Safety
+    ///
+    /// As [`dot1`], for each of the `K` rows.
+    #[inline(always)]
+    unsafe fn dot_block<const K: usize>(p: &[*const f32; K], d: *const f32, stride: usize) -> [__m256; K] {
+        let mut acc = [_mm256_setzero_ps(); K];
+        let mut c = 0;
+        while c < stride {
+            // SAFETY: `c + LANES <= stride`, within `d` and each row.
+            unsafe {
+                let x = _mm256_loadu_ps(d.add(c));
+                for (a, &w) in acc.iter_mut().zip(p) {
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(c)), x, *a);
+                }
+            }
+            c += LANES;
+        }
+        acc
+    }
+
+    /// AVX2 version of [`super::dots`] (same contract).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA, and `d.len()` must be
+    /// `m.stride()`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
         let stride = m.stride();
         debug_assert!(d.len() == stride && stride % LANES == 0);
         let dp = d.as_ptr();
         let n = rows.len().min(out.len());
+        let (rows, out) = (&rows[..n], &mut out[..n]);
         let mut j = 0;
-        // Four rows at a time, two accumulators each: the loads of `d` are
-        // shared and the horizontal sums done together.
-        while j + 4 <= n {
-            let (Some(w0), Some(w1), Some(w2), Some(w3)) = (
-                m.row(rows[j] as usize),
-                m.row(rows[j + 1] as usize),
-                m.row(rows[j + 2] as usize),
-                m.row(rows[j + 3] as usize),
-            ) else {
-                break;
-            };
-            let (p0, p1, p2, p3) = (w0.as_ptr(), w1.as_ptr(), w2.as_ptr(), w3.as_ptr());
-            let z = _mm256_setzero_ps();
-            let (mut a0, mut a1, mut a2, mut a3, mut b0, mut b1, mut b2, mut b3) = (z, z, z, z, z, z, z, z);
-            let mut c = 0;
-            // SAFETY (all loads below): each of the four rows and `d` hold
-            // exactly `stride` f32 values, `stride` is a multiple of LANES,
-            // and every load reads LANES values at an offset `c` (or
-            // `c + LANES`) with that offset `+ LANES <= stride` (unaligned
-            // loads, so alignment is moot).
-            while c + 2 * LANES <= stride {
-                let x = _mm256_loadu_ps(dp.add(c));
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(c)), x, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(c)), x, a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p2.add(c)), x, a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p3.add(c)), x, a3);
-                let c2 = c + LANES;
-                let y = _mm256_loadu_ps(dp.add(c2));
-                b0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(c2)), y, b0);
-                b1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(c2)), y, b1);
-                b2 = _mm256_fmadd_ps(_mm256_loadu_ps(p2.add(c2)), y, b2);
-                b3 = _mm256_fmadd_ps(_mm256_loadu_ps(p3.add(c2)), y, b3);
-                c += 2 * LANES;
+        // Eight rows at a time: the loads of `d` are shared and the
+        // horizontal sums done together.
+        while j + 8 <= n {
+            if let Some(p) = row_ptrs::<8>(m, &rows[j..]) {
+                // SAFETY: `row_ptrs` checked that each row holds `stride`
+                // values; `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&dot_block(&p, dp, stride))) };
+            } else {
+                checked(m, &rows[j..j + 8], dp, &mut out[j..j + 8]);
             }
-            if c + LANES <= stride {
-                let x = _mm256_loadu_ps(dp.add(c));
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p0.add(c)), x, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p1.add(c)), x, a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(p2.add(c)), x, a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(p3.add(c)), x, a3);
+            j += 8;
+        }
+        if j + 4 <= n {
+            if let Some(p) = row_ptrs::<4>(m, &rows[j..]) {
+                let [a, b, c, e] = dot_block(&p, dp, stride);
+                // SAFETY: as above, with four rows.
+                unsafe { _mm_storeu_ps(out.as_mut_ptr().add(j), hsum4(a, b, c, e)) };
+            } else {
+                checked(m, &rows[j..j + 4], dp, &mut out[j..j + 4]);
             }
-            let sums =
-                hsum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2), _mm256_add_ps(a3, b3));
-            // SAFETY: `j + 4 <= n <= out.len()`, so four f32 fit at `j`.
-            _mm_storeu_ps(out.as_mut_ptr().add(j), sums);
             j += 4;
         }
-        for (&r, out) in rows[j..n].iter().zip(&mut out[j..n]) {
-            let Some(w) = m.row(r as usize) else {
-                *out = 0.0;
-                continue;
-            };
-            let wp = w.as_ptr();
-            let mut acc = _mm256_setzero_ps();
-            let mut c = 0;
-            // SAFETY: as above, for one row.
-            while c + LANES <= stride {
-                acc = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)), acc);
-                c += LANES;
-            }
-            *out = hsum(acc);
+        checked(m, &rows[j..], dp, &mut out[j..]);
+    }
+
+    /// [`dots`] row by row, with bounds checks.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA, and `d` must be valid for
+    /// reading `m.stride()` f32 values.
+    #[inline(always)]
+    unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
+        for (&r, out) in rows.iter().zip(out) {
+            // SAFETY: the row and `d` hold `m.stride()` values.
+            *out = m.row(r as usize).map_or(0.0, |w| unsafe { dot1(w.as_ptr(), d, w.len()) });
         }
     }
 
+    /// AVX2 version of [`super::dots_abs`] (same contract).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA, and `d.len()` and `proxy.len()`
+    /// must be `m.stride()`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
         let stride = m.stride();
         debug_assert!(d.len() == stride && proxy.len() == stride && stride % LANES == 0);
         let (dp, pp) = (d.as_ptr(), proxy.as_ptr());
         let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
-        for (&r, out) in rows.iter().zip(out) {
-            let Some(w) = m.row(r as usize) else {
-                *out = [0.0; 3];
+        let n = rows.len().min(out.len());
+        let (rows, out) = (&rows[..n], &mut out[..n]);
+        let mut j = 0;
+        // Four rows at a time, three accumulators each (twelve independent
+        // chains); the loads of `d` and `proxy` are shared.
+        while j + 4 <= n {
+            let Some(p) = row_ptrs::<4>(m, &rows[j..]) else {
+                for (&r, out) in rows[j..j + 4].iter().zip(&mut out[j..j + 4]) {
+                    // SAFETY: as in `dots`.
+                    *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
+                }
+                j += 4;
                 continue;
             };
-            let wp = w.as_ptr();
             let z = _mm256_setzero_ps();
-            let (mut dot, mut total, mut px) = (z, z, z);
+            let mut acc = [[z; 3]; 4];
             let mut c = 0;
-            // SAFETY (all loads below): `w`, `d` and `proxy` hold exactly
-            // `stride` f32 values and every load reads LANES values at an
-            // offset `c` with `c + LANES <= stride`.
-            while c + LANES <= stride {
-                let p = _mm256_mul_ps(_mm256_loadu_ps(wp.add(c)), _mm256_loadu_ps(dp.add(c)));
-                dot = _mm256_add_ps(dot, p);
-                let a = _mm256_and_ps(p, abs);
-                total = _mm256_add_ps(total, a);
-                px = _mm256_fmadd_ps(a, _mm256_loadu_ps(pp.add(c)), px);
+            while c < stride {
+                // SAFETY: `row_ptrs` checked that each row holds `stride`
+                // values, as do `d` and `proxy`, and `c + LANES <= stride`.
+                unsafe {
+                    let (x, q) = (_mm256_loadu_ps(dp.add(c)), _mm256_loadu_ps(pp.add(c)));
+                    for ([dot, total, px], &w) in acc.iter_mut().zip(&p) {
+                        let prod = _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), x);
+                        *dot = _mm256_add_ps(*dot, prod);
+                        let a = _mm256_and_ps(prod, abs);
+                        *total = _mm256_add_ps(*total, a);
+                        *px = _mm256_fmadd_ps(a, q, *px);
+                    }
+                }
                 c += LANES;
             }
-            let sums = hsum4(dot, total, px, z);
-            *out = [
-                _mm_cvtss_f32(sums),
-                _mm_cvtss_f32(_mm_shuffle_ps::<1>(sums, sums)),
-                _mm_cvtss_f32(_mm_shuffle_ps::<2>(sums, sums)),
-            ];
+            let [[a0, a1, a2], [a3, a4, a5], [a6, a7, a8], [a9, a10, a11]] = acc;
+            // SAFETY: `out[j..j + 4]` is twelve consecutive f32 (arrays
+            // have no padding), and `j + 4 <= n = out.len()`.
+            unsafe {
+                let o = out.as_mut_ptr().add(j).cast::<f32>();
+                _mm256_storeu_ps(o, hsum8(&[a0, a1, a2, a3, a4, a5, a6, a7]));
+                _mm_storeu_ps(o.add(8), hsum4(a8, a9, a10, a11));
+            }
+            j += 4;
+        }
+        for (&r, out) in rows[j..].iter().zip(&mut out[j..]) {
+            // SAFETY: as in `dots`.
+            *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
         }
     }
 
+    /// One row of [`dots_abs`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA; `w`, `d` and `proxy` must be
+    /// valid for reading `stride` f32 values, a multiple of LANES.
+    #[inline(always)]
+    unsafe fn abs1(w: *const f32, d: *const f32, proxy: *const f32, stride: usize) -> [f32; 3] {
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+        let z = _mm256_setzero_ps();
+        let (mut dot, mut total, mut px) = (z, z, z);
+        let mut c = 0;
+        while c < stride {
+            // SAFETY: `c + LANES <= stride`, within the three vectors.
+            unsafe {
+                let p = _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), _mm256_loadu_ps(d.add(c)));
+                dot = _mm256_add_ps(dot, p);
+                let a = _mm256_and_ps(p, abs);
+                total = _mm256_add_ps(total, a);
+                px = _mm256_fmadd_ps(a, _mm256_loadu_ps(proxy.add(c)), px);
+            }
+            c += LANES;
+        }
+        let sums = hsum4(dot, total, px, z);
+        [
+            _mm_cvtss_f32(sums),
+            _mm_cvtss_f32(_mm_shuffle_ps::<1>(sums, sums)),
+            _mm_cvtss_f32(_mm_shuffle_ps::<2>(sums, sums)),
+        ]
+    }
+
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn log_priority_bounds(a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
         super::bounds_loop(a, logv, err, lo, hi);
@@ -446,14 +603,6 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    fn isas() -> Vec<Isa> {
-        let mut v = vec![Isa::Portable];
-        if Isa::detect() != Isa::Portable {
-            v.push(Isa::detect());
-        }
-        v
-    }
-
     /// A deterministic pseudo-random stream in [-1, 1).
     fn stream(seed: u64) -> impl FnMut() -> f64 {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -461,6 +610,14 @@ mod tests {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         }
+    }
+
+    #[test]
+    fn available_lists_portable_first_and_the_detected_isa_last() {
+        let all = Isa::available();
+        assert_eq!(all.first(), Some(&Isa::Portable));
+        assert_eq!(all.last(), Some(&Isa::detect()));
+        println!("available: {all:?}");
     }
 
     #[test]
@@ -476,54 +633,147 @@ mod tests {
         assert_eq!(m.as_slice().as_ptr() as usize % 32, 0);
     }
 
+    /// Runs `dots` and `dots_abs` on `list` for every available ISA and
+    /// checks each result against the f64 values within the documented
+    /// bound (rows out of range give zeros), that entries of `out` past
+    /// `list.len()` are left alone, and that the ISAs agree closely.
+    fn check_all_isas(w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
+        let cols = d64.len();
+        let m = Matrix::from_fn(w64.len(), cols, |r, c| w64[r][c] as f32);
+        let mut d = vec![0.0f32; m.stride()];
+        let mut proxy = vec![0.0f32; m.stride()];
+        for c in 0..cols {
+            d[c] = d64[c] as f32;
+            proxy[c] = if c % 3 == 0 { 1.0 } else { 0.0 };
+        }
+        let max_w = w64.iter().flatten().fold(0.0f64, |a, w| a.max(w.abs()));
+        let abs_d: f64 = d64.iter().map(|d| d.abs()).sum();
+        let n = list.len();
+        let mut results: Vec<(Isa, Vec<f32>, Vec<[f32; 3]>)> = Vec::new();
+        for isa in Isa::available() {
+            let mut out = vec![7.0f32; n + 1];
+            let mut out3 = vec![[7.0f32; 3]; n + 1];
+            dots(isa, &m, list, &d, &mut out);
+            dots_abs(isa, &m, list, &d, &proxy, &mut out3);
+            assert_eq!((out[n], out3[n]), (7.0, [7.0; 3]), "{isa:?} wrote past the row list");
+            for (j, &r) in list.iter().enumerate() {
+                let ctx = format!("{isa:?}, {cols} columns, row {r} at {j} of {n}");
+                let Some(w) = w64.get(r as usize) else {
+                    assert_eq!((out[j], out3[j]), (0.0, [0.0; 3]), "out-of-range row: {ctx}");
+                    continue;
+                };
+                let exact: f64 = w.iter().zip(d64).map(|(w, d)| w * d).sum();
+                let total: f64 = w.iter().zip(d64).map(|(w, d)| (w * d).abs()).sum();
+                let px: f64 = w.iter().zip(d64).step_by(3).map(|(w, d)| (w * d).abs()).sum();
+                let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), max_w, abs_d);
+                assert!((f64::from(out[j]) - exact).abs() <= bound, "dot: {ctx}");
+                assert!((f64::from(out3[j][0]) - exact).abs() <= bound, "dot_abs: {ctx}");
+                assert!((f64::from(out3[j][1]) - total).abs() <= bound, "total: {ctx}");
+                assert!((f64::from(out3[j][2]) - px).abs() <= bound, "proxy: {ctx}");
+            }
+            results.push((isa, out, out3));
+        }
+        let (_, a, a3) = &results[0];
+        for (isa, b, b3) in &results[1..] {
+            for j in 0..n {
+                let tol = 1e-4 * (1.0 + a3[j][1].abs());
+                assert!((a[j] - b[j]).abs() <= tol && (a3[j][0] - b3[j][0]).abs() <= tol, "{isa:?} {j}");
+                assert!((a3[j][1] - b3[j][1]).abs() <= tol && (a3[j][2] - b3[j][2]).abs() <= tol, "{isa:?} {j}");
+            }
+        }
+    }
+
     #[test]
     fn both_kernel_paths_agree_with_f64_within_the_bound() {
-        for cols in [1, 7, 8, 9, 31, 32, 33, 64, 100] {
+        for cols in [1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 64, 72, 100] {
             let mut rnd = stream(cols as u64);
             let rows = 37;
             let w64: Vec<Vec<f64>> = (0..rows).map(|_| (0..cols).map(|_| rnd() * 3.0).collect()).collect();
             let d64: Vec<f64> = (0..cols).map(|_| rnd() * 5.0).collect();
-            let m = Matrix::from_fn(rows, cols, |r, c| w64[r][c] as f32);
-            let mut d = vec![0.0f32; m.stride()];
-            let mut proxy = vec![0.0f32; m.stride()];
-            for c in 0..cols {
-                d[c] = d64[c] as f32;
-                proxy[c] = if c % 3 == 0 { 1.0 } else { 0.0 };
+            let rows = rows as u32;
+            // Every row, descending, then one out of range.
+            check_all_isas(&w64, &d64, &(0..rows).rev().chain([rows + 5]).collect::<Vec<_>>());
+            // Ascending lists of every length up to 40 (not only multiples
+            // of the block sizes), some rows repeated.
+            for n in 0..=40 {
+                check_all_isas(&w64, &d64, &(0..n).map(|j| j * rows / 40).collect::<Vec<_>>());
             }
-            let list: Vec<u32> = (0..rows as u32).rev().chain([rows as u32 + 5]).collect();
-            let mut results = Vec::new();
-            for isa in isas() {
-                let mut out = vec![0.0f32; list.len()];
-                let mut out3 = vec![[0.0f32; 3]; list.len()];
-                dots(isa, &m, &list, &d, &mut out);
-                dots_abs(isa, &m, &list, &d, &proxy, &mut out3);
-                assert_eq!(out[list.len() - 1], 0.0, "out-of-range row");
-                for (j, &r) in list[..rows].iter().enumerate() {
-                    let w = &w64[r as usize];
-                    let exact: f64 = w.iter().zip(&d64).map(|(w, d)| w * d).sum();
-                    let total: f64 = w.iter().zip(&d64).map(|(w, d)| (w * d).abs()).sum();
-                    let px: f64 = w
-                        .iter()
-                        .zip(&d64)
-                        .enumerate()
-                        .filter(|(c, _)| c % 3 == 0)
-                        .map(|(_, (w, d))| (w * d).abs())
-                        .sum();
-                    let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), 3.0, 5.0 * cols as f64);
-                    assert!((f64::from(out[j]) - exact).abs() <= bound, "{isa:?} dot {cols}");
-                    assert!((f64::from(out3[j][0]) - exact).abs() <= bound, "{isa:?} dot_abs {cols}");
-                    assert!((f64::from(out3[j][1]) - total).abs() <= bound, "{isa:?} total {cols}");
-                    assert!((f64::from(out3[j][2]) - px).abs() <= bound, "{isa:?} proxy {cols}");
-                }
-                results.push((out, out3));
-            }
-            if let [(a, a3), (b, b3)] = &results[..] {
-                for j in 0..rows {
-                    let tol = 1e-4 * (1.0 + a3[j][1].abs());
-                    assert!((a[j] - b[j]).abs() <= tol && (a3[j][0] - b3[j][0]).abs() <= tol);
-                    assert!((a3[j][1] - b3[j][1]).abs() <= tol && (a3[j][2] - b3[j][2]).abs() <= tol);
+        }
+    }
+
+    #[test]
+    fn rows_out_of_range_give_zeros_at_any_position() {
+        let cols = 64;
+        let mut rnd = stream(11);
+        let rows = 50;
+        let w64: Vec<Vec<f64>> = (0..rows).map(|_| (0..cols).map(|_| rnd() * 3.0).collect()).collect();
+        let d64: Vec<f64> = (0..cols).map(|_| rnd() * 5.0).collect();
+        for n in [1, 3, 4, 5, 8, 12, 17, 24, 33] {
+            for bad in [rows as u32, rows as u32 + 1, u32::MAX] {
+                for at in 0..n {
+                    let list: Vec<u32> =
+                        (0..n as u32).map(|j| if j as usize == at { bad } else { j * 3 % rows as u32 }).collect();
+                    check_all_isas(&w64, &d64, &list);
                 }
             }
+            // Every row out of range.
+            check_all_isas(&w64, &d64, &vec![u32::MAX; n]);
+        }
+        // An empty matrix.
+        check_all_isas(&[], &d64, &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    /// Nanoseconds per call of `f`: the fastest of 15 batches of `iters`
+    /// calls, after a warm-up batch (the minimum is the least disturbed by
+    /// other processes on the machine).
+    fn ns_per_call(iters: u32, mut f: impl FnMut()) -> f64 {
+        let mut batch = || {
+            let t = std::time::Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(iters)
+        };
+        batch();
+        (0..15).map(|_| batch()).fold(f64::INFINITY, f64::min)
+    }
+
+    /// Kernel timings for the engine's shapes (1,000 × 64 weights, ~700
+    /// rows for `dots`, ~250 for `dots_abs`, ascending), for every
+    /// instruction set this CPU runs, in three interleaved rounds. Run with
+    /// `cargo test --release --lib kernel -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing, not a check; run explicitly"]
+    fn kernel_timings() {
+        use std::hint::black_box;
+        let mut rnd = stream(42);
+        let m = Matrix::from_fn(1000, 64, |_, _| rnd() as f32);
+        let d: Vec<f32> = (0..m.stride()).map(|_| rnd() as f32).collect();
+        let proxy: Vec<f32> = (0..m.stride()).map(|c| if c % 5 == 0 { 1.0 } else { 0.0 }).collect();
+        let pick = |p: f64, rnd: &mut dyn FnMut() -> f64| -> Vec<u32> {
+            (0..1000).filter(|_| rnd() < 2.0 * p - 1.0).collect()
+        };
+        let rows = pick(0.7, &mut rnd);
+        let abs_rows = pick(0.25, &mut rnd);
+        let mut out = vec![0.0f32; rows.len()];
+        let mut out3 = vec![[0.0f32; 3]; abs_rows.len()];
+        let isas = Isa::available();
+        let mut best = vec![(f64::INFINITY, f64::INFINITY); isas.len()];
+        for _round in 0..3 {
+            for (&isa, best) in isas.iter().zip(&mut best) {
+                let t = ns_per_call(1000, || dots(isa, &m, black_box(&rows), black_box(&d), black_box(&mut out)));
+                let t3 = ns_per_call(1000, || {
+                    dots_abs(isa, &m, black_box(&abs_rows), black_box(&d), black_box(&proxy), black_box(&mut out3));
+                });
+                *best = (best.0.min(t), best.1.min(t3));
+            }
+        }
+        for (isa, (t, t3)) in isas.iter().zip(best) {
+            println!(
+                "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_abs ({} rows) {t3:.0} ns/call",
+                rows.len(),
+                abs_rows.len()
+            );
         }
     }
 
@@ -541,7 +791,7 @@ mod tests {
     }
 
     #[test]
-    fn log_priority_bounds_contain_the_f64_priority_for_both_paths() {
+    fn log_priority_bounds_contain_the_f64_priority_for_all_paths() {
         let mut rnd = stream(7);
         let n = 4099;
         let logits: Vec<f64> = (0..n).map(|i| if i < 3 { [0.0, -299.0, 300.0][i] } else { rnd() * 60.0 }).collect();
@@ -550,7 +800,7 @@ mod tests {
         let logv: Vec<f32> = values.iter().map(|&v| if v == 0.0 { f32::NEG_INFINITY } else { v.ln() as f32 }).collect();
         let err = vec![0.0f32; n];
         let mut all = Vec::new();
-        for isa in isas() {
+        for isa in Isa::available() {
             let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
             log_priority_bounds(isa, &a, &logv, &err, &mut lo, &mut hi);
             for i in 0..n {
@@ -560,8 +810,8 @@ mod tests {
             }
             all.push((lo, hi));
         }
-        if let [x, y] = &all[..] {
-            assert_eq!(x, y, "the key loop has no FMA, so both paths give the same bits");
+        for other in &all[1..] {
+            assert_eq!(&all[0], other, "the key loop has no FMA, so all paths give the same bits");
         }
     }
 
