@@ -1010,6 +1010,11 @@ impl Engine {
     ) {
         let mut failed = [0usize; 3];
         let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, pools, audit, names, .. } = ws;
+        if out.withheld.is_empty() {
+            // A fresh decision: one allocation for the whole list.
+            let count = fail.words().iter().zip(driven.words()).map(|(&f, &d)| (f | d).count_ones() as usize).sum();
+            out.withheld.reserve(count);
+        }
         let mut audit = Audit::new(&mut out.withheld, audit, pools, &names.offers);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {

@@ -375,6 +375,14 @@ impl<'a> Audit<'a> {
         let o32 = o as u32;
         self.memory.written.push(o32);
         let Some(names) = self.offers.get(o) else { return };
+        if self.len == self.list.len() && !self.merging {
+            // Nothing left to reuse: append (pooled lists for the reason).
+            let mut reason = Reason::OptedOut;
+            write_reason(self.pools, &mut reason, why);
+            self.list.push(Withheld { offer: names.id.clone(), stage, reason });
+            self.len += 1;
+            return;
+        }
         if !self.merging {
             if let Some(entry) = self.list.get_mut(self.len).filter(|e| Arc::ptr_eq(&e.offer.0, &names.id.0)) {
                 entry.stage = stage;
