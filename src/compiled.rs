@@ -48,6 +48,12 @@ impl Bitset {
         }
     }
 
+    pub(crate) fn clear(&mut self, i: usize) {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+
     pub(crate) fn get(&self, i: usize) -> bool {
         self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
@@ -120,6 +126,41 @@ fn vulnerability_bit(v: Vulnerability) -> u8 {
     }
 }
 
+/// Offers grouped by a key (a product): `items[start[k]..start[k + 1]]`.
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Groups {
+    /// Groups the `(key, offer)` pairs, keys below `n_keys`, offers in the
+    /// order given.
+    fn new(n_keys: usize, pairs: &[(u32, u32)]) -> Groups {
+        let mut start = vec![0u32; n_keys + 1];
+        for &(k, _) in pairs {
+            start[k as usize + 1] += 1;
+        }
+        for k in 0..n_keys {
+            start[k + 1] += start[k];
+        }
+        let mut fill = start.clone();
+        let mut items = vec![0u32; pairs.len()];
+        for &(k, o) in pairs {
+            items[fill[k as usize] as usize] = o;
+            fill[k as usize] += 1;
+        }
+        Groups { start, items }
+    }
+
+    fn get(&self, k: usize) -> &[u32] {
+        match (self.start.get(k), self.start.get(k + 1)) {
+            (Some(&a), Some(&b)) => &self.items[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}
+
 /// Extra eligibility rules of one offer, by product index.
 #[derive(Debug, Clone, Copy)]
 struct Extra {
@@ -137,12 +178,23 @@ pub(crate) struct Plan {
     n_products: usize,
     /// Per offer, its product.
     product_of: Vec<u32>,
-    /// Offers selling product p: `by_product[start[p]..start[p + 1]]`.
-    by_product: Vec<u32>,
-    by_product_start: Vec<u32>,
-    /// Offers with age, base-product, required or excluded holdings rules.
-    extra_offers: Vec<u32>,
+    /// Offers selling each product.
+    by_product: Groups,
+    /// Per offer, its age and holdings rules.
     extra: Vec<Extra>,
+    /// Offers with an age rule; `(min_age, offer)` by decreasing age and
+    /// `(max_age, offer)` by increasing age, so that the offers an age
+    /// fails are a prefix of each.
+    age_rules: Vec<u32>,
+    min_ages: Vec<(u32, u32)>,
+    max_ages: Vec<(u32, u32)>,
+    /// Offers with a base product, and the offers of each base product.
+    has_base: Bitset,
+    by_base: Groups,
+    /// Offers requiring holdings.
+    requiring: Vec<u32>,
+    /// The offers each product excludes.
+    excluded_by: Groups,
     pool: Vec<u32>,
     /// Per channel, the offers *not* made on it.
     not_on_channel: [Bitset; CHANNELS],
@@ -162,7 +214,6 @@ impl Plan {
             *product_index.entry(p.0.clone()).or_insert(next)
         };
         let mut product = Vec::with_capacity(offers.len());
-        let mut extra_offers = Vec::new();
         let mut extra = Vec::with_capacity(offers.len());
         let mut pool = Vec::new();
         let mut not_on_channel: [Bitset; CHANNELS] = Default::default();
@@ -171,7 +222,13 @@ impl Plan {
         }
         let (mut targeted, mut targets, mut sensitive, mut unsuitable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut age_rules, mut min_ages, mut max_ages, mut requiring) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut bases, mut exclusions) = (Vec::new(), Vec::new());
+        let mut has_base = Bitset::default();
+        has_base.reset(offers.len());
         for (o, offer) in offers.iter().enumerate() {
+            let o32 = o as u32;
             product.push(intern(&offer.product));
             let e = &offer.eligibility;
             let mut range = |list: &[crate::catalog::ProductId]| {
@@ -186,14 +243,19 @@ impl Plan {
             let excludes = range(&e.excludes);
             let base = e.base_product.as_ref().map_or(NONE, &mut intern);
             extra.push(Extra { min_age: e.min_age, max_age: e.max_age, base, requires, excludes });
-            if e.min_age.is_some()
-                || e.max_age.is_some()
-                || base != NONE
-                || requires.0 < requires.1
-                || excludes.0 < excludes.1
-            {
-                extra_offers.push(o as u32);
+            if e.min_age.is_some() || e.max_age.is_some() {
+                age_rules.push(o32);
             }
+            min_ages.extend(e.min_age.map(|m| (m, o32)));
+            max_ages.extend(e.max_age.map(|m| (m, o32)));
+            if base != NONE {
+                has_base.set(o);
+                bases.push((base, o32));
+            }
+            if requires.0 < requires.1 {
+                requiring.push(o32);
+            }
+            exclusions.extend(pool[excludes.0 as usize..excludes.1 as usize].iter().map(|&p| (p, o32)));
             for (c, bits) in not_on_channel.iter_mut().enumerate() {
                 if !offer.channels.iter().any(|&ch| channel_index(ch) == c) {
                     bits.set(o);
@@ -201,35 +263,30 @@ impl Plan {
             }
             targets.push(offer.targets.iter().fold(0u32, |m, e| m | 1 << e.index()));
             if !offer.targets.is_empty() {
-                targeted.push(o as u32);
+                targeted.push(o32);
             }
             unsuitable.push(offer.unsuitable_for.iter().fold(0u8, |m, &v| m | vulnerability_bit(v)));
             if !offer.unsuitable_for.is_empty() {
-                sensitive.push(o as u32);
+                sensitive.push(o32);
             }
         }
+        min_ages.sort_unstable_by(|a, b| b.cmp(a));
+        max_ages.sort_unstable();
         let n_products = product_index.len();
-        let mut counts = vec![0u32; n_products + 1];
-        for &p in &product {
-            counts[p as usize + 1] += 1;
-        }
-        for p in 0..n_products {
-            counts[p + 1] += counts[p];
-        }
-        let mut fill = counts.clone();
-        let mut by_product = vec![0u32; offers.len()];
-        for (o, &p) in product.iter().enumerate() {
-            by_product[fill[p as usize] as usize] = o as u32;
-            fill[p as usize] += 1;
-        }
+        let owners: Vec<(u32, u32)> = product.iter().enumerate().map(|(o, &p)| (p, o as u32)).collect();
         Plan {
+            by_product: Groups::new(n_products, &owners),
             product_of: product,
             product_index,
             n_products,
-            by_product,
-            by_product_start: counts,
-            extra_offers,
             extra,
+            age_rules,
+            min_ages,
+            max_ages,
+            has_base,
+            by_base: Groups::new(n_products, &bases),
+            requiring,
+            excluded_by: Groups::new(n_products, &exclusions),
             pool,
             not_on_channel,
             targeted,
@@ -249,17 +306,12 @@ impl Plan {
         }
     }
 
-    fn offers_of(&self, p: usize) -> &[u32] {
-        &self.by_product[self.by_product_start[p] as usize..self.by_product_start[p + 1] as usize]
-    }
-
     /// Marks in `fail` every offer that fails a rule before scoring
     /// (eligibility, channel, targets, suitability) and records in `codes`
     /// the first such rule in pipeline order, except for the channel rule,
     /// which [`Plan::on_channel`] answers; the contact history is the
     /// caller's. With `eligibility_only` (nothing may be offered at all),
     /// every offer is marked and only eligibility is checked.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn mark_failures(
         &self,
         customer: &Customer,
@@ -267,8 +319,7 @@ impl Plan {
         usable_events: u32,
         held: &Bitset,
         eligibility_only: bool,
-        fail: &mut Bitset,
-        codes: &mut Vec<Code>,
+        (fail, codes, missing_base): (&mut Bitset, &mut Vec<Code>, &mut Bitset),
     ) {
         let n = self.product_of.len();
         codes.clear();
@@ -280,17 +331,39 @@ impl Plan {
         }
         for (w, &word) in held.words().iter().enumerate() {
             for p in bits(word, w * 64) {
-                for &o in self.offers_of(p) {
+                for &o in self.by_product.get(p) {
                     fail.set(o as usize);
                     codes[o as usize] = Code::Held;
                 }
             }
         }
-        for &o in &self.extra_offers {
-            let o = o as usize;
-            if codes[o] != Code::Held && self.extra_failure(o, customer, held).is_some() {
-                fail.set(o);
-                codes[o] = Code::Extra;
+        // The age and holdings rules, each touching only the offers it
+        // fails (which of them fails first is worked out for the audit).
+        let mut mark = |o: u32| {
+            fail.set(o as usize);
+            codes[o as usize] = codes[o as usize].min(Code::Extra);
+        };
+        match customer.age {
+            None => self.age_rules.iter().for_each(|&o| mark(o)),
+            Some(age) => {
+                self.min_ages.iter().take_while(|&&(m, _)| m > age).for_each(|&(_, o)| mark(o));
+                self.max_ages.iter().take_while(|&&(m, _)| m < age).for_each(|&(_, o)| mark(o));
+            }
+        }
+        missing_base.copy_from(&self.has_base);
+        for (w, &word) in held.words().iter().enumerate() {
+            for p in bits(word, w * 64) {
+                self.by_base.get(p).iter().for_each(|&o| missing_base.clear(o as usize));
+                self.excluded_by.get(p).iter().for_each(|&o| mark(o));
+            }
+        }
+        for (w, &word) in missing_base.words().iter().enumerate() {
+            bits(word, w * 64).for_each(|o| mark(o as u32));
+        }
+        for &o in &self.requiring {
+            let (a, b) = self.extra[o as usize].requires;
+            if self.pool[a as usize..b as usize].iter().any(|&p| !held.get(p as usize)) {
+                mark(o);
             }
         }
         if eligibility_only {

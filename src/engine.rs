@@ -642,15 +642,8 @@ impl Engine {
         ws.rows.clear();
         ws.abs_rows.clear();
         let usable = signals.usable_mask();
-        self.plan.mark_failures(
-            customer,
-            request.channel,
-            usable,
-            &ws.held,
-            budget.is_err(),
-            &mut ws.fail,
-            &mut ws.codes,
-        );
+        let marks = (&mut ws.fail, &mut ws.codes, &mut ws.missing_base);
+        self.plan.mark_failures(customer, request.channel, usable, &ws.held, budget.is_err(), marks);
         if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
                 let o = ws.contact_offers[h];

@@ -69,6 +69,8 @@ pub struct Workspace {
     pub(crate) held: Bitset,
     /// Offers failing a rule before scoring.
     pub(crate) fail: Bitset,
+    /// Offers whose base product is not held.
+    pub(crate) missing_base: Bitset,
     /// Per offer, the first rule it failed before scoring.
     pub(crate) codes: Vec<crate::compiled::Code>,
     /// Offers suppressed as proxy-driven.
