@@ -1046,13 +1046,15 @@ impl Engine {
                     },
                     "offer {o}: recorded failure differs from the stage modules"
                 );
-                // Unreachable (the code was recorded by those rules); the
-                // stage modules' answer stands in rather than a panic.
-                let Some((stage, why)) = recorded.or_else(|| reference().map(|(s, r)| (s, Why::Plain(r)))) else {
-                    continue;
-                };
-                failed[stage as usize] += 1;
-                audit.push(o, stage, &why);
+                if let Some((stage, why)) = &recorded {
+                    failed[*stage as usize] += 1;
+                    audit.push(o, *stage, why);
+                } else if let Some((stage, reason)) = reference() {
+                    // Unreachable (the code was recorded by those rules); the
+                    // stage modules' answer stands in rather than a panic.
+                    failed[stage as usize] += 1;
+                    audit.push(o, stage, &Why::Plain(reason));
+                }
             }
         }
         audit.finish();
