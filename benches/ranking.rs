@@ -10,6 +10,17 @@
 //!
 //! The catalog and customers are synthetic and seeded
 //! (`tests/support/synthetic.rs`).
+//!
+//! Where the time goes: counted in instructions with Callgrind, see
+//! `benches/instructions.rs` for the commands.
+//!
+//! At 1,000 offers (same customer each call) a decision is about 197,000
+//! instructions: the audit of the ~283 withheld offers (each with its typed
+//! reason, rewritten in place) about 30 %, rules before scoring 13 %, the
+//! f32 kernels 14 % (they read the weights from L2 at about 30 bytes per
+//! cycle), bounds, shortlist and exact rescoring 13 %, the five
+//! explanations 6 %. Distinct customers take about 262,000 (the audit's
+//! entries move between offers) and mispredict more branches.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

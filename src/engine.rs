@@ -449,8 +449,9 @@ impl Engine {
     }
 
     /// [`Engine::recommend_batch`] into `out` (resized to `customers.len()`),
-    /// reusing the decisions already there as buffers: with a warmed-up
-    /// `out`, a batch allocates only per-thread scratch memory.
+    /// reusing the decisions already there as buffers. Scratch memory is
+    /// kept per thread from one batch to the next, so with a warmed-up
+    /// `out` a batch needs little or no new memory.
     pub fn recommend_batch_into(
         &self,
         customers: &[Customer],
