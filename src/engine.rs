@@ -837,33 +837,37 @@ impl Engine {
         ws.cand_err.resize(m, 0.0);
         let (rows, dots) = (&ws.rows[..m], &ws.dots[..m]);
         let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
-        let (base, norm) = (&self.models.base_logit, &self.models.norm);
+        // In f32: the base logit's rounding is in the per-offer slack, and
+        // the roundings of the error bound's own arithmetic (a few 2⁻²⁴)
+        // in its 1e-6 margin; `scale` and `floor` are rounded up first.
+        let up = |v: f64| (v * (1.0 + 1e-6)) as f32;
+        let (scale32, floor32) = (up(scale), up(floor));
+        let bounds = &self.models.bounds;
         // Branch-free: candidates outside the bounds' validity are rare and
         // found again in a second pass only when there are any.
         let mut flagged = false;
         let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
         for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
-            let o = o as usize;
             // Rows are offer positions; a NaN value would send one to exact ranking.
-            let b = base.get(o).copied().unwrap_or(0.0);
-            let w = norm.get(o).copied().unwrap_or(0.0);
-            let v = log_value.get(o).copied().unwrap_or(f32::NAN);
-            let a = b + f64::from(dot);
-            let err = scale * f64::from(w) + floor;
-            #[allow(clippy::needless_bitwise_bool)] // no branch: the loop stays straight-line
+            let [b, w, slack] = bounds.get(o as usize).copied().unwrap_or([0.0; 3]);
+            let v = log_value.get(o as usize).copied().unwrap_or(f32::NAN);
+            let a = b + dot;
+            let err = (scale32 * w + floor32 + slack) * (1.0 + 1e-6);
+            // A margin of 1 covers the rounding of `a - err` near −300; a NaN
+            // (never expected) is flagged too.
+            #[allow(clippy::needless_bitwise_bool, clippy::neg_cmp_op_on_partial_ord)] // straight-line, NaN-safe
             {
-                flagged |= v.is_nan() | (a - err < -300.0);
+                flagged |= v.is_nan() | !(a - err >= -299.0);
             }
             // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that
             // the rounding margin stays small.
-            (*logit, *value, *error) = (a.min(100.0) as f32, v, (err * (1.0 + 1e-6)) as f32);
+            (*logit, *value, *error) = (a.min(100.0), v, err);
         }
         if flagged {
             let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
-            for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
-                let b = base.get(o as usize).copied().unwrap_or(0.0);
-                let err = scale * f64::from(norm.get(o as usize).copied().unwrap_or(0.0)) + floor;
-                if value.is_nan() || b + f64::from(dot) - err < -300.0 {
+            for (&o, ((logit, value), error)) in rows.iter().zip(outputs) {
+                #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-safe
+                if value.is_nan() || !(*logit - *error >= -299.0) {
                     ws.always.push(o);
                     (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
                 }

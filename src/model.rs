@@ -67,6 +67,9 @@ pub(crate) struct ModelMatrix {
     pub(crate) proxy_bits: Bitset,
     /// Per offer: `‖w‖₂`, rounded up.
     pub(crate) norm: Vec<f32>,
+    /// Per offer, for the fast path's bounds: the base logit in f32, `‖w‖₂`
+    /// (rounded up) and an upper bound on the base logit's f32 rounding.
+    pub(crate) bounds: Vec<[f32; 3]>,
     /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
     /// value or weight is outside `[1e-100, 1e100]` (exact scoring only).
     pub(crate) log_value: Vec<f32>,
@@ -137,7 +140,9 @@ impl ModelMatrix {
         let norm = (0..offers.len())
             .map(|o| {
                 let n = row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9);
-                let n32 = n.min(1e30) as f32;
+                // Rounded up; beyond f32's range, infinity (the bounds then
+                // send the offer to exact scoring).
+                let n32 = n as f32;
                 if f64::from(n32) < n {
                     f32::from_bits(n32.to_bits() + 1)
                 } else {
@@ -148,6 +153,15 @@ impl ModelMatrix {
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
         let log_value = offers.iter().map(|o| log_value(o.value, o.weight)).collect();
+        let bounds = base_logit
+            .iter()
+            .zip(&norm)
+            .map(|(&b, &n): (&f64, &f32)| {
+                // `b as f32` is within 2⁻²⁴·|b| of b; twice that, rounded up.
+                let slack = (b.abs() * f64::powi(2.0, -23) * (1.0 + 1e-6)) as f32;
+                [b as f32, n, slack]
+            })
+            .collect();
         Ok(ModelMatrix {
             n_features,
             weights,
@@ -158,6 +172,7 @@ impl ModelMatrix {
             proxy_slot,
             proxy_bits,
             norm,
+            bounds,
             log_value,
             max_abs_weight,
             max_abs_base,
@@ -210,6 +225,34 @@ mod tests {
             dense_weights(&id, &schema(), &Weights::Dense(vec![1.0, f64::INFINITY])),
             Err(ConfigError::NonFiniteWeight { feature, .. }) if feature == "b"
         ));
+    }
+
+    /// The fast path's error bounds need `‖w‖₂` rounded *up*, also when it
+    /// is beyond 1e30 while every weight is below it (it used to be capped
+    /// at 1e30, an underestimate), and the base logit's f32 rounding.
+    #[test]
+    fn bound_constants_are_never_underestimates() {
+        let offer = |bias: f64, w: f64| crate::catalog::Offer {
+            id: "o".into(),
+            product: "p".into(),
+            kind: crate::catalog::OfferKind::CrossSell,
+            value: 1.0,
+            weight: 1.0,
+            channels: vec![crate::catalog::Channel::Email],
+            eligibility: crate::catalog::EligibilityRules::default(),
+            targets: vec![],
+            unsuitable_for: vec![],
+            family: None,
+            model: crate::catalog::PropensityModel { bias, weights: Weights::Dense(vec![w, w]) },
+        };
+        for (bias, w) in [(0.1, 0.3), (-5_000.000_123, 7.0e29), (1e20 / 3.0, -9e29), (0.0, 0.0)] {
+            let m = ModelMatrix::compile(&schema(), &[offer(bias, w)]).unwrap();
+            let [b32, norm, slack] = m.bounds[0];
+            let exact_norm = (2.0 * w * w).sqrt();
+            assert!(f64::from(norm) >= exact_norm && f64::from(m.norm[0]) >= exact_norm, "{w}");
+            let base = m.base_logit[0];
+            assert!((f64::from(b32) - base).abs() <= f64::from(slack), "{base}");
+        }
     }
 
     #[test]

@@ -411,3 +411,49 @@ fn cancellation_beyond_f32_precision_keeps_the_f64_order() {
         }
     }
 }
+
+#[test]
+fn large_base_logits_beyond_f32_precision_keep_the_f64_order() {
+    // The intercepts are far larger than the logits they end in, and differ
+    // by less than f32 can see at that size (its ulp at 5000 is 5e-4): the
+    // rounding of the base logit to f32 must be within the error bounds.
+    let mut spec = FeatureSpec::new("a", "a");
+    spec.baseline = 2.0;
+    let schema = FeatureSchema::new(vec![spec, FeatureSpec::new("b", "b")]);
+    let offers = (0..300u32)
+        .map(|i| Offer {
+            id: format!("o{i:03}").into(),
+            product: format!("p{i}").into(),
+            kind: OfferKind::CrossSell,
+            value: 100.0,
+            weight: 1.0,
+            channels: vec![Channel::Email],
+            eligibility: Default::default(),
+            targets: vec![],
+            family: None,
+            unsuitable_for: vec![],
+            model: PropensityModel {
+                bias: 5000.0 + f64::from((i * 7919) % 601) * 3e-7,
+                weights: Weights::Dense(vec![-1000.0, 0.5 + f64::from(i % 3) * 1e-9]),
+            },
+        })
+        .collect();
+    let engine = Engine::new(Catalog { schema, offers }).unwrap();
+    for (a, b) in [(5.0, 0.0), (5.0001, 0.2), (4.999, -1.0), (5.002, 4.0)] {
+        let customer = Customer {
+            id: "c".into(),
+            age: None,
+            features: FeatureValues::Dense(vec![a, b]),
+            holdings: vec![],
+            life_events: vec![],
+            vulnerabilities: vec![],
+            consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
+            relationship: None,
+            value: None,
+            contact_history: vec![],
+        };
+        for k in [1, 3, 5] {
+            check(&engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();
+        }
+    }
+}
