@@ -1,8 +1,11 @@
 //! The catalog's rules compiled once into indices, masks and bit sets, so
 //! that a request touches only the offers a rule can actually fail: offers
-//! of held products, offers with extra eligibility rules, contacted,
-//! targeted and vulnerability-sensitive offers. Each check gives the same
-//! answer, and the same [`Reason`], as its stage module.
+//! of held products, ages sorted so that the offers an age fails are a
+//! prefix, offers grouped by base and excluded product, contacted,
+//! targeted and vulnerability-sensitive offers. Marking records each
+//! offer's first failing rule as a [`Code`]; the audit then fills in the
+//! details for the withheld offers only, giving the same [`Reason`] as the
+//! stage modules (debug builds check each one against them).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
