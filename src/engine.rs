@@ -648,7 +648,8 @@ impl Engine {
         if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
                 let o = ws.contact_offers[h];
-                // Earlier rules, or an offer already checked, need no check.
+                // Offers failing an earlier rule (or already found failing
+                // here) need no check; one contacted twice may be checked twice.
                 if ws.codes[o] <= Code::History || !self.plan.on_channel(o, request.channel) {
                     continue;
                 }

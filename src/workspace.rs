@@ -395,8 +395,8 @@ impl<'a> Audit<'a> {
             // From here on, match the rest of the list by offer: it moves,
             // reversed, to `old` so that entries pop in offer order.
             self.merging = true;
-            let positions: Vec<u32> = Vec::new();
-            let mut positions = std::mem::replace(&mut self.memory.old_positions, positions);
+            // (Taken out and put back: `old_position` borrows `self`.)
+            let mut positions = std::mem::take(&mut self.memory.old_positions);
             positions.clear();
             positions.extend((self.len..self.list.len()).rev().map(|i| self.old_position(i)));
             self.memory.old_positions = positions;
