@@ -233,7 +233,7 @@ pub struct Decision {
     /// The recommendations, best first (may be fewer than `k`).
     pub recommendations: Vec<Recommendation>,
     /// Audit: every offer withheld by a rule, in offer-id order.
-    pub withheld: Vec<Withheld>,
+    pub withheld: crate::audit::WithheldList,
     /// Audit: features masked to their baseline for this customer.
     pub masked_features: Vec<Arc<str>>,
     /// Audit: offers reaching each stage.
@@ -245,8 +245,8 @@ pub struct Decision {
 
 impl Decision {
     /// The withheld entry for `offer`, if any.
-    pub fn withheld_reason(&self, offer: &str) -> Option<&Withheld> {
-        self.withheld.iter().find(|w| w.offer.as_str() == offer)
+    pub fn withheld_reason(&self, offer: &str) -> Option<Withheld> {
+        self.withheld.find(offer)
     }
 
     /// The recommended offer ids, best first.

@@ -6,6 +6,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::arbitration::{self, Candidate};
+use crate::audit::{Compact, Why};
 use crate::catalog::{Catalog, Offer};
 use crate::compiled::{bits, Code, Failure, Fnv, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
@@ -18,10 +19,8 @@ use crate::explain::{self, Components, Explanation, Rule};
 use crate::guard::{self, SignalState};
 use crate::kernel::{self, Isa};
 use crate::model::{sigmoid, ModelMatrix};
-use crate::schema::{FeatureSchema, FeatureSpec, Sensitivity};
-use crate::workspace::{
-    set_arc, set_contributions, set_names, Audit, ContributionRef, Names, OfferNames, Why, Workspace,
-};
+use crate::schema::{FeatureSchema, Sensitivity};
+use crate::workspace::{set_arc, set_contributions, set_names, ContributionRef, Names, OfferNames, Workspace};
 
 /// Builds an [`Engine`] from a catalog and optional parameters.
 ///
@@ -676,14 +675,15 @@ impl Engine {
     /// The guard rule offer `o` fails, having passed eligibility and the
     /// contact policy: a target, suitability, or else proxy-driven (rule 3),
     /// with the exact share and the proxies responsible, largest first.
-    fn guard_failure<'a>(
-        &'a self,
+    fn guard_failure(
+        &self,
         o: usize,
         customer: &Customer,
         prepared: &Prepared,
         (d, is_proxy): (&[f64], &[bool]),
-        (pairs, features): (&'a mut Vec<(usize, f64)>, &'a [FeatureSpec]),
-    ) -> Why<'a> {
+        pairs: &mut Vec<(usize, f64)>,
+        list: &mut Compact,
+    ) -> Why {
         let offer = &self.offers[o];
         match prepared.signals.target_failure(&offer.targets) {
             Some((event, None)) => Why::Plain(Reason::LifeEventUseNotConsented { event }),
@@ -700,7 +700,7 @@ impl Engine {
                 pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
                 pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
                 let threshold = self.params.guard().proxy_share_threshold;
-                Why::ProxyDriven { share, threshold, features: pairs, schema: features }
+                Why::ProxyDriven { share, threshold, features: list.proxy_features(pairs.iter().map(|&(i, _)| i)) }
             }
         }
     }
@@ -1008,19 +1008,14 @@ impl Engine {
         out: &mut Decision,
     ) {
         let mut failed = [0usize; 3];
-        let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, pools, audit, names, .. } = ws;
-        if out.withheld.is_empty() {
-            // A fresh decision: one allocation for the whole list.
-            let count = fail.words().iter().zip(driven.words()).map(|(&f, &d)| (f | d).count_ones() as usize).sum();
-            out.withheld.reserve(count);
-        }
-        let mut audit = Audit::new(&mut out.withheld, audit, pools, &names.offers);
+        let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, names, .. } = ws;
+        let list = out.withheld.compact(names);
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let code = codes.get(o).copied().unwrap_or(Code::Passed);
                 let Some(own) = names.offers.get(o) else { continue };
                 let recorded = match code {
-                    Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld(&own.product))),
+                    Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld)),
                     Code::Extra => self
                         .plan
                         .extra_failure(o, customer, held)
@@ -1037,9 +1032,7 @@ impl Engine {
                             .err()
                             .map(|reason| (Stage::ContactPolicy, Why::Plain(reason))),
                         Ok(_) => {
-                            let why =
-                                self.guard_failure(o, customer, prepared, (d, is_proxy), (pairs, &names.features));
-                            Some((Stage::Guard, why))
+                            Some((Stage::Guard, self.guard_failure(o, customer, prepared, (d, is_proxy), pairs, list)))
                         }
                     },
                 };
@@ -1047,23 +1040,22 @@ impl Engine {
                 debug_assert!(
                     match &recorded {
                         Some((_, Why::ProxyDriven { .. })) => reference().is_none(),
-                        Some((stage, why)) => reference() == Some((*stage, why.to_reason())),
+                        Some((stage, why)) => reference() == Some((*stage, list.reason(o, why))),
                         None => false,
                     },
                     "offer {o}: recorded failure differs from the stage modules"
                 );
-                if let Some((stage, why)) = &recorded {
-                    failed[*stage as usize] += 1;
-                    audit.push(o, *stage, why);
+                if let Some((stage, why)) = recorded {
+                    failed[stage as usize] += 1;
+                    list.push(o, stage, why);
                 } else if let Some((stage, reason)) = reference() {
                     // Unreachable (the code was recorded by those rules); the
                     // stage modules' answer stands in rather than a panic.
                     failed[stage as usize] += 1;
-                    audit.push(o, stage, &Why::Plain(reason));
+                    list.push(o, stage, Why::Plain(reason));
                 }
             }
         }
-        audit.finish();
         let eligible = self.offers.len() - failed[0];
         let contactable = eligible - failed[1];
         out.funnel =
@@ -1142,14 +1134,18 @@ impl Engine {
     }
 }
 
-/// The eligibility reason for an age or holdings `failure`, citing the
-/// offer's own product names.
-fn extra_why(failure: Failure, own: &OfferNames) -> Option<Why<'_>> {
+/// The eligibility reason for an age or holdings `failure`, checked
+/// against the offer's own product lists.
+fn extra_why(failure: Failure, own: &OfferNames) -> Option<Why> {
+    let index = |j: usize, list: &[crate::catalog::ProductId]| (j < list.len()).then_some(j as u32);
     Some(match failure {
         Failure::Reason(reason) => Why::Plain(reason),
-        Failure::MissingBaseProduct => Why::MissingBaseProduct(own.base_product.as_ref()?),
-        Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(own.requires.get(j)?),
-        Failure::ExcludedHolding(j) => Why::ExcludedHolding(own.excludes.get(j)?),
+        Failure::MissingBaseProduct => {
+            own.base_product.as_ref()?;
+            Why::MissingBaseProduct
+        }
+        Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(index(j, &own.requires)?),
+        Failure::ExcludedHolding(j) => Why::ExcludedHolding(index(j, &own.excludes)?),
     })
 }
 

@@ -92,6 +92,7 @@
 #![deny(unsafe_code)]
 
 pub mod arbitration;
+pub mod audit;
 pub mod batch;
 pub mod catalog;
 mod compiled;
@@ -117,6 +118,7 @@ mod values;
 mod workspace;
 
 pub use arbitration::ArbitrationParams;
+pub use audit::WithheldList;
 pub use catalog::{
     Catalog, Channel, CustomerId, EligibilityRules, Offer, OfferId, OfferKind, ProductId, PropensityModel,
     Vulnerability, Weights,

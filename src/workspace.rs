@@ -11,10 +11,9 @@ use chrono::DateTime;
 use crate::arbitration::Candidate;
 use crate::catalog::{Channel, CustomerId, OfferId, ProductId};
 use crate::compiled::Bitset;
-use crate::customer::ProvenanceKind;
-use crate::decision::{Decision, DecisionStatus, Funnel, Reason, Stage, Withheld};
+use crate::decision::{Decision, DecisionStatus, Funnel};
 use crate::explain::Contribution;
-use crate::schema::{FeatureSpec, LifeEvent, Sensitivity};
+use crate::schema::FeatureSpec;
 
 /// Scratch memory for [`Engine::recommend_into`](crate::Engine::recommend_into).
 ///
@@ -95,10 +94,6 @@ pub struct Workspace {
     pub(crate) shortlist: Vec<Candidate>,
     /// `(feature, contribution)` pairs for explanations and proxy lists.
     pub(crate) pairs: Vec<(usize, f64)>,
-    /// Spare vectors taken from overwritten reasons.
-    pub(crate) pools: Pools,
-    /// The previous audit, matched by offer.
-    pub(crate) audit: AuditMemory,
     /// Copies of the last engine's names, which decisions point to.
     pub(crate) names: Arc<Names>,
 }
@@ -167,13 +162,6 @@ impl Names {
     }
 }
 
-/// Spare vectors taken from overwritten reasons, reused for new ones.
-#[derive(Debug, Default)]
-pub(crate) struct Pools {
-    kinds: Vec<Vec<ProvenanceKind>>,
-    names: Vec<Vec<Arc<str>>>,
-}
-
 impl Workspace {
     /// An empty workspace; it grows on first use.
     pub fn new() -> Workspace {
@@ -193,7 +181,7 @@ impl Default for Decision {
             effective_k: 0,
             status: DecisionStatus::Ranked,
             recommendations: Vec::new(),
-            withheld: Vec::new(),
+            withheld: crate::audit::WithheldList::default(),
             masked_features: Vec::new(),
             funnel: Funnel::default(),
             customer_value: None,
@@ -220,245 +208,6 @@ pub(crate) fn set_names<'a>(list: &mut Vec<Arc<str>>, items: impl Iterator<Item 
         n += 1;
     }
     list.truncate(n);
-}
-
-/// A withheld offer's reason, borrowed from the catalog where it names
-/// something, so that writing it over an equal one costs nothing.
-#[derive(Debug)]
-pub(crate) enum Why<'a> {
-    /// A reason without names or lists.
-    Plain(Reason),
-    AlreadyHeld(&'a ProductId),
-    MissingBaseProduct(&'a ProductId),
-    MissingRequiredHolding(&'a ProductId),
-    ExcludedHolding(&'a ProductId),
-    /// Guard rule 1, with the provenance bits found.
-    NotDeclared(LifeEvent, u8),
-    /// Guard rule 3, with the responsible features by position.
-    ProxyDriven {
-        share: f64,
-        threshold: f64,
-        features: &'a [(usize, f64)],
-        schema: &'a [FeatureSpec],
-    },
-}
-
-impl Why<'_> {
-    /// The owned reason (allocates; for consistency checks).
-    pub(crate) fn to_reason(&self) -> Reason {
-        match self {
-            Why::Plain(r) => r.clone(),
-            Why::AlreadyHeld(p) => Reason::AlreadyHeld { product: (*p).clone() },
-            Why::MissingBaseProduct(p) => Reason::MissingBaseProduct { product: (*p).clone() },
-            Why::MissingRequiredHolding(p) => Reason::MissingRequiredHolding { product: (*p).clone() },
-            Why::ExcludedHolding(p) => Reason::ExcludedHolding { product: (*p).clone() },
-            Why::NotDeclared(event, bits) => {
-                Reason::LifeEventNotDeclared { event: *event, found: crate::guard::provenances(*bits).collect() }
-            }
-            Why::ProxyDriven { share, threshold, features, schema } => Reason::ProxyDriven {
-                share: *share,
-                threshold: *threshold,
-                features: features.iter().map(|&(i, _)| schema[i].name.clone()).collect(),
-            },
-        }
-    }
-}
-
-/// Moves a list out of a reason about to be overwritten into the pools.
-fn retire(pools: &mut Pools, reason: &mut Reason) {
-    match reason {
-        Reason::LifeEventNotDeclared { found, .. } => pools.kinds.push(std::mem::take(found)),
-        Reason::ProxyDriven { features, .. } => {
-            features.clear();
-            pools.names.push(std::mem::take(features));
-        }
-        _ => {}
-    }
-}
-
-fn replace(pools: &mut Pools, slot: &mut Reason, reason: Reason) {
-    retire(pools, slot);
-    *slot = reason;
-}
-
-/// Overwrites `slot` with `why`, reusing what it holds where it can.
-fn write_reason(pools: &mut Pools, slot: &mut Reason, why: &Why<'_>) {
-    match *why {
-        Why::Plain(ref reason) => {
-            if slot != reason {
-                replace(pools, slot, reason.clone());
-            }
-        }
-        Why::AlreadyHeld(p) => match slot {
-            Reason::AlreadyHeld { product } => set_arc(&mut product.0, &p.0),
-            _ => replace(pools, slot, Reason::AlreadyHeld { product: p.clone() }),
-        },
-        Why::MissingBaseProduct(p) => match slot {
-            Reason::MissingBaseProduct { product } => set_arc(&mut product.0, &p.0),
-            _ => replace(pools, slot, Reason::MissingBaseProduct { product: p.clone() }),
-        },
-        Why::MissingRequiredHolding(p) => match slot {
-            Reason::MissingRequiredHolding { product } => set_arc(&mut product.0, &p.0),
-            _ => replace(pools, slot, Reason::MissingRequiredHolding { product: p.clone() }),
-        },
-        Why::ExcludedHolding(p) => match slot {
-            Reason::ExcludedHolding { product } => set_arc(&mut product.0, &p.0),
-            _ => replace(pools, slot, Reason::ExcludedHolding { product: p.clone() }),
-        },
-        Why::NotDeclared(e, bits) => {
-            if !matches!(slot, Reason::LifeEventNotDeclared { .. }) {
-                // Full capacity from the start, so that pooled lists never grow.
-                let found = pools.kinds.pop().unwrap_or_else(|| Vec::with_capacity(3));
-                replace(pools, slot, Reason::LifeEventNotDeclared { event: e, found });
-            }
-            if let Reason::LifeEventNotDeclared { event, found } = slot {
-                *event = e;
-                found.clear();
-                found.extend(crate::guard::provenances(bits));
-            }
-        }
-        Why::ProxyDriven { share: s, threshold: t, features: f, schema } => {
-            if !matches!(slot, Reason::ProxyDriven { .. }) {
-                let features = pools.names.pop().unwrap_or_else(|| {
-                    Vec::with_capacity(schema.iter().filter(|f| matches!(f.sensitivity, Sensitivity::Proxy(_))).count())
-                });
-                replace(pools, slot, Reason::ProxyDriven { share: s, threshold: t, features });
-            }
-            if let Reason::ProxyDriven { share, threshold, features } = slot {
-                *share = s;
-                *threshold = t;
-                set_names(features, f.iter().map(|&(i, _)| &schema[i].name));
-            }
-        }
-    }
-}
-
-/// Rebuilds a decision's `withheld` list. Entries are rewritten in place
-/// while they name the same offers as the list already there; from the
-/// first difference on, the rest of that list is matched by offer instead,
-/// so that from one customer to the next most entries cost neither an
-/// allocation nor a reference-count update.
-pub(crate) struct Audit<'a> {
-    list: &'a mut Vec<Withheld>,
-    /// Entries written.
-    len: usize,
-    memory: &'a mut AuditMemory,
-    merging: bool,
-    pools: &'a mut Pools,
-    /// The offers' names this workspace hands out.
-    offers: &'a [OfferNames],
-}
-
-impl<'a> Audit<'a> {
-    /// Starts rewriting `list`.
-    pub(crate) fn new(
-        list: &'a mut Vec<Withheld>,
-        memory: &'a mut AuditMemory,
-        pools: &'a mut Pools,
-        offers: &'a [OfferNames],
-    ) -> Audit<'a> {
-        memory.written.clear();
-        Audit { list, len: 0, memory, merging: false, pools, offers }
-    }
-
-    /// The offer position of entry `i` of the list as it was, when this
-    /// workspace wrote it (checked by pointer, since the caller may have
-    /// changed the list or passed another one); `u32::MAX` otherwise.
-    fn old_position(&self, i: usize) -> u32 {
-        let known = self.memory.positions.get(i).copied().filter(|&p| {
-            let (entry, names) = (self.list.get(i), self.offers.get(p as usize));
-            entry.zip(names).is_some_and(|(e, n)| Arc::ptr_eq(&e.offer.0, &n.id.0))
-        });
-        known.unwrap_or(u32::MAX)
-    }
-
-    /// Appends offer `o`, withheld at `stage` because of `why`.
-    pub(crate) fn push(&mut self, o: usize, stage: Stage, why: &Why<'_>) {
-        let o32 = o as u32;
-        self.memory.written.push(o32);
-        let Some(names) = self.offers.get(o) else { return };
-        if self.len == self.list.len() && !self.merging {
-            // Nothing left to reuse: append (pooled lists for the reason).
-            let mut reason = Reason::OptedOut;
-            write_reason(self.pools, &mut reason, why);
-            self.list.push(Withheld { offer: names.id.clone(), stage, reason });
-            self.len += 1;
-            return;
-        }
-        if !self.merging {
-            if let Some(entry) = self.list.get_mut(self.len).filter(|e| Arc::ptr_eq(&e.offer.0, &names.id.0)) {
-                entry.stage = stage;
-                write_reason(self.pools, &mut entry.reason, why);
-                self.len += 1;
-                return;
-            }
-            // From here on, match the rest of the list by offer: it moves,
-            // reversed, to `old` so that entries pop in offer order.
-            self.merging = true;
-            // (Taken out and put back: `old_position` borrows `self`.)
-            let mut positions = std::mem::take(&mut self.memory.old_positions);
-            positions.clear();
-            positions.extend((self.len..self.list.len()).rev().map(|i| self.old_position(i)));
-            self.memory.old_positions = positions;
-            let m = &mut *self.memory;
-            m.old.clear();
-            m.old.extend(self.list.drain(self.len..).rev());
-        }
-        let m = &mut *self.memory;
-        while m.old_positions.last().is_some_and(|&p| p < o32) {
-            m.old_positions.pop();
-            if let Some(mut gone) = m.old.pop() {
-                retire(self.pools, &mut gone.reason);
-            }
-        }
-        let reused = if m.old_positions.last() == Some(&o32) {
-            m.old_positions.pop();
-            m.old.pop()
-        } else {
-            None
-        };
-        let entry = if let Some(mut entry) = reused {
-            entry.stage = stage;
-            write_reason(self.pools, &mut entry.reason, why);
-            entry
-        } else {
-            let mut reason = Reason::OptedOut;
-            write_reason(self.pools, &mut reason, why);
-            Withheld { offer: names.id.clone(), stage, reason }
-        };
-        self.list.push(entry);
-        self.len += 1;
-    }
-
-    /// Drops what is left of the previous list (keeping its reasons' lists).
-    pub(crate) fn finish(self) {
-        let Audit { list, len, memory, merging, pools, .. } = self;
-        if merging {
-            while let Some(mut gone) = memory.old.pop() {
-                retire(pools, &mut gone.reason);
-            }
-            memory.old_positions.clear();
-        } else {
-            for gone in list.iter_mut().skip(len) {
-                retire(pools, &mut gone.reason);
-            }
-            list.truncate(len);
-        }
-        std::mem::swap(&mut memory.positions, &mut memory.written);
-    }
-}
-
-/// Room to match the previous audit by offer.
-#[derive(Debug, Default)]
-pub(crate) struct AuditMemory {
-    /// Offer positions of the list this workspace wrote last.
-    positions: Vec<u32>,
-    /// Offer positions of the list being written.
-    written: Vec<u32>,
-    /// The rest of the previous list, reversed, while matching by offer.
-    old: Vec<Withheld>,
-    /// Their offer positions (`u32::MAX`: not known).
-    old_positions: Vec<u32>,
 }
 
 /// One contribution, borrowing its names from the schema.

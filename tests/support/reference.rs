@@ -329,7 +329,7 @@ impl<'e> Reference<'e> {
             effective_k,
             status,
             recommendations,
-            withheld,
+            withheld: withheld.into(),
             masked_features,
             funnel,
             customer_value: value,
