@@ -17,6 +17,7 @@ use schemars::schema::Schema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::catalog::Channel;
 use crate::decision::{Reason, Stage, Withheld};
 use crate::schema::LifeEvent;
 use crate::workspace::Names;
@@ -61,24 +62,31 @@ impl Default for Repr {
     }
 }
 
-/// The engine's form: entries naming offers and products by position.
+/// The engine's form: small entries naming offers and products by
+/// position, with the few reasons that carry values kept aside.
 #[derive(Clone, Default)]
 pub(crate) struct Compact {
     names: Arc<Names>,
     entries: Vec<Entry>,
-    /// The proxy features of the proxy-driven entries, by schema position.
+    /// Reasons of [`Why::Plain`] entries.
+    reasons: Vec<Reason>,
+    /// `(share, threshold, features)` of [`Why::ProxyDriven`] entries, the
+    /// features a range of `features`.
+    proxies: Vec<(f64, f64, (u32, u32))>,
+    /// The proxy features of those entries, by schema position.
     features: Vec<u32>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Entry {
     offer: u32,
     stage: Stage,
     why: Why,
 }
 
-/// A withheld offer's reason, with its names left as positions.
-#[derive(Clone, Debug, PartialEq)]
+/// A withheld offer's reason, with its names left as positions and any
+/// values kept aside (16 bytes an entry, so that writing hundreds is cheap).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Why {
     /// The offer's product is held.
     AlreadyHeld,
@@ -88,12 +96,14 @@ pub(crate) enum Why {
     MissingRequiredHolding(u32),
     /// The offer's `excludes[j]` is held.
     ExcludedHolding(u32),
+    /// The offer is not made on the channel.
+    ChannelNotOffered(Channel),
     /// Guard rule 1, with the provenance bits found.
     NotDeclared(LifeEvent, u8),
-    /// Guard rule 3; `features` is a range of [`Compact`]'s features.
-    ProxyDriven { share: f64, threshold: f64, features: (u32, u32) },
-    /// A reason that names nothing and holds no list.
-    Plain(Reason),
+    /// Guard rule 3: an index into [`Compact`]'s proxies.
+    ProxyDriven(u32),
+    /// Any other reason: an index into [`Compact`]'s reasons.
+    Plain(u32),
 }
 
 impl Compact {
@@ -103,6 +113,8 @@ impl Compact {
             self.names = Arc::clone(names);
         }
         self.entries.clear();
+        self.reasons.clear();
+        self.proxies.clear();
         self.features.clear();
     }
 
@@ -111,16 +123,23 @@ impl Compact {
         self.entries.push(Entry { offer: offer as u32, stage, why });
     }
 
-    /// The range of `features` (schema positions) as stored for a
-    /// [`Why::ProxyDriven`].
-    pub(crate) fn proxy_features(&mut self, features: impl Iterator<Item = usize>) -> (u32, u32) {
+    /// Keeps `reason` aside for [`Why::Plain`] entries.
+    pub(crate) fn plain(&mut self, reason: Reason) -> Why {
+        self.reasons.push(reason);
+        Why::Plain(self.reasons.len() as u32 - 1)
+    }
+
+    /// Keeps a proxy-driven reason aside: its share, threshold and proxy
+    /// features (schema positions, largest contribution first).
+    pub(crate) fn proxy_driven(&mut self, share: f64, threshold: f64, features: impl Iterator<Item = usize>) -> Why {
         let start = self.features.len() as u32;
         self.features.extend(features.map(|i| i as u32));
-        (start, self.features.len() as u32)
+        self.proxies.push((share, threshold, (start, self.features.len() as u32)));
+        Why::ProxyDriven(self.proxies.len() as u32 - 1)
     }
 
     /// The reason `why` stands for, for offer `offer`.
-    pub(crate) fn reason(&self, offer: usize, why: &Why) -> Reason {
+    pub(crate) fn reason(&self, offer: usize, why: Why) -> Reason {
         let own = &self.names.offers[offer];
         match why {
             Why::AlreadyHeld => Reason::AlreadyHeld { product: own.product.clone() },
@@ -129,27 +148,29 @@ impl Compact {
                 Reason::MissingBaseProduct { product: own.base_product.clone().unwrap_or_else(|| own.product.clone()) }
             }
             Why::MissingRequiredHolding(j) => {
-                Reason::MissingRequiredHolding { product: own.requires[*j as usize].clone() }
+                Reason::MissingRequiredHolding { product: own.requires[j as usize].clone() }
             }
-            Why::ExcludedHolding(j) => Reason::ExcludedHolding { product: own.excludes[*j as usize].clone() },
+            Why::ExcludedHolding(j) => Reason::ExcludedHolding { product: own.excludes[j as usize].clone() },
+            Why::ChannelNotOffered(channel) => Reason::ChannelNotOffered { channel },
             Why::NotDeclared(event, bits) => {
-                Reason::LifeEventNotDeclared { event: *event, found: crate::guard::provenances(*bits).collect() }
+                Reason::LifeEventNotDeclared { event, found: crate::guard::provenances(bits).collect() }
             }
-            Why::ProxyDriven { share, threshold, features: (a, b) } => Reason::ProxyDriven {
-                share: *share,
-                threshold: *threshold,
-                features: self.features[*a as usize..*b as usize]
-                    .iter()
-                    .map(|&i| self.names.features[i as usize].name.clone())
-                    .collect(),
-            },
-            Why::Plain(reason) => reason.clone(),
+            Why::ProxyDriven(i) => {
+                let (share, threshold, (a, b)) = self.proxies[i as usize];
+                let names = self.features[a as usize..b as usize].iter();
+                Reason::ProxyDriven {
+                    share,
+                    threshold,
+                    features: names.map(|&f| self.names.features[f as usize].name.clone()).collect(),
+                }
+            }
+            Why::Plain(i) => self.reasons[i as usize].clone(),
         }
     }
 
     fn withheld(&self, e: &Entry) -> Withheld {
         let offer = e.offer as usize;
-        Withheld { offer: self.names.offers[offer].id.clone(), stage: e.stage, reason: self.reason(offer, &e.why) }
+        Withheld { offer: self.names.offers[offer].id.clone(), stage: e.stage, reason: self.reason(offer, e.why) }
     }
 }
 
@@ -297,7 +318,6 @@ impl JsonSchema for WithheldList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Channel;
 
     fn entry(offer: &str, reason: Reason) -> Withheld {
         Withheld { offer: offer.into(), stage: Stage::ContactPolicy, reason }

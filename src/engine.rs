@@ -686,11 +686,11 @@ impl Engine {
     ) -> Why {
         let offer = &self.offers[o];
         match prepared.signals.target_failure(&offer.targets) {
-            Some((event, None)) => Why::Plain(Reason::LifeEventUseNotConsented { event }),
+            Some((event, None)) => list.plain(Reason::LifeEventUseNotConsented { event }),
             Some((event, Some(found))) => Why::NotDeclared(event, found),
             None => {
                 if let Err(reason) = guard::check_suitability(offer, customer) {
-                    return Why::Plain(reason);
+                    return list.plain(reason);
                 }
                 let row = self.models.row(o);
                 let contributions = row.iter().zip(d).map(|(w, d)| w * d);
@@ -700,7 +700,7 @@ impl Engine {
                 pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
                 pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
                 let threshold = self.params.guard().proxy_share_threshold;
-                Why::ProxyDriven { share, threshold, features: list.proxy_features(pairs.iter().map(|&(i, _)| i)) }
+                list.proxy_driven(share, threshold, pairs.iter().map(|&(i, _)| i))
             }
         }
     }
@@ -1010,6 +1010,8 @@ impl Engine {
         let mut failed = [0usize; 3];
         let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, names, .. } = ws;
         let list = out.withheld.compact(names);
+        // Nothing may be offered: every offer past eligibility shares one reason.
+        let mut budget_why = None;
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let code = codes.get(o).copied().unwrap_or(Code::Passed);
@@ -1019,19 +1021,23 @@ impl Engine {
                     Code::Extra => self
                         .plan
                         .extra_failure(o, customer, held)
-                        .and_then(|f| extra_why(f, own))
+                        .and_then(|f| extra_why(f, own, list))
                         .map(|why| (Stage::Eligibility, why)),
-                    _ => match &prepared.budget {
-                        Err((_, reason)) => Some((Stage::ContactPolicy, Why::Plain(reason.clone()))),
-                        Ok(_) if !self.plan.on_channel(o, request.channel) => {
-                            let reason = Reason::ChannelNotOffered { channel: request.channel };
-                            Some((Stage::ContactPolicy, Why::Plain(reason)))
+                    _ => match (&prepared.budget, budget_why) {
+                        (Err(_), Some(why)) => Some((Stage::ContactPolicy, why)),
+                        (Err((_, reason)), None) => {
+                            let why = list.plain(reason.clone());
+                            budget_why = Some(why);
+                            Some((Stage::ContactPolicy, why))
                         }
-                        Ok(_) if code == Code::History => self
+                        (Ok(_), _) if !self.plan.on_channel(o, request.channel) => {
+                            Some((Stage::ContactPolicy, Why::ChannelNotOffered(request.channel)))
+                        }
+                        (Ok(_), _) if code == Code::History => self
                             .contact_rule(o, customer, request, contact_offers)
                             .err()
-                            .map(|reason| (Stage::ContactPolicy, Why::Plain(reason))),
-                        Ok(_) => {
+                            .map(|reason| (Stage::ContactPolicy, list.plain(reason))),
+                        (Ok(_), _) => {
                             Some((Stage::Guard, self.guard_failure(o, customer, prepared, (d, is_proxy), pairs, list)))
                         }
                     },
@@ -1040,7 +1046,7 @@ impl Engine {
                 debug_assert!(
                     match &recorded {
                         Some((_, Why::ProxyDriven { .. })) => reference().is_none(),
-                        Some((stage, why)) => reference() == Some((*stage, list.reason(o, why))),
+                        Some((stage, why)) => reference() == Some((*stage, list.reason(o, *why))),
                         None => false,
                     },
                     "offer {o}: recorded failure differs from the stage modules"
@@ -1052,7 +1058,8 @@ impl Engine {
                     // Unreachable (the code was recorded by those rules); the
                     // stage modules' answer stands in rather than a panic.
                     failed[stage as usize] += 1;
-                    list.push(o, stage, Why::Plain(reason));
+                    let why = list.plain(reason);
+                    list.push(o, stage, why);
                 }
             }
         }
@@ -1136,10 +1143,10 @@ impl Engine {
 
 /// The eligibility reason for an age or holdings `failure`, checked
 /// against the offer's own product lists.
-fn extra_why(failure: Failure, own: &OfferNames) -> Option<Why> {
-    let index = |j: usize, list: &[crate::catalog::ProductId]| (j < list.len()).then_some(j as u32);
+fn extra_why(failure: Failure, own: &OfferNames, list: &mut Compact) -> Option<Why> {
+    let index = |j: usize, products: &[crate::catalog::ProductId]| (j < products.len()).then_some(j as u32);
     Some(match failure {
-        Failure::Reason(reason) => Why::Plain(reason),
+        Failure::Reason(reason) => list.plain(reason),
         Failure::MissingBaseProduct => {
             own.base_product.as_ref()?;
             Why::MissingBaseProduct
