@@ -508,15 +508,15 @@ pub fn check_decision(catalog: &Catalog, customer: &Customer, request: &Request,
             assert!(!x.reason.contains(&*f.description), "reason mentions {}", f.description);
         }
     }
-    let mut previous: Option<&str> = None;
+    let mut previous: Option<tactful::OfferId> = None;
     for w in &d.withheld {
         if let tactful::Reason::ProxyDriven { share, threshold, .. } = &w.reason {
             assert!(!share.is_nan() && !threshold.is_nan());
         }
-        if let Some(p) = previous {
-            assert!(p < w.offer.as_str(), "withheld not in offer-id order or repeated");
+        if let Some(p) = &previous {
+            assert!(p.as_str() < w.offer.as_str(), "withheld not in offer-id order or repeated");
         }
-        previous = Some(w.offer.as_str());
+        previous = Some(w.offer);
     }
     let f = d.funnel;
     assert!(f.offers >= f.eligible && f.eligible >= f.contactable && f.contactable >= f.allowed);
