@@ -14,13 +14,12 @@
 //! Where the time goes: counted in instructions with Callgrind, see
 //! `benches/instructions.rs` for the commands.
 //!
-//! At 1,000 offers (same customer each call) a decision is about 197,000
-//! instructions: the audit of the ~283 withheld offers (each with its typed
-//! reason, rewritten in place) about 30 %, rules before scoring 13 %, the
-//! f32 kernels 14 % (they read the weights from L2 at about 30 bytes per
-//! cycle), bounds, shortlist and exact rescoring 13 %, the five
-//! explanations 6 %. Distinct customers take about 262,000 (the audit's
-//! entries move between offers) and mispredict more branches.
+//! At 1,000 offers (same customer each call) a decision is about 161,000
+//! instructions: the rules before scoring 16 %, the f32 kernels 18 % (they
+//! read the weights from L2 at about 30 bytes per cycle), bounds and
+//! shortlist 10 %; the rest is candidate inputs, the proxy-share checks,
+//! the compact audit of the ~283 withheld offers and the five explanations.
+//! Distinct customers take about 180,000, and mispredict more branches.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
