@@ -6,8 +6,8 @@
 //! records each withheld offer as its position, its stage and the rule's
 //! few customer-specific values; the names it cites (offer ids, products,
 //! proxy features) are looked up in the workspace's copy of the engine's
-//! names only when an entry is read or serialized. The JSON is that of a
-//! list of [`Withheld`] objects, the same as before this representation.
+//! names only when an entry is read or serialized. Serialized, it is a
+//! list of [`Withheld`] objects.
 
 use std::fmt;
 use std::sync::Arc;
