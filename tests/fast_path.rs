@@ -4,6 +4,7 @@
 //! bit for bit (rankings, withheld reasons, shares, explanations), with the
 //! AVX2 kernels and with the portable ones, on fresh and reused buffers.
 
+mod common;
 #[path = "support/reference.rs"]
 mod reference;
 #[path = "support/synthetic.rs"]
@@ -365,50 +366,29 @@ fn cancellation_beyond_f32_precision_keeps_the_f64_order() {
     // the f64 rescoring keep the order right.
     let names = ["a", "b", "c", "d"];
     let schema = FeatureSchema::new(names.iter().map(|n| FeatureSpec::new(n, n)).collect());
-    let offers = (0..300u32)
-        .map(|i| {
-            let delta = |j: u32| f64::from((i * 7919 + j * 104_729) % 601) * 3e-7;
-            Offer {
-                id: format!("o{i:03}").into(),
-                product: format!("p{i}").into(),
-                kind: OfferKind::CrossSell,
-                value: 100.0,
-                weight: 1.0,
-                channels: vec![Channel::Email],
-                eligibility: Default::default(),
-                targets: vec![],
-                family: None,
-                unsuitable_for: vec![],
-                model: PropensityModel {
-                    bias: -1.0,
-                    weights: Weights::Dense(vec![
-                        1000.0 + delta(0),
-                        -1000.0 + delta(1),
-                        731.3 + delta(2),
-                        -731.3 + delta(3),
-                    ]),
-                },
-            }
-        })
-        .collect();
-    let engine = Engine::new(Catalog { schema, offers }).unwrap();
-    let customer = Customer {
-        id: "c".into(),
-        age: None,
-        features: FeatureValues::Dense(vec![1.1, 1.1, 0.9, 0.9]),
-        holdings: vec![],
-        life_events: vec![],
-        vulnerabilities: vec![],
-        consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-        relationship: None,
-        value: None,
-        contact_history: vec![],
-    };
+    let engine = ranked_by_model(schema, |i| {
+        let delta = |j: u32| f64::from((i * 7919 + j * 104_729) % 601) * 3e-7;
+        let weights = vec![1000.0 + delta(0), -1000.0 + delta(1), 731.3 + delta(2), -731.3 + delta(3)];
+        PropensityModel { bias: -1.0, weights: Weights::Dense(weights) }
+    });
     for x in [[1.1, 1.1, 0.9, 0.9], [1.3, 1.29, 0.7, 0.71], [3.7, 3.7, -2.1, -2.1]] {
-        let customer = Customer { features: FeatureValues::Dense(x.to_vec()), ..customer.clone() };
-        for k in [1, 3, 5] {
-            check(&engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();
-        }
+        check_top_k(&engine, &x);
+    }
+}
+
+/// 300 cross-sell offers of value 100 by e-mail, differing only in their
+/// models (`model(i)` for offer `i`).
+fn ranked_by_model(schema: FeatureSchema, model: impl Fn(u32) -> PropensityModel) -> Engine {
+    let offers =
+        (0..300u32).map(|i| Offer { model: model(i), ..common::offer(&format!("o{i:03}"), 0.0, &[]) }).collect();
+    Engine::new(Catalog { schema, offers }).unwrap()
+}
+
+/// [`check`] for a customer with features `x` and nothing else, top 1, 3, 5.
+fn check_top_k(engine: &Engine, x: &[f64]) {
+    let customer = Customer { age: None, features: FeatureValues::Dense(x.to_vec()), ..common::customer() };
+    for k in [1, 3, 5] {
+        check(engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();
     }
 }
 
@@ -420,40 +400,11 @@ fn large_base_logits_beyond_f32_precision_keep_the_f64_order() {
     let mut spec = FeatureSpec::new("a", "a");
     spec.baseline = 2.0;
     let schema = FeatureSchema::new(vec![spec, FeatureSpec::new("b", "b")]);
-    let offers = (0..300u32)
-        .map(|i| Offer {
-            id: format!("o{i:03}").into(),
-            product: format!("p{i}").into(),
-            kind: OfferKind::CrossSell,
-            value: 100.0,
-            weight: 1.0,
-            channels: vec![Channel::Email],
-            eligibility: Default::default(),
-            targets: vec![],
-            family: None,
-            unsuitable_for: vec![],
-            model: PropensityModel {
-                bias: 5000.0 + f64::from((i * 7919) % 601) * 3e-7,
-                weights: Weights::Dense(vec![-1000.0, 0.5 + f64::from(i % 3) * 1e-9]),
-            },
-        })
-        .collect();
-    let engine = Engine::new(Catalog { schema, offers }).unwrap();
+    let engine = ranked_by_model(schema, |i| PropensityModel {
+        bias: 5000.0 + f64::from((i * 7919) % 601) * 3e-7,
+        weights: Weights::Dense(vec![-1000.0, 0.5 + f64::from(i % 3) * 1e-9]),
+    });
     for (a, b) in [(5.0, 0.0), (5.0001, 0.2), (4.999, -1.0), (5.002, 4.0)] {
-        let customer = Customer {
-            id: "c".into(),
-            age: None,
-            features: FeatureValues::Dense(vec![a, b]),
-            holdings: vec![],
-            life_events: vec![],
-            vulnerabilities: vec![],
-            consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-            relationship: None,
-            value: None,
-            contact_history: vec![],
-        };
-        for k in [1, 3, 5] {
-            check(&engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();
-        }
+        check_top_k(&engine, &[a, b]);
     }
 }
