@@ -232,7 +232,8 @@ pub struct Decision {
     pub status: DecisionStatus,
     /// The recommendations, best first (may be fewer than `k`).
     pub recommendations: Vec<Recommendation>,
-    /// Audit: every offer withheld by a rule, in offer-id order.
+    /// Audit: every offer withheld by a rule, in offer-id order, stored
+    /// compactly (entries are built when read or serialized).
     pub withheld: crate::audit::WithheldList,
     /// Audit: features masked to their baseline for this customer.
     pub masked_features: Vec<Arc<str>>,
@@ -244,7 +245,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// The withheld entry for `offer`, if any.
+    /// The withheld entry for `offer`, if any (built on demand from the
+    /// compact audit, see [`WithheldList`](crate::WithheldList)).
     pub fn withheld_reason(&self, offer: &str) -> Option<Withheld> {
         self.withheld.find(offer)
     }
