@@ -232,8 +232,7 @@ pub struct Decision {
     pub status: DecisionStatus,
     /// The recommendations, best first (may be fewer than `k`).
     pub recommendations: Vec<Recommendation>,
-    /// Audit: every offer withheld by a rule, in offer-id order, stored
-    /// compactly (entries are built when read or serialized).
+    /// Audit: every offer withheld by a rule, in offer-id order.
     pub withheld: crate::audit::WithheldList,
     /// Audit: features masked to their baseline for this customer.
     pub masked_features: Vec<Arc<str>>,
