@@ -64,7 +64,7 @@ impl Default for Repr {
 
 /// The engine's form: small entries naming offers and products by
 /// position, with the few reasons that carry values kept aside.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Compact {
     names: Arc<Names>,
     entries: Vec<Entry>,
@@ -219,7 +219,14 @@ impl WithheldList {
     /// The engine's form, emptied for a new audit.
     pub(crate) fn compact(&mut self, names: &Arc<Names>) -> &mut Compact {
         if let Repr::Owned(_) = self.repr {
-            self.repr = Repr::Compact(Compact::default());
+            let empty = Compact {
+                names: Arc::clone(names),
+                entries: Vec::new(),
+                reasons: Vec::new(),
+                proxies: Vec::new(),
+                features: Vec::new(),
+            };
+            self.repr = Repr::Compact(empty);
         }
         match &mut self.repr {
             Repr::Compact(c) => {
