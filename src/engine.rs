@@ -899,7 +899,7 @@ impl Engine {
                     let o = ws.abs_rows[j] as usize;
                     let [dot, total, proxy] = ws.abs_scores[j];
                     // Both sums are within `e` of their f64 values.
-                    let e = scale * f64::from(self.models.norm[o]) + floor;
+                    let e = scale * f64::from(self.models.norm(o)) + floor;
                     let (t, p) = (f64::from(total), f64::from(proxy));
                     let driven = if (p + e) * (1.0 + 1e-9) <= threshold * (t - e) {
                         false
@@ -1015,13 +1015,12 @@ impl Engine {
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let code = codes.get(o).copied().unwrap_or(Code::Passed);
-                let Some(own) = names.offers.get(o) else { continue };
                 let recorded = match code {
                     Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld)),
                     Code::Extra => self
                         .plan
                         .extra_failure(o, customer, held)
-                        .and_then(|f| extra_why(f, own, list))
+                        .and_then(|f| extra_why(f, names.offers.get(o)?, list))
                         .map(|why| (Stage::Eligibility, why)),
                     _ => match (&prepared.budget, budget_why) {
                         (Err(_), Some(why)) => Some((Stage::ContactPolicy, why)),

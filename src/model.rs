@@ -65,8 +65,6 @@ pub(crate) struct ModelMatrix {
     pub(crate) proxy_slot: Vec<u32>,
     /// `proxy_offers` as a bit set.
     pub(crate) proxy_bits: Bitset,
-    /// Per offer: `‖w‖₂`, rounded up.
-    pub(crate) norm: Vec<f32>,
     /// Per offer, for the fast path's bounds: the base logit in f32, `‖w‖₂`
     /// (rounded up) and an upper bound on the base logit's f32 rounding.
     pub(crate) bounds: Vec<[f32; 3]>,
@@ -137,7 +135,7 @@ impl ModelMatrix {
         let w32 = Matrix::from_fn(offers.len(), n_features, |o, i| to_f32(row(o)[i]));
         let abs_proxy_rows =
             Matrix::from_fn(proxy_offers.len(), n_features, |s, i| to_f32(row(proxy_offers[s] as usize)[i]).abs());
-        let norm = (0..offers.len())
+        let norm: Vec<f32> = (0..offers.len())
             .map(|o| {
                 let n = row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9);
                 // Rounded up; beyond f32's range, infinity (the bounds then
@@ -171,12 +169,16 @@ impl ModelMatrix {
             proxy_offers,
             proxy_slot,
             proxy_bits,
-            norm,
             bounds,
             log_value,
             max_abs_weight,
             max_abs_base,
         })
+    }
+
+    /// `‖w‖₂` of offer `o`, rounded up.
+    pub(crate) fn norm(&self, o: usize) -> f32 {
+        self.bounds[o][1]
     }
 
     /// Weights of offer `o`.
@@ -249,7 +251,7 @@ mod tests {
             let m = ModelMatrix::compile(&schema(), &[offer(bias, w)]).unwrap();
             let [b32, norm, slack] = m.bounds[0];
             let exact_norm = (2.0 * w * w).sqrt();
-            assert!(f64::from(norm) >= exact_norm && f64::from(m.norm[0]) >= exact_norm, "{w}");
+            assert!(f64::from(norm) >= exact_norm && f64::from(m.norm(0)) >= exact_norm, "{w}");
             let base = m.base_logit[0];
             assert!((f64::from(b32) - base).abs() <= f64::from(slack), "{base}");
         }
