@@ -81,6 +81,12 @@ pub enum Channel {
     Branch,
 }
 
+impl Channel {
+    /// Every channel, in declaration order.
+    pub const ALL: [Channel; 7] =
+        [Channel::Email, Channel::Sms, Channel::Phone, Channel::Post, Channel::App, Channel::Web, Channel::Branch];
+}
+
 /// Why the offer exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -111,6 +117,18 @@ pub enum Vulnerability {
     ReducedCapacity,
     /// Recent loss of employment.
     JobLoss,
+}
+
+impl Vulnerability {
+    /// Every vulnerability, in declaration order.
+    pub const ALL: [Vulnerability; 6] = [
+        Vulnerability::FinancialDistress,
+        Vulnerability::SeriousIllness,
+        Vulnerability::Bereavement,
+        Vulnerability::Gambling,
+        Vulnerability::ReducedCapacity,
+        Vulnerability::JobLoss,
+    ];
 }
 
 /// Who may receive an offer. Empty lists and absent bounds mean "no rule".

@@ -104,7 +104,7 @@ impl Hasher for Fnv {
 const NONE: u32 = u32::MAX;
 
 /// Number of [`Channel`] variants.
-const CHANNELS: usize = 7;
+const CHANNELS: usize = Channel::ALL.len();
 
 fn channel_index(c: Channel) -> usize {
     match c {

@@ -27,6 +27,17 @@ pub enum RelationshipLevel {
     Partnership,
 }
 
+impl RelationshipLevel {
+    /// Every level, from least to most proactive.
+    pub const ALL: [RelationshipLevel; 5] = [
+        RelationshipLevel::Basic,
+        RelationshipLevel::Reactive,
+        RelationshipLevel::Accountable,
+        RelationshipLevel::Proactive,
+        RelationshipLevel::Partnership,
+    ];
+}
+
 impl Channel {
     /// `true` for channels the customer starts (app, web, branch): an offer
     /// shown there answers a visit rather than interrupting.

@@ -27,6 +27,19 @@ pub enum SpecialCategory {
     Biometric,
 }
 
+impl SpecialCategory {
+    /// Every special category, in declaration order.
+    pub const ALL: [SpecialCategory; 7] = [
+        SpecialCategory::Religion,
+        SpecialCategory::Ethnicity,
+        SpecialCategory::Health,
+        SpecialCategory::SexualOrientation,
+        SpecialCategory::PoliticalOpinion,
+        SpecialCategory::TradeUnion,
+        SpecialCategory::Biometric,
+    ];
+}
+
 /// A life event whose inference is intrusive unless the customer declared it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -23,33 +23,7 @@ use tactful::{
     ProxyTarget, Request, Sensitivity, SpecialCategory, Vulnerability, VulnerabilityMarker, Weights, Workspace,
 };
 
-const LEVELS: [RelationshipLevel; 5] = [
-    RelationshipLevel::Basic,
-    RelationshipLevel::Reactive,
-    RelationshipLevel::Accountable,
-    RelationshipLevel::Proactive,
-    RelationshipLevel::Partnership,
-];
 const NOW: &str = "2026-11-23T10:00:00Z";
-const CHANNELS: [Channel; 7] =
-    [Channel::Email, Channel::Sms, Channel::Phone, Channel::Post, Channel::App, Channel::Web, Channel::Branch];
-const SPECIALS: [SpecialCategory; 7] = [
-    SpecialCategory::Religion,
-    SpecialCategory::Ethnicity,
-    SpecialCategory::Health,
-    SpecialCategory::SexualOrientation,
-    SpecialCategory::PoliticalOpinion,
-    SpecialCategory::TradeUnion,
-    SpecialCategory::Biometric,
-];
-const VULNS: [Vulnerability; 6] = [
-    Vulnerability::FinancialDistress,
-    Vulnerability::SeriousIllness,
-    Vulnerability::Bereavement,
-    Vulnerability::Gambling,
-    Vulnerability::ReducedCapacity,
-    Vulnerability::JobLoss,
-];
 /// Numbers at the edges of f64, and tame ones.
 const EXTREMES: [f64; 16] = [
     0.0,
@@ -119,7 +93,7 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
     let features: Vec<FeatureSpec> = (0..n_features)
         .map(|i| {
             let event = events[rng.gen_range(0..events.len())];
-            let special = SPECIALS[rng.gen_range(0..SPECIALS.len())];
+            let special = SpecialCategory::ALL[rng.gen_range(0..SpecialCategory::ALL.len())];
             let s = match rng.gen_range(0..8) {
                 0 => Sensitivity::Special(special),
                 1 => Sensitivity::LifeEvent(event),
@@ -142,7 +116,7 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
     let products = ["p0", "p1", "p2", "p3", "p4", "p5"];
     let offers: Vec<Offer> = (0..n_offers)
         .map(|i| {
-            let mut channels = pick(&mut rng, &CHANNELS, 0.5);
+            let mut channels = pick(&mut rng, &Channel::ALL, 0.5);
             if channels.is_empty() {
                 channels.push(Channel::Email);
             }
@@ -177,7 +151,7 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
                 },
                 targets: pick(&mut rng, &events, 0.1),
                 family: rng.gen_bool(0.3).then(|| format!("fam{}", rng.gen_range(0..3))),
-                unsuitable_for: pick(&mut rng, &VULNS, 0.2),
+                unsuitable_for: pick(&mut rng, &Vulnerability::ALL, 0.2),
                 model: PropensityModel { bias: number(&mut rng, extreme), weights },
             }
         })
@@ -205,16 +179,16 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
             .collect(),
         vulnerabilities: (0..rng.gen_range(0..3))
             .map(|_| VulnerabilityMarker {
-                vulnerability: VULNS[rng.gen_range(0..6)],
+                vulnerability: Vulnerability::ALL[rng.gen_range(0..6)],
                 provenance: provenance(&mut rng),
             })
             .collect(),
         consents: Consents {
             marketing: if rng.gen_bool(0.05) { Marketing::OptedOut } else { Marketing::Allowed },
-            channels: pick(&mut rng, &CHANNELS, 0.7),
+            channels: pick(&mut rng, &Channel::ALL, 0.7),
             life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
         },
-        relationship: rng.gen_bool(0.4).then(|| LEVELS[rng.gen_range(0..LEVELS.len())]),
+        relationship: rng.gen_bool(0.4).then(|| RelationshipLevel::ALL[rng.gen_range(0..RelationshipLevel::ALL.len())]),
         value: rng.gen_bool(0.4).then(|| CustomerValue {
             margin_per_year: number(&mut rng, extreme).abs() * if extreme { 1.0 } else { 100.0 },
             retention_rate: rng.gen_range(0.0..=1.0),
@@ -226,7 +200,7 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
             .map(|_| Contact {
                 offer: offers[rng.gen_range(0..offers.len())].id.clone(),
                 at: now() - Duration::days(rng.gen_range(-5..120)),
-                channel: rng.gen_bool(0.5).then(|| CHANNELS[rng.gen_range(0..7)]),
+                channel: rng.gen_bool(0.5).then(|| Channel::ALL[rng.gen_range(0..7)]),
                 outcome: [ContactOutcome::Shown, ContactOutcome::Dismissed, ContactOutcome::Accepted]
                     [rng.gen_range(0..3)],
             })
@@ -237,7 +211,7 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
         1 => n_offers + 1,
         _ => rng.gen_range(1..6),
     };
-    let request = Request { now: now(), channel: CHANNELS[rng.gen_range(0..7)], k };
+    let request = Request { now: now(), channel: Channel::ALL[rng.gen_range(0..7)], k };
     (Catalog { schema, offers }, customer, request)
 }
 
@@ -388,10 +362,10 @@ proptest! {
 
 #[test]
 fn every_enum_value_round_trips() {
-    for c in CHANNELS {
+    for c in Channel::ALL {
         round_trip(&c);
     }
-    for s in SPECIALS {
+    for s in SpecialCategory::ALL {
         round_trip(&Sensitivity::Special(s));
         round_trip(&Sensitivity::Proxy(ProxyTarget::Special(s)));
     }
@@ -400,7 +374,7 @@ fn every_enum_value_round_trips() {
         round_trip(&Sensitivity::LifeEvent(e));
         round_trip(&Sensitivity::Proxy(ProxyTarget::LifeEvent(e)));
     }
-    for v in VULNS {
+    for v in Vulnerability::ALL {
         round_trip(&v);
     }
     for p in [Provenance::Declared, Provenance::Observed, Provenance::Inferred { confidence: 0.0 }] {
@@ -712,7 +686,7 @@ proptest! {
         }
         // A vulnerability marker of any provenance suppresses every
         // unsuitable offer.
-        for v in VULNS {
+        for v in Vulnerability::ALL {
             for provenance in [Provenance::Inferred { confidence: 0.0 }, Provenance::Observed, Provenance::Declared] {
                 let mut marked = customer.clone();
                 marked.vulnerabilities.push(VulnerabilityMarker { vulnerability: v, provenance });
@@ -870,8 +844,11 @@ fn very_long_ids_and_unicode_names() {
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let s =
-                    if i % 2 == 0 { Sensitivity::Ordinary } else { Sensitivity::Special(SPECIALS[i % SPECIALS.len()]) };
+                let s = if i % 2 == 0 {
+                    Sensitivity::Ordinary
+                } else {
+                    Sensitivity::Special(SpecialCategory::ALL[i % SpecialCategory::ALL.len()])
+                };
                 FeatureSpec::new(&format!("{n}{i}{}", if i == 0 { long.as_str() } else { "" }), n).sensitivity(s)
             })
             .collect(),

@@ -18,9 +18,6 @@ use tactful::{
     Sensitivity, Weights, Workspace,
 };
 
-const CHANNELS: [Channel; 7] =
-    [Channel::Email, Channel::Sms, Channel::Phone, Channel::Post, Channel::App, Channel::Web, Channel::Branch];
-
 fn now() -> chrono::DateTime<chrono::Utc> {
     "2026-11-23T10:00:00Z".parse().unwrap()
 }
@@ -100,7 +97,7 @@ fn catalog_inputs_replay() {
             vulnerabilities: vec![],
             consents: Consents {
                 marketing: Marketing::Allowed,
-                channels: CHANNELS.to_vec(),
+                channels: Channel::ALL.to_vec(),
                 life_event_use: LifeEventUse::NotConsented,
             },
             relationship: None,
@@ -124,7 +121,7 @@ fn customer_inputs_replay() {
         let Some((&selector, body)) = bytes.split_first() else { continue };
         let request = Request {
             now: now(),
-            channel: CHANNELS[usize::from(selector) % 7],
+            channel: Channel::ALL[usize::from(selector) % 7],
             k: [1, 3, usize::MAX, 0][usize::from(selector >> 3) % 4],
         };
         let direct = serde_json::from_slice::<Customer>(body);
@@ -181,7 +178,7 @@ fn nan_confidence_is_the_same_typed_error_everywhere() {
             provenance: Provenance::Inferred { confidence: f64::NAN },
         }],
         vulnerabilities: vec![],
-        consents: Consents { channels: CHANNELS.to_vec(), ..Consents::default() },
+        consents: Consents { channels: Channel::ALL.to_vec(), ..Consents::default() },
         relationship: None,
         value: None,
         contact_history: vec![],

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use tactful::batch;
 use tactful::{Catalog, Channel, Consents, Customer, Engine, FeatureValues, LifeEventUse, Marketing, Request};
-use tactful_fuzz::{base_now, check_decision, CHANNELS};
+use tactful_fuzz::{base_now, check_decision};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
             vulnerabilities: vec![],
             consents: Consents {
                 marketing: Marketing::Allowed,
-                channels: CHANNELS.to_vec(),
+                channels: Channel::ALL.to_vec(),
                 life_event_use: LifeEventUse::NotConsented,
             },
             relationship: None,

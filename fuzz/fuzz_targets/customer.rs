@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tactful::batch::{self, BatchOptions, JsonLinesSink, VecSink};
-use tactful::{Catalog, Customer, Engine, Request};
-use tactful_fuzz::{base_now, check_decision, CHANNELS};
+use tactful::{Catalog, Channel, Customer, Engine, Request};
+use tactful_fuzz::{base_now, check_decision};
 
 const CATALOG: &str = include_str!("../../examples/data/catalog.json");
 
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let request = Request {
         now: base_now(),
-        channel: CHANNELS[usize::from(selector) % CHANNELS.len()],
+        channel: Channel::ALL[usize::from(selector) % Channel::ALL.len()],
         k: [1, 3, usize::MAX, 0][usize::from(selector >> 3) % 4],
     };
     let direct = serde_json::from_slice::<Customer>(body);

@@ -15,33 +15,6 @@ use tactful::{
     VulnerabilityMarker, Weights,
 };
 
-pub const CHANNELS: [Channel; 7] =
-    [Channel::Email, Channel::Sms, Channel::Phone, Channel::Post, Channel::App, Channel::Web, Channel::Branch];
-pub const SPECIALS: [SpecialCategory; 7] = [
-    SpecialCategory::Religion,
-    SpecialCategory::Ethnicity,
-    SpecialCategory::Health,
-    SpecialCategory::SexualOrientation,
-    SpecialCategory::PoliticalOpinion,
-    SpecialCategory::TradeUnion,
-    SpecialCategory::Biometric,
-];
-pub const LEVELS: [RelationshipLevel; 5] = [
-    RelationshipLevel::Basic,
-    RelationshipLevel::Reactive,
-    RelationshipLevel::Accountable,
-    RelationshipLevel::Proactive,
-    RelationshipLevel::Partnership,
-];
-pub const VULNS: [Vulnerability; 6] = [
-    Vulnerability::FinancialDistress,
-    Vulnerability::SeriousIllness,
-    Vulnerability::Bereavement,
-    Vulnerability::Gambling,
-    Vulnerability::ReducedCapacity,
-    Vulnerability::JobLoss,
-];
-
 /// A number: mostly tame, sometimes extreme, sometimes any bit pattern.
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum Num {
@@ -234,7 +207,7 @@ fn products(n: usize) -> String {
 }
 
 fn channels(mask: u8) -> Vec<Channel> {
-    CHANNELS.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| *c).collect()
+    Channel::ALL.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, c)| *c).collect()
 }
 
 pub fn base_now() -> DateTime<Utc> {
@@ -253,10 +226,12 @@ impl Input {
                 let event = LifeEvent::ALL[which % LifeEvent::ALL.len()];
                 let sensitivity = match f.class % 6 {
                     0 | 1 => Sensitivity::Ordinary,
-                    2 => Sensitivity::Special(SPECIALS[which % SPECIALS.len()]),
+                    2 => Sensitivity::Special(SpecialCategory::ALL[which % SpecialCategory::ALL.len()]),
                     3 => Sensitivity::LifeEvent(event),
                     4 => Sensitivity::Proxy(ProxyTarget::LifeEvent(event)),
-                    _ => Sensitivity::Proxy(ProxyTarget::Special(SPECIALS[which % SPECIALS.len()])),
+                    _ => Sensitivity::Proxy(ProxyTarget::Special(
+                        SpecialCategory::ALL[which % SpecialCategory::ALL.len()],
+                    )),
                 };
                 FeatureSpec::new(&format!("f{i}"), &format!("feature number {i}"))
                     .sensitivity(sensitivity)
@@ -317,7 +292,7 @@ impl Input {
                         .map(|(_, e)| *e)
                         .collect(),
                     family: o.family.map(|f| format!("f{}", f % 4)),
-                    unsuitable_for: VULNS
+                    unsuitable_for: Vulnerability::ALL
                         .iter()
                         .enumerate()
                         .filter(|(j, _)| o.unsuitable_for & (1 << j) != 0)
@@ -341,7 +316,7 @@ impl Input {
     pub fn request(&self) -> Request {
         Request {
             now: self.now(),
-            channel: CHANNELS[usize::from(self.channel) % CHANNELS.len()],
+            channel: Channel::ALL[usize::from(self.channel) % Channel::ALL.len()],
             k: match self.k {
                 KIn::Small(k) => usize::from(k % 12),
                 KIn::Max => usize::MAX,
@@ -413,14 +388,17 @@ impl Input {
                 .vulnerabilities
                 .iter()
                 .take(4)
-                .map(|(v, p)| VulnerabilityMarker { vulnerability: VULNS[usize::from(*v) % 6], provenance: p.get() })
+                .map(|(v, p)| VulnerabilityMarker {
+                    vulnerability: Vulnerability::ALL[usize::from(*v) % Vulnerability::ALL.len()],
+                    provenance: p.get(),
+                })
                 .collect(),
             consents: Consents {
                 marketing: if c.opted_out { Marketing::OptedOut } else { Marketing::Allowed },
                 channels: channels(c.channels),
                 life_event_use: if c.life_event_use { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
             },
-            relationship: c.relationship.map(|l| LEVELS[usize::from(l) % LEVELS.len()]),
+            relationship: c.relationship.map(|l| RelationshipLevel::ALL[usize::from(l) % RelationshipLevel::ALL.len()]),
             value: c.value.map(|v| CustomerValue {
                 margin_per_year: v.margin_per_year.get(),
                 retention_rate: f64::from(v.retention_rate) / 255.0,
@@ -438,7 +416,7 @@ impl Input {
                     Some(Contact {
                         offer,
                         at,
-                        channel: h.channel.map(|c| CHANNELS[usize::from(c) % CHANNELS.len()]),
+                        channel: h.channel.map(|c| Channel::ALL[usize::from(c) % Channel::ALL.len()]),
                         outcome: [ContactOutcome::Shown, ContactOutcome::Dismissed, ContactOutcome::Accepted]
                             [usize::from(h.outcome % 3)],
                     })
