@@ -200,6 +200,34 @@ pub struct Customer {
 }
 
 impl Customer {
+    /// A customer with only an id and feature values, and the defaults of
+    /// the JSON format for everything else: age unknown, no holdings,
+    /// signals, markers or contacts, default consents (marketing allowed,
+    /// no channel, life-event use not consented), no relationship level
+    /// and no value figures.
+    ///
+    /// ```
+    /// # use tactful::{Customer, FeatureValues};
+    /// let c = Customer { age: Some(40), ..Customer::new("C-1", FeatureValues::Dense(vec![1.0, 0.5])) };
+    /// let json: Customer = serde_json::from_str(r#"{"id": "C-1", "age": 40, "features": [1.0, 0.5]}"#)?;
+    /// assert_eq!(c, json);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn new(id: impl Into<CustomerId>, features: FeatureValues) -> Customer {
+        Customer {
+            id: id.into(),
+            age: None,
+            features,
+            holdings: Vec::new(),
+            life_events: Vec::new(),
+            vulnerabilities: Vec::new(),
+            consents: Consents::default(),
+            contact_history: Vec::new(),
+            relationship: None,
+            value: None,
+        }
+    }
+
     /// `true` when the customer holds `product`.
     pub fn holds(&self, product: &ProductId) -> bool {
         self.holdings.contains(product)

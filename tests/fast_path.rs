@@ -343,16 +343,8 @@ fn near_ties_in_priority_keep_the_f64_order() {
     }
     let engine = Engine::new(Catalog { schema, offers }).unwrap();
     let customer = Customer {
-        id: "c".into(),
-        age: None,
-        features: FeatureValues::Dense(vec![1.0, 0.5]),
-        holdings: vec![],
-        life_events: vec![],
-        vulnerabilities: vec![],
         consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-        relationship: None,
-        value: None,
-        contact_history: vec![],
+        ..Customer::new("c", FeatureValues::Dense(vec![1.0, 0.5]))
     };
     for k in [1, 2, 3, 5] {
         check(&engine, &customer, &Request { now: synthetic::now(), channel: Channel::Email, k }).unwrap();

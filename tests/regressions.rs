@@ -89,20 +89,13 @@ fn catalog_inputs_replay() {
         let Ok(engine) = Engine::new(catalog.clone()) else { continue };
         let values = catalog.schema.features.iter().map(|f| f.baseline).collect();
         let customer = Customer {
-            id: "fuzz".into(),
             age: Some(40),
-            features: FeatureValues::Dense(values),
-            holdings: vec![],
-            life_events: vec![],
-            vulnerabilities: vec![],
             consents: Consents {
                 marketing: Marketing::Allowed,
                 channels: Channel::ALL.to_vec(),
                 life_event_use: LifeEventUse::NotConsented,
             },
-            relationship: None,
-            value: None,
-            contact_history: vec![],
+            ..Customer::new("fuzz", FeatureValues::Dense(values))
         };
         for k in [1, 3, usize::MAX] {
             let request = Request { now: now(), channel: Channel::Email, k };
@@ -169,19 +162,12 @@ fn nan_confidence_is_the_same_typed_error_everywhere() {
     let catalog = Catalog { schema, offers: vec![offer] };
     let engine = Engine::new(catalog).unwrap();
     let mut c = Customer {
-        id: "c".into(),
-        age: None,
-        features: FeatureValues::Dense(vec![0.5]),
-        holdings: vec![],
         life_events: vec![LifeEventSignal {
             event: LifeEvent::NewChild,
             provenance: Provenance::Inferred { confidence: f64::NAN },
         }],
-        vulnerabilities: vec![],
         consents: Consents { channels: Channel::ALL.to_vec(), ..Consents::default() },
-        relationship: None,
-        value: None,
-        contact_history: vec![],
+        ..Customer::new("c", FeatureValues::Dense(vec![0.5]))
     };
     let other = Customer { life_events: vec![], ..c.clone() };
     let request = Request { now: now(), channel: Channel::Web, k: usize::MAX };
@@ -210,16 +196,8 @@ fn one_offer_world(kind: OfferKind, value: f64) -> (Engine, Customer) {
     };
     let engine = Engine::new(Catalog { schema, offers: vec![offer] }).unwrap();
     let customer = Customer {
-        id: "c".into(),
-        age: None,
-        features: FeatureValues::Dense(vec![0.5]),
-        holdings: vec![],
-        life_events: vec![],
-        vulnerabilities: vec![],
         consents: Consents { channels: vec![Channel::Web], ..Consents::default() },
-        relationship: None,
-        value: None,
-        contact_history: vec![],
+        ..Customer::new("c", FeatureValues::Dense(vec![0.5]))
     };
     (engine, customer)
 }

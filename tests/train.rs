@@ -163,16 +163,8 @@ fn engine_propensities(engine: &Engine, features: &Array2<f64>) -> Vec<f64> {
         .enumerate()
         .map(|(i, row)| {
             let customer = Customer {
-                id: format!("c{i}").into(),
-                age: None,
-                features: FeatureValues::Dense(row.to_vec()),
-                holdings: vec![],
-                life_events: vec![],
-                vulnerabilities: vec![],
                 consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-                relationship: None,
-                value: None,
-                contact_history: vec![],
+                ..Customer::new(format!("c{i}"), FeatureValues::Dense(row.to_vec()))
             };
             let decision = engine.recommend(&customer, &request).unwrap();
             decision.recommendations[0].explanation.components.propensity

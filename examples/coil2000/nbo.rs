@@ -150,16 +150,9 @@ pub fn run(
                     holds[names.len() - 1] = true;
                 }
                 let customer = Customer {
-                    id: format!("row-{}", i + 1).into(),
-                    age: None,
-                    features: FeatureValues::Dense(x),
                     holdings: (0..names.len()).filter(|&q| holds[q]).map(|q| names[q].as_str().into()).collect(),
-                    life_events: vec![],
-                    vulnerabilities: vec![],
                     consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-                    relationship: None,
-                    value: None,
-                    contact_history: vec![],
+                    ..Customer::new(format!("row-{}", i + 1), FeatureValues::Dense(x))
                 };
                 for (engine, tally) in engines.iter().zip(&mut tallies) {
                     let decision = engine.recommend(&customer, &request)?;

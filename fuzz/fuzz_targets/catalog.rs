@@ -35,20 +35,13 @@ fuzz_target!(|data: &[u8]| {
     for (i, fill) in [0.0, 1.0, -1.0e6].into_iter().enumerate() {
         let values = if i == 0 { catalog.schema.features.iter().map(|f| f.baseline).collect() } else { vec![fill; n] };
         let customer = Customer {
-            id: "fuzz".into(),
             age: Some(40),
-            features: FeatureValues::Dense(values),
-            holdings: vec![],
-            life_events: vec![],
-            vulnerabilities: vec![],
             consents: Consents {
                 marketing: Marketing::Allowed,
                 channels: Channel::ALL.to_vec(),
                 life_event_use: LifeEventUse::NotConsented,
             },
-            relationship: None,
-            value: None,
-            contact_history: vec![],
+            ..Customer::new("fuzz", FeatureValues::Dense(values))
         };
         for (channel, k) in [(Channel::Email, 3), (Channel::App, usize::MAX), (Channel::Branch, 1)] {
             let request = Request { now: base_now(), channel, k };

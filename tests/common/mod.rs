@@ -62,16 +62,9 @@ pub fn engine_with(offers: Vec<Offer>, params: EngineParams) -> Engine {
 pub fn customer() -> Customer {
     let features: BTreeMap<String, f64> = schema().features.iter().map(|f| (f.name.to_string(), 0.0)).collect();
     let mut c = Customer {
-        id: "c-1".into(),
         age: Some(40),
-        features: FeatureValues::ByName(features),
-        holdings: vec![],
-        life_events: vec![],
-        vulnerabilities: vec![],
         consents: Consents { channels: vec![Channel::Email], ..Consents::default() },
-        relationship: None,
-        value: None,
-        contact_history: vec![],
+        ..Customer::new("c-1", FeatureValues::ByName(features))
     };
     set(&mut c, "income", 1.0);
     set(&mut c, "tenure", 1.0);
