@@ -59,46 +59,79 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
     candidates.sort_unstable_by(rank_order);
 }
 
-/// The candidates that may still be among the best `k`, from bounds
-/// `lo[j] ≤ ln(priority of offers[j]) ≤ hi[j]`: with `τ` the k-th largest
-/// lower bound, an offer whose upper bound is below `τ` has `k` offers
-/// strictly ahead of it whatever the tie-break, so only offers with
-/// `hi ≥ τ` are pushed to `out`. Ranking those exactly ranks all. NaN
-/// bounds mark offers that the caller ranks exactly anyway: they are
-/// neither counted nor pushed.
-pub(crate) fn shortlist(k: usize, offers: &[u32], lo: &[f32], hi: &[f32], scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
-    let n = offers.len().min(lo.len()).min(hi.len());
+/// The offers that may still be among the best `k`, from bounds `lo[o] ≤
+/// ln(priority of offer o) ≤ hi[o]`: with `τ` the k-th largest lower
+/// bound, an offer whose upper bound is below `τ` has `k` offers strictly
+/// ahead of it whatever the tie-break, so only offers with `hi ≥ τ` are
+/// pushed to `out`, ascending. Ranking those exactly ranks all. NaN bounds
+/// mark offers not ranked here (not scored, or ranked exactly anyway):
+/// they are neither counted nor pushed.
+pub(crate) fn shortlist(k: usize, lo: &[f32], hi: &[f32], scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
+    let n = lo.len().min(hi.len());
     let tau = if k == 0 {
         f32::INFINITY
     } else if n <= k {
         f32::NEG_INFINITY
     } else if k <= SMALL_K {
-        // The k largest lower bounds, largest first.
+        // The k largest lower bounds, largest first. Most blocks hold none
+        // above the current k-th: one vector comparison each.
         let mut best = [f32::NEG_INFINITY; SMALL_K];
-        for &l in &lo[..n] {
-            if l > best[k - 1] {
-                let mut i = k - 1;
-                while i > 0 && best[i - 1] < l {
-                    best[i] = best[i - 1];
-                    i -= 1;
-                }
-                best[i] = l;
+        for_blocks(&lo[..n], |_, block| {
+            let floor = best[k - 1];
+            #[allow(clippy::needless_bitwise_bool)] // branch-free, so it vectorises
+            if !block.iter().fold(false, |any, &l| any | (l > floor)) {
+                return;
             }
-        }
+            for &l in block {
+                if l > best[k - 1] {
+                    let mut i = k - 1;
+                    while i > 0 && best[i - 1] < l {
+                        best[i] = best[i - 1];
+                        i -= 1;
+                    }
+                    best[i] = l;
+                }
+            }
+        });
         best[k - 1]
     } else {
         scratch.clear();
-        // NaN marks a candidate ranked exactly elsewhere: never counted.
+        // NaN marks an offer not ranked here: never counted.
         scratch.extend(lo[..n].iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }));
         scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
         scratch[k - 1]
     };
-    for j in 0..n {
-        if hi[j] >= tau {
-            out.push(offers[j]);
+    for_blocks(&hi[..n], |start, block| {
+        let mut mask = 0u32;
+        for (i, &h) in block.iter().enumerate() {
+            mask |= u32::from(h >= tau) << i;
         }
+        while mask != 0 {
+            out.push(start + mask.trailing_zeros());
+            mask &= mask - 1;
+        }
+    });
+}
+
+/// Calls `f(start, block)` on `values` in blocks of [`BLOCK`], the last
+/// one padded with NaN: fixed-size blocks compile to vector comparisons.
+fn for_blocks(values: &[f32], mut f: impl FnMut(u32, &[f32; BLOCK])) {
+    let blocks = values.chunks_exact(BLOCK);
+    let rest = blocks.remainder();
+    let mut start = 0u32;
+    for block in blocks {
+        f(start, block.try_into().unwrap_or(&[f32::NAN; BLOCK]));
+        start += BLOCK as u32;
+    }
+    if !rest.is_empty() {
+        let mut last = [f32::NAN; BLOCK];
+        last[..rest.len()].copy_from_slice(rest);
+        f(start, &last);
     }
 }
+
+/// Offers per block in [`shortlist`].
+const BLOCK: usize = 8;
 
 /// Largest `k` handled by insertion in [`shortlist`].
 const SMALL_K: usize = 16;
@@ -202,26 +235,59 @@ mod tests {
 
     #[test]
     fn shortlist_keeps_every_offer_that_may_be_in_the_top_k() {
-        // Exact values with bounds ±0.5.
-        let offers = [0, 1, 2, 3, 4];
-        let exact = [9.0f32, 8.0, 7.9, 4.0, 8.2];
+        // Exact values with bounds ±0.5; NaN: not ranked here.
+        let exact = [9.0f32, 8.0, 7.9, 4.0, 8.2, f32::NAN];
         let lo: Vec<f32> = exact.iter().map(|v| v - 0.5).collect();
         let hi: Vec<f32> = exact.iter().map(|v| v + 0.5).collect();
-        for (k, expected) in
-            [(1, vec![0, 1, 4]), (2, vec![0, 1, 2, 4]), (3, vec![0, 1, 2, 4]), (5, vec![0, 1, 2, 3, 4])]
-        {
+        for (k, expected) in [
+            (1, vec![0, 1, 4]),
+            (2, vec![0, 1, 2, 4]),
+            (3, vec![0, 1, 2, 4]),
+            (5, vec![0, 1, 2, 3, 4]),
+            (6, vec![0, 1, 2, 3, 4]),
+        ] {
             let mut out = Vec::new();
-            shortlist(k, &offers, &lo, &hi, &mut Vec::new(), &mut out);
+            shortlist(k, &lo, &hi, &mut Vec::new(), &mut out);
             assert_eq!(out, expected, "k = {k}");
         }
-        // Large k: the selection path.
-        let offers: Vec<u32> = (0..40).collect();
+        // Several blocks, and large k: the selection path.
         let lo: Vec<f32> = (0..40).map(|i| i as f32).collect();
         let hi: Vec<f32> = lo.iter().map(|l| l + 1.5).collect();
         let mut out = Vec::new();
-        shortlist(SMALL_K + 4, &offers, &lo, &hi, &mut Vec::new(), &mut out);
+        shortlist(3, &lo, &hi, &mut Vec::new(), &mut out);
+        // τ = 37: hi ≥ 37 from 36 on.
+        assert_eq!(out, (36..40).collect::<Vec<u32>>());
+        out.clear();
+        shortlist(SMALL_K + 4, &lo, &hi, &mut Vec::new(), &mut out);
         // τ = 40 − 20 = 20: hi ≥ 20 from 19 on.
         assert_eq!(out, (19..40).collect::<Vec<u32>>());
+    }
+
+    /// The naive oracle: the k-th largest lower bound by a full sort.
+    fn naive_shortlist(k: usize, lo: &[f32], hi: &[f32]) -> Vec<u32> {
+        let mut sorted: Vec<f32> = lo.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }).collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let tau = match k {
+            0 => f32::INFINITY,
+            _ if lo.len() <= k => f32::NEG_INFINITY,
+            _ => sorted[k - 1],
+        };
+        (0..hi.len() as u32).filter(|&j| hi[j as usize] >= tau).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shortlist_equals_the_naive_oracle(
+            bounds in proptest::collection::vec((-8i8..8, 0u8..4, proptest::bool::weighted(0.1)), 0..70),
+            k in 0usize..24,
+        ) {
+            // Few distinct values, so that ties are common.
+            let lo: Vec<f32> = bounds.iter().map(|&(l, _, nan)| if nan { f32::NAN } else { f32::from(l) }).collect();
+            let hi: Vec<f32> = bounds.iter().map(|&(l, w, nan)| if nan { f32::NAN } else { f32::from(l) + f32::from(w) }).collect();
+            let mut out = Vec::new();
+            shortlist(k, &lo, &hi, &mut Vec::new(), &mut out);
+            proptest::prop_assert_eq!(out, naive_shortlist(k, &lo, &hi));
+        }
     }
 
     #[test]

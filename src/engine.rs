@@ -828,54 +828,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Bounds inputs for every candidate in `ws.rows` (f32 partial logits
-    /// in `ws.dots`); candidates outside the bounds' validity go to
-    /// `ws.always` and get NaN bounds.
-    fn candidate_inputs(&self, (scale, floor): (f64, f64), ws: &mut Workspace) {
-        let m = ws.rows.len();
-        ws.cand_logit.resize(m, 0.0);
-        ws.cand_log_value.resize(m, 0.0);
-        ws.cand_err.resize(m, 0.0);
-        let (rows, dots) = (&ws.rows[..m], &ws.dots[..m]);
-        let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
-        // In f32: the base logit's rounding is in the per-offer slack, and
-        // the roundings of the error bound's own arithmetic (a few 2⁻²⁴)
-        // in its 1e-6 margin; `scale` and `floor` are rounded up first.
-        let up = |v: f64| (v * (1.0 + 1e-6)) as f32;
-        let (scale32, floor32) = (up(scale), up(floor));
-        let bounds = &self.models.bounds;
-        // Branch-free: candidates outside the bounds' validity are rare and
-        // found again in a second pass only when there are any.
-        let mut flagged = false;
-        let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
-        for ((&o, &dot), ((logit, value), error)) in rows.iter().zip(dots).zip(outputs) {
-            // Rows are offer positions; a NaN value would send one to exact ranking.
-            let [b, w, slack] = bounds.get(o as usize).copied().unwrap_or([0.0; 3]);
-            let v = log_value.get(o as usize).copied().unwrap_or(f32::NAN);
-            let a = b + dot;
-            let err = (scale32 * w + floor32 + slack) * (1.0 + 1e-6);
-            // A margin of 1 covers the rounding of `a - err` near −300; a NaN
-            // (never expected) is flagged too.
-            #[allow(clippy::needless_bitwise_bool, clippy::neg_cmp_op_on_partial_ord)] // straight-line, NaN-safe
-            {
-                flagged |= v.is_nan() | !(a - err >= -299.0);
-            }
-            // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that
-            // the rounding margin stays small.
-            (*logit, *value, *error) = (a.min(100.0), v, err);
-        }
-        if flagged {
-            let outputs = ws.cand_logit.iter_mut().zip(ws.cand_log_value.iter_mut()).zip(ws.cand_err.iter_mut());
-            for (&o, ((logit, value), error)) in rows.iter().zip(outputs) {
-                #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-safe
-                if value.is_nan() || !(*logit - *error >= -299.0) {
-                    ws.always.push(o);
-                    (*logit, *value, *error) = (0.0, f32::NAN, 0.0);
-                }
-            }
-        }
-    }
-
     /// Scores, guard rule 3, ranking, audit and explanations.
     fn finish(
         &self,
@@ -886,15 +838,21 @@ impl Engine {
         out: &mut Decision,
     ) -> Result<(), RequestError> {
         let threshold = self.params.guard().proxy_share_threshold;
-        ws.cand_logit.clear();
-        ws.cand_log_value.clear();
-        ws.cand_err.clear();
         ws.always.clear();
         ws.shortlist.clear();
+        let k = prepared.effective_k;
         match prepared.mode {
             _ if prepared.budget.is_err() => {}
             Mode::Fast { scale, floor } => {
-                ws.dots.truncate(ws.rows.len());
+                // Every offer's f32 partial logit, −∞ for those not scored.
+                let n = self.offers.len();
+                ws.dense.clear();
+                ws.dense.resize(n, f32::NEG_INFINITY);
+                for (&o, &dot) in ws.rows.iter().zip(&ws.dots) {
+                    if let Some(slot) = ws.dense.get_mut(o as usize) {
+                        *slot = dot;
+                    }
+                }
                 for j in 0..ws.abs_rows.len() {
                     let o = ws.abs_rows[j] as usize;
                     let [dot, total, proxy] = ws.abs_scores[j];
@@ -911,11 +869,39 @@ impl Engine {
                     if driven {
                         ws.driven.set(o);
                     } else {
-                        ws.rows.push(o as u32);
-                        ws.dots.push(dot);
+                        ws.dense[o] = dot;
                     }
                 }
-                self.candidate_inputs((scale, floor), ws);
+                // Arbitration: coarse bounds on every candidate's priority,
+                // fine ones for the few that may be in the top-k, and those
+                // that still may, exactly.
+                let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
+                let m = &self.models;
+                // The error bound's inputs rounded up to f32.
+                let up = |v: f64| (v * (1.0 + 1e-6)) as f32;
+                let inputs = kernel::BoundsInputs {
+                    dot: &ws.dense,
+                    base: &m.base32,
+                    norm: &m.norm32,
+                    slack: &m.slack32,
+                    logv: log_value,
+                    error: (up(scale), up(floor)),
+                };
+                ws.lo.resize(n, 0.0);
+                ws.hi.resize(n, 0.0);
+                if kernel::coarse_bounds(self.isa, &inputs, &mut ws.lo, &mut ws.hi) {
+                    // Scored, but outside the bounds' validity (rare).
+                    let scored = ws.dense.iter().zip(&ws.lo).map(|(&d, &l)| d > f32::NEG_INFINITY && l.is_nan());
+                    ws.always.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
+                }
+                ws.near.clear();
+                arbitration::shortlist(k, &ws.lo, &ws.hi, &mut ws.scratch, &mut ws.near);
+                kernel::fine_bounds(&inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
+                let start = ws.always.len();
+                arbitration::shortlist(k, &ws.fine_lo, &ws.fine_hi, &mut ws.scratch, &mut ws.always);
+                for j in &mut ws.always[start..] {
+                    *j = ws.near[*j as usize];
+                }
             }
             Mode::Exact => {
                 // Reaching offers in offer order, as the reference scores them.
@@ -944,24 +930,6 @@ impl Engine {
                     }
                 }
             }
-        }
-
-        // Arbitration: bounds on every candidate's priority, then the few
-        // that may be in the top-k, exactly.
-        let k = prepared.effective_k;
-        if let (Mode::Fast { .. }, Ok(_)) = (prepared.mode, &prepared.budget) {
-            let n = ws.rows.len();
-            ws.lo.resize(n, 0.0);
-            ws.hi.resize(n, 0.0);
-            kernel::log_priority_bounds(
-                self.isa,
-                &ws.cand_logit,
-                &ws.cand_log_value,
-                &ws.cand_err,
-                &mut ws.lo,
-                &mut ws.hi,
-            );
-            arbitration::shortlist(k, &ws.rows, &ws.lo, &ws.hi, &mut ws.scratch, &mut ws.always);
         }
         for j in 0..ws.always.len() {
             let o = ws.always[j] as usize;

@@ -8,8 +8,8 @@
 //!   stride 64, where these kernels are bound by L2 bandwidth and
 //!   horizontal sums; its intrinsics need Rust 1.89, above this crate's
 //!   `rust-version`, so it is not included.)
-//! - [`log_priority_bounds`]: an approximate `ln(value × weight × σ(logit))`
-//!   per candidate, vectorised (no libm call), with a proven error margin.
+//! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
+//!   σ(logit))` per offer, the coarse ones dense and vectorised (no libm call), with a proven error margin.
 //! - [`sgemm`]: a checked wrapper over `matrixmultiply::sgemm` for the batch
 //!   path.
 //!
@@ -192,28 +192,153 @@ fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32]) -> Option<[*const f32; K]>
     Some(rows.map(|r| base.wrapping_add(r as usize * m.stride)))
 }
 
-/// Absolute error of [`log_priority_bounds`]' `ln(1 + e^-z)` approximation
+/// Absolute error of [`fine_bounds`]' `ln(1 + e^-z)` approximation
 /// is below 3·10⁻⁶ (checked on a dense grid by the tests); the margin used
 /// is thirty times that.
 pub(crate) const KEY_EPS: f32 = 1e-4;
 
-/// For each candidate `j` with approximate logit `a[j]`, `logv[j] =
-/// ln(value × weight)` (−∞ for a zero product) and logit error bound
-/// `err[j]`: bounds `lo[j] ≤ ln(priority) ≤ hi[j]` on the exact f64
-/// priority `value × weight × σ(logit)`, valid while the exact logit is
-/// above −300 and `value × weight` within `[1e-100, 1e100]` or zero (the
-/// caller routes other candidates to exact scoring).
-pub(crate) fn log_priority_bounds(isa: Isa, a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
-    let n = a.len();
-    assert!(logv.len() == n && err.len() == n && lo.len() >= n && hi.len() >= n, "slice lengths differ");
+/// Per-offer inputs of [`coarse_bounds`] and [`fine_bounds`], all indexed
+/// by offer.
+pub(crate) struct BoundsInputs<'a> {
+    /// f32 partial logits `Σ wᵢdᵢ`; −∞ marks an offer that is not scored.
+    pub(crate) dot: &'a [f32],
+    /// Base logits in f32.
+    pub(crate) base: &'a [f32],
+    /// `‖w‖₂`, rounded up.
+    pub(crate) norm: &'a [f32],
+    /// Bound on the base logit's f32 rounding.
+    pub(crate) slack: &'a [f32],
+    /// `ln(value × weight)`: −∞ for a zero product, NaN when outside the
+    /// bounds' validity.
+    pub(crate) logv: &'a [f32],
+    /// `(scale, floor)` of the logit error bound `scale · norm[o] + floor +
+    /// slack[o]` (both already rounded up).
+    pub(crate) error: (f32, f32),
+}
+
+/// For every scored offer `o` (finite `dot[o]`), bounds `lo[o] ≤
+/// ln(priority) ≤ hi[o]` on its exact f64 priority `value × weight ×
+/// σ(logit)`, coarse ones: `ln σ(z)` lies in `[min(z, 0) − ln 2, min(z,
+/// 0)]`, so the bounds are within `ln 2` plus the logit's error of each
+/// other. Cheap enough for every offer; [`fine_bounds`] then narrows the
+/// few that may still be in the top-k.
+///
+/// The bounds hold while the exact logit is above −300 and `value ×
+/// weight` is within `[1e-100, 1e100]` or zero. Offers outside that
+/// validity get NaN bounds and make the function return `true` (the caller
+/// finds them as the scored offers with a NaN `lo`, and ranks them
+/// exactly); offers not scored get NaN bounds too.
+///
+/// Dense, one pass over all offers, no gathers: a few wasted lanes cost
+/// less than indexing the scored ones.
+pub(crate) fn coarse_bounds(isa: Isa, x: &BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+    let n = x.dot.len();
+    assert!(
+        [x.base.len(), x.norm.len(), x.slack.len(), x.logv.len(), lo.len(), hi.len()].iter().all(|&l| l >= n),
+        "slice lengths differ"
+    );
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: as in `dots`, the CPU supports avx2 and fma. The
             // function body is safe code; only its target features differ.
-            unsafe { avx2::log_priority_bounds(a, logv, err, &mut lo[..n], &mut hi[..n]) }
+            unsafe { avx2::coarse_bounds(x, &mut lo[..n], &mut hi[..n]) }
         }
-        _ => bounds_loop(a, logv, err, &mut lo[..n], &mut hi[..n]),
+        _ => coarse_loop(x, &mut lo[..n], &mut hi[..n]),
+    }
+}
+
+/// The bounds of [`coarse_bounds`], within about `2·10⁻⁴` plus twice the
+/// logit's error of each other, for the listed `offers` only (scored and
+/// inside the validity, which [`coarse_bounds`] checked): `lo[j]` and
+/// `hi[j]` are those of `offers[j]`.
+pub(crate) fn fine_bounds(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
+    lo.clear();
+    hi.clear();
+    // Gathered into blocks of LANES: the approximation's long chain of
+    // dependent operations then runs on all lanes at once.
+    for block in offers.chunks(LANES) {
+        let mut v = [[f32::NAN; LANES]; 5];
+        for (j, &o) in block.iter().enumerate() {
+            let o = o as usize;
+            for (slot, src) in v.iter_mut().zip([x.dot, x.base, x.norm, x.slack, x.logv]) {
+                slot[j] = src.get(o).copied().unwrap_or(f32::NAN);
+            }
+        }
+        let [dot, base, norm, slack, logv] = v;
+        let (mut l, mut h) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for i in 0..LANES {
+            (l[i], h[i]) = Bound::new(dot[i], base[i], norm[i], slack[i], logv[i], x.error).fine();
+        }
+        lo.extend_from_slice(&l[..block.len()]);
+        hi.extend_from_slice(&h[..block.len()]);
+    }
+}
+
+/// One offer's bound inputs, in f32. Plain multiplications and additions
+/// (never `mul_add`), so every instruction set gives the same bits.
+struct Bound {
+    /// Offer scored and inside the bounds' validity.
+    valid: bool,
+    /// Outside the validity although scored.
+    outside: bool,
+    /// Approximate logit, and its error bound.
+    a: f32,
+    e: f32,
+    lv: f32,
+}
+
+impl Bound {
+    #[inline(always)]
+    #[allow(clippy::needless_bitwise_bool, clippy::neg_cmp_op_on_partial_ord)] // straight-line, NaN-safe
+    fn new(dot: f32, b: f32, w: f32, s: f32, lv: f32, (scale, floor): (f32, f32)) -> Bound {
+        let scored = dot > f32::NEG_INFINITY;
+        // Lanes not scored compute on 0 (their results are discarded)
+        // rather than on infinities.
+        let a = if scored { b + dot } else { 0.0 };
+        // In f32: the base logit's rounding is in the slack, and the
+        // roundings of this bound's own arithmetic (a few 2⁻²⁴) in its 1e-6
+        // margin.
+        let e = (scale * w + floor + s) * (1.0 + 1e-6);
+        // A margin of 1 covers the rounding of `a - e` near −300; a NaN
+        // (never expected) is flagged too.
+        let outside = scored & (lv.is_nan() | !(a - e >= -299.0));
+        // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that the
+        // rounding margins stay small.
+        Bound { valid: scored & !outside, outside, a: a.min(100.0), e, lv }
+    }
+
+    /// Rounding of `a` and of `ln(value × weight)` to f32, and of the few
+    /// operations on them: each below 2⁻²⁴ of the magnitudes.
+    #[inline(always)]
+    fn rounding(&self) -> f32 {
+        const EPS: f32 = 1.0 / 1_048_576.0; // 2⁻²⁰
+        EPS * (self.a.abs() + self.e + self.lv.abs().min(1e4) + 1.0)
+    }
+
+    #[inline(always)]
+    fn coarse(&self) -> (f32, f32) {
+        const LN_2_UP: f32 = 0.693_2;
+        let margin = (self.rounding() + KEY_EPS) * 1.001;
+        let lo = self.lv + ((self.a - self.e).min(0.0) - LN_2_UP) - margin;
+        let hi = self.lv + (self.a + self.e).min(0.0) + margin;
+        if self.valid {
+            (lo, hi)
+        } else {
+            (f32::NAN, f32::NAN)
+        }
+    }
+
+    #[inline(always)]
+    fn fine(&self) -> (f32, f32) {
+        let a = self.a;
+        let key = self.lv + (a.min(0.0) - ln1p_exp_neg(a.abs()));
+        let margin = (self.e + KEY_EPS + self.rounding()) * 1.001;
+        if self.valid {
+            (key - margin, key + margin)
+        } else {
+            (f32::NAN, f32::NAN)
+        }
     }
 }
 
@@ -223,8 +348,10 @@ pub(crate) fn log_priority_bounds(isa: Isa, a: &[f32], logv: &[f32], err: &[f32]
 #[inline(always)]
 fn ln1p_exp_neg(z: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 × 2²³: adding it rounds to an integer
-    let z = z.min(80.0);
-    let x = -z * std::f32::consts::LOG2_E; // in [-115.5, 0]
+                                     // Beyond 40, ln(1 + e^-z) < 5·10⁻¹⁸; the clamp keeps `s²` below a
+                                     // normal number (denormal results take microcode assists, ~100 cycles).
+    let z = z.min(40.0);
+    let x = -z * std::f32::consts::LOG2_E; // in [-57.8, 0]
     let shifted = x + MAGIC;
     let r = shifted - MAGIC; // round(x)
     let n = shifted.to_bits() as i32 - MAGIC.to_bits() as i32; // round(x) as an integer
@@ -237,16 +364,31 @@ fn ln1p_exp_neg(z: f32) -> f32 {
 }
 
 #[inline(always)]
-fn bounds_loop(a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
-    let eps = f32::powi(2.0, -20);
-    for ((((&a, &lv), &e), lo), hi) in a.iter().zip(logv).zip(err).zip(lo.iter_mut()).zip(hi.iter_mut()) {
-        let key = lv + (a.min(0.0) - ln1p_exp_neg(a.abs()));
-        // Rounding of a to f32, of ln(value × weight) to f32, and of the
-        // three operations above: each below 2⁻²⁴ of the magnitudes.
-        let slack = (e + KEY_EPS + eps * (a.abs() + lv.abs().min(1e4) + 1.0)) * 1.001;
-        *lo = key - slack;
-        *hi = key + slack;
+fn coarse_loop(x: &BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+    let n = lo.len().min(hi.len()).min(x.dot.len());
+    let full = n - n % LANES;
+    let lane = |i: usize| Bound::new(x.dot[i], x.base[i], x.norm[i], x.slack[i], x.logv[i], x.error);
+    let mut outside = false;
+    // Blocks of LANES with fixed-size arrays vectorise without bounds checks.
+    for start in (0..full).step_by(LANES) {
+        let block = |v: &[f32]| -> [f32; LANES] { v[start..start + LANES].try_into().unwrap_or([f32::NAN; LANES]) };
+        let (dot, b, w, s, lv) = (block(x.dot), block(x.base), block(x.norm), block(x.slack), block(x.logv));
+        let (mut l, mut h, mut o) = ([0.0f32; LANES], [0.0f32; LANES], [false; LANES]);
+        for i in 0..LANES {
+            let lane = Bound::new(dot[i], b[i], w[i], s[i], lv[i], x.error);
+            (l[i], h[i]) = lane.coarse();
+            o[i] = lane.outside;
+        }
+        lo[start..start + LANES].copy_from_slice(&l);
+        hi[start..start + LANES].copy_from_slice(&h);
+        outside |= o.iter().fold(false, |a, &b| a | b);
     }
+    for i in full..n {
+        let lane = lane(i);
+        (lo[i], hi[i]) = lane.coarse();
+        outside |= lane.outside;
+    }
+    outside
 }
 
 /// `C (m × n) = A (m × k) · B (k × n)`, with explicit row and column
@@ -594,8 +736,8 @@ mod avx2 {
     ///
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn log_priority_bounds(a: &[f32], logv: &[f32], err: &[f32], lo: &mut [f32], hi: &mut [f32]) {
-        super::bounds_loop(a, logv, err, lo, hi);
+    pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+        super::coarse_loop(x, lo, hi)
     }
 }
 
@@ -791,27 +933,110 @@ mod tests {
     }
 
     #[test]
-    fn log_priority_bounds_contain_the_f64_priority_for_all_paths() {
+    fn coarse_and_fine_bounds_contain_the_f64_priority_for_all_paths() {
         let mut rnd = stream(7);
         let n = 4099;
         let logits: Vec<f64> = (0..n).map(|i| if i < 3 { [0.0, -299.0, 300.0][i] } else { rnd() * 60.0 }).collect();
         let values: Vec<f64> = (0..n).map(|i| if i == 5 { 0.0 } else { (rnd() * 40.0).exp() }).collect();
-        let a: Vec<f32> = logits.iter().map(|&l| l as f32).collect();
-        let logv: Vec<f32> = values.iter().map(|&v| if v == 0.0 { f32::NEG_INFINITY } else { v.ln() as f32 }).collect();
-        let err = vec![0.0f32; n];
+        // Offer 7 is not scored; 9 has a value outside the validity; 11 a
+        // logit below it.
+        let dot: Vec<f32> = (0..n)
+            .map(|i| match i {
+                7 => f32::NEG_INFINITY,
+                11 => -400.0,
+                _ => logits[i] as f32,
+            })
+            .collect();
+        let logv: Vec<f32> = (0..n)
+            .map(|i| match i {
+                9 => f32::NAN,
+                _ if values[i] == 0.0 => f32::NEG_INFINITY,
+                _ => values[i].ln() as f32,
+            })
+            .collect();
+        let zeros = vec![0.0f32; n];
+        let x = BoundsInputs { dot: &dot, base: &zeros, norm: &zeros, slack: &zeros, logv: &logv, error: (0.0, 0.0) };
+        let exact = |i: usize| crate::arbitration::priority(crate::model::sigmoid(logits[i]), values[i], 1.0).ln();
+        let invalid = |i: usize| matches!(i, 7 | 9 | 11);
         let mut all = Vec::new();
         for isa in Isa::available() {
-            let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
-            log_priority_bounds(isa, &a, &logv, &err, &mut lo, &mut hi);
-            for i in 0..n {
-                let p = crate::arbitration::priority(crate::model::sigmoid(logits[i]), values[i], 1.0).ln();
-                assert!(f64::from(lo[i]) <= p && p <= f64::from(hi[i]), "{isa:?} {i}: {} <= {p} <= {}", lo[i], hi[i]);
-                assert!(hi[i] - lo[i] < 1e-3 || values[i] == 0.0, "bounds too loose at {i}");
+            for len in [n, 10, 13] {
+                // Shorter runs exercise the tail after the last full block.
+                let x = BoundsInputs { dot: &dot[..len], ..x };
+                let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+                assert!(coarse_bounds(isa, &x, &mut lo, &mut hi), "{isa:?}: 9 is outside");
+                for i in 0..len {
+                    if invalid(i) {
+                        assert!(lo[i].is_nan() && hi[i].is_nan(), "{isa:?} {i}: not bounded");
+                        continue;
+                    }
+                    let p = exact(i);
+                    assert!(
+                        f64::from(lo[i]) <= p && p <= f64::from(hi[i]),
+                        "{isa:?} {i}: {} <= {p} <= {}",
+                        lo[i],
+                        hi[i]
+                    );
+                    assert!(hi[i] - lo[i] < 0.7 || values[i] == 0.0, "coarse bounds too loose at {i}");
+                }
+                assert!(lo[len..].iter().all(|&l| l == 0.0), "{isa:?} wrote past {len}");
+                if len == n {
+                    all.push((lo, hi));
+                }
             }
-            all.push((lo, hi));
+            let plain: Vec<f32> = logv.iter().map(|&v| if v.is_nan() { 0.0 } else { v }).collect();
+            let dot: Vec<f32> = dot.iter().map(|&d| if d == -400.0 { 0.0 } else { d }).collect();
+            let x = BoundsInputs { dot: &dot, logv: &plain, ..x };
+            let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+            assert!(!coarse_bounds(isa, &x, &mut lo, &mut hi), "{isa:?}: all valid");
         }
         for other in &all[1..] {
-            assert_eq!(&all[0], other, "the key loop has no FMA, so all paths give the same bits");
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&all[0].0), bits(&other.0), "no FMA in the bounds, so all paths give the same bits");
+            assert_eq!(bits(&all[0].1), bits(&other.1));
+        }
+        // Fine bounds, for any list of offers (here all, in reverse).
+        let offers: Vec<u32> = (0..n as u32).rev().collect();
+        let (mut lo, mut hi) = (Vec::new(), Vec::new());
+        fine_bounds(&x, &offers, &mut lo, &mut hi);
+        assert_eq!((lo.len(), hi.len()), (n, n));
+        for (j, &o) in offers.iter().enumerate() {
+            let i = o as usize;
+            if invalid(i) {
+                assert!(lo[j].is_nan() && hi[j].is_nan(), "{i}: not bounded");
+                continue;
+            }
+            let p = exact(i);
+            assert!(f64::from(lo[j]) <= p && p <= f64::from(hi[j]), "{i}: {} <= {p} <= {}", lo[j], hi[j]);
+            assert!(hi[j] - lo[j] < 1e-3 || values[i] == 0.0, "fine bounds too loose at {i}");
+        }
+    }
+
+    /// Logit errors widen both kinds of bounds by the error bound, and the
+    /// bounds still hold for every logit within it.
+    #[test]
+    fn bounds_hold_for_every_logit_within_the_error() {
+        let mut rnd = stream(11);
+        let n = 512;
+        let dot: Vec<f32> = (0..n).map(|_| (rnd() * 30.0) as f32).collect();
+        let base: Vec<f32> = (0..n).map(|_| (rnd() * 5.0) as f32).collect();
+        let norm: Vec<f32> = (0..n).map(|_| (rnd().abs() * 3.0) as f32).collect();
+        let slack: Vec<f32> = (0..n).map(|_| (rnd().abs() * 1e-3) as f32).collect();
+        let logv: Vec<f32> = (0..n).map(|_| (rnd() * 20.0) as f32).collect();
+        let x = BoundsInputs { dot: &dot, base: &base, norm: &norm, slack: &slack, logv: &logv, error: (0.01, 1e-4) };
+        let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+        assert!(!coarse_bounds(Isa::detect(), &x, &mut lo, &mut hi));
+        let offers: Vec<u32> = (0..n as u32).collect();
+        let (mut flo, mut fhi) = (Vec::new(), Vec::new());
+        fine_bounds(&x, &offers, &mut flo, &mut fhi);
+        for i in 0..n {
+            let a = f64::from(base[i]) + f64::from(dot[i]);
+            let e = 0.01 * f64::from(norm[i]) + 1e-4 + f64::from(slack[i]);
+            for t in [-1.0, -0.5, 0.0, 0.5, 1.0] {
+                let p = crate::model::sigmoid(a + t * e).ln() + f64::from(logv[i]);
+                assert!(f64::from(lo[i]) <= p && p <= f64::from(hi[i]), "coarse {i} at {t}");
+                assert!(f64::from(flo[i]) <= p && p <= f64::from(fhi[i]), "fine {i} at {t}");
+            }
         }
     }
 

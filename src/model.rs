@@ -65,9 +65,12 @@ pub(crate) struct ModelMatrix {
     pub(crate) proxy_slot: Vec<u32>,
     /// `proxy_offers` as a bit set.
     pub(crate) proxy_bits: Bitset,
-    /// Per offer, for the fast path's bounds: the base logit in f32, `‖w‖₂`
-    /// (rounded up) and an upper bound on the base logit's f32 rounding.
-    pub(crate) bounds: Vec<[f32; 3]>,
+    /// Per offer, for the fast path's bounds (one array each, for the
+    /// dense bounds pass): the base logit in f32, `‖w‖₂` (rounded up) and
+    /// an upper bound on the base logit's f32 rounding.
+    pub(crate) base32: Vec<f32>,
+    pub(crate) norm32: Vec<f32>,
+    pub(crate) slack32: Vec<f32>,
     /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
     /// value or weight is outside `[1e-100, 1e100]` (exact scoring only).
     pub(crate) log_value: Vec<f32>,
@@ -151,15 +154,9 @@ impl ModelMatrix {
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
         let log_value = offers.iter().map(|o| log_value(o.value, o.weight)).collect();
-        let bounds = base_logit
-            .iter()
-            .zip(&norm)
-            .map(|(&b, &n): (&f64, &f32)| {
-                // `b as f32` is within 2⁻²⁴·|b| of b; twice that, rounded up.
-                let slack = (b.abs() * f64::powi(2.0, -23) * (1.0 + 1e-6)) as f32;
-                [b as f32, n, slack]
-            })
-            .collect();
+        let base32 = base_logit.iter().map(|&b| b as f32).collect();
+        // `b as f32` is within 2⁻²⁴·|b| of b; twice that, rounded up.
+        let slack32 = base_logit.iter().map(|&b| (b.abs() * f64::powi(2.0, -23) * (1.0 + 1e-6)) as f32).collect();
         Ok(ModelMatrix {
             n_features,
             weights,
@@ -169,7 +166,9 @@ impl ModelMatrix {
             proxy_offers,
             proxy_slot,
             proxy_bits,
-            bounds,
+            base32,
+            norm32: norm,
+            slack32,
             log_value,
             max_abs_weight,
             max_abs_base,
@@ -178,7 +177,7 @@ impl ModelMatrix {
 
     /// `‖w‖₂` of offer `o`, rounded up.
     pub(crate) fn norm(&self, o: usize) -> f32 {
-        self.bounds[o][1]
+        self.norm32[o]
     }
 
     /// Weights of offer `o`.
@@ -249,7 +248,7 @@ mod tests {
         };
         for (bias, w) in [(0.1, 0.3), (-5_000.000_123, 7.0e29), (1e20 / 3.0, -9e29), (0.0, 0.0)] {
             let m = ModelMatrix::compile(&schema(), &[offer(bias, w)]).unwrap();
-            let [b32, norm, slack] = m.bounds[0];
+            let (b32, norm, slack) = (m.base32[0], m.norm32[0], m.slack32[0]);
             let exact_norm = (2.0 * w * w).sqrt();
             assert!(f64::from(norm) >= exact_norm && f64::from(m.norm(0)) >= exact_norm, "{w}");
             let base = m.base_logit[0];

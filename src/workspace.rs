@@ -81,12 +81,15 @@ pub struct Workspace {
     /// `[logit, Σ|c|, Σ proxy |c|]` scores.
     pub(crate) abs_rows: Vec<u32>,
     pub(crate) abs_scores: Vec<[f32; 3]>,
-    /// Ranking inputs per candidate (the candidates are `rows`).
-    pub(crate) cand_logit: Vec<f32>,
-    pub(crate) cand_log_value: Vec<f32>,
-    pub(crate) cand_err: Vec<f32>,
+    /// Per offer, the f32 partial logit (−∞ when not scored), and coarse
+    /// bounds on the log-priority (NaN when not ranked by them).
+    pub(crate) dense: Vec<f32>,
     pub(crate) lo: Vec<f32>,
     pub(crate) hi: Vec<f32>,
+    /// Offers that the coarse bounds keep, and their fine bounds.
+    pub(crate) near: Vec<u32>,
+    pub(crate) fine_lo: Vec<f32>,
+    pub(crate) fine_hi: Vec<f32>,
     /// Candidates scored exactly whatever their bounds.
     pub(crate) always: Vec<u32>,
     pub(crate) scratch: Vec<f32>,
