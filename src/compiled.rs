@@ -325,8 +325,9 @@ impl Plan {
         (fail, codes, missing_base): (&mut Bitset, &mut Vec<Code>, &mut Bitset),
     ) {
         let n = self.product_of.len();
-        codes.clear();
         codes.resize(n, Code::Passed);
+        codes.truncate(n);
+        codes.fill(Code::Passed);
         if eligibility_only {
             fail.fill(n);
         } else {
@@ -430,6 +431,7 @@ impl Plan {
 /// Recorded once while marking, so that the audit need not run the rules
 /// again; a reason's details are filled in for the withheld offers only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)] // one byte, so that resetting the codes is a memset
 pub(crate) enum Code {
     /// Eligibility: the product is held.
     Held,

@@ -103,37 +103,60 @@ pub struct Explanation {
 /// Phrase used when no cited feature speaks for the offer.
 pub const GENERIC_REASON: &str = "Suggested as a good fit for customers with a profile like yours.";
 
-/// Selects the `max` largest `(feature, contribution)`
-/// pairs by absolute contribution; ties go to the lower feature index.
-/// Candidates must come in increasing feature order; zero contributions
-/// are skipped.
-pub(crate) fn top_contributions(
-    candidates: impl Iterator<Item = (usize, f64)>,
-    max: usize,
-    out: &mut Vec<(usize, f64)>,
-) {
+/// Selects the `max` largest contributions `wᵢ·dᵢ·mᵢ` (`m` is 1 for the
+/// features that may be cited, 0 for the others) by absolute size, as
+/// `(feature, contribution)` pairs, largest first; ties go to the lower
+/// feature index and zero contributions are skipped.
+pub(crate) fn top_contributions(w: &[f64], d: &[f64], m: &[f64], max: usize, out: &mut Vec<(usize, f64)>) {
+    /// Kept in a fixed array up to this many (the default is 3).
+    const SMALL: usize = 8;
     out.clear();
     if max == 0 {
         return;
     }
-    // Insertion into a short sorted list: `max` is small (3 by default),
-    // and an earlier (lower) index already wins a tie, so a newcomer must
-    // be strictly larger than the smallest kept one (or than 0, which
-    // skips zero contributions); that one test is all most candidates cost.
+    let n = w.len().min(d.len()).min(m.len());
+    let contribution = |i: usize| w[i] * d[i] * m[i];
+    if max > SMALL {
+        let mut floor = 0.0f64;
+        for i in 0..n {
+            let c = contribution(i);
+            if c.abs() > floor {
+                if out.len() == max {
+                    out.pop();
+                }
+                let at = out.iter().position(|e| e.1.abs() < c.abs()).unwrap_or(out.len());
+                out.insert(at, (i, c));
+                if out.len() == max {
+                    floor = out[max - 1].1.abs();
+                }
+            }
+        }
+        return;
+    }
+    // Insertion into a short sorted array. An earlier (lower) index already
+    // wins a tie, so a newcomer must be strictly larger than the smallest
+    // kept one (or than 0, which skips zero contributions); that one test
+    // is all most features cost.
+    let mut top = [(0usize, 0.0f64); SMALL];
+    let mut len = 0;
     let mut floor = 0.0f64;
-    for (i, c) in candidates {
+    for i in 0..n {
+        let c = contribution(i);
         if c.abs() <= floor {
             continue;
         }
-        if out.len() == max {
-            out.pop();
+        let mut at = len.min(max - 1);
+        while at > 0 && top[at - 1].1.abs() < c.abs() {
+            top[at] = top[at - 1];
+            at -= 1;
         }
-        let at = out.iter().position(|e| e.1.abs() < c.abs()).unwrap_or(out.len());
-        out.insert(at, (i, c));
-        if out.len() == max {
-            floor = out[max - 1].1.abs();
+        top[at] = (i, c);
+        len = (len + 1).min(max);
+        if len == max {
+            floor = top[max - 1].1.abs();
         }
     }
+    out.extend_from_slice(&top[..len]);
 }
 
 /// "Suggested mainly because of your A, your B and your C." built from the
@@ -196,6 +219,27 @@ impl Explanation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Against the naive oracle: every contribution, a stable sort by
+        /// absolute size, the first `max` nonzero ones.
+        #[test]
+        fn top_contributions_equal_a_full_sort(
+            features in proptest::collection::vec((-3i8..4, -2i8..3, proptest::bool::weighted(0.8)), 0..23),
+            max in 0usize..6,
+        ) {
+            // Few distinct values, so that ties are common.
+            let w: Vec<f64> = features.iter().map(|f| f64::from(f.0) * 0.5).collect();
+            let d: Vec<f64> = features.iter().map(|f| f64::from(f.1)).collect();
+            let m: Vec<f64> = features.iter().map(|f| if f.2 { 1.0 } else { 0.0 }).collect();
+            let mut expected: Vec<(usize, f64)> = (0..w.len()).map(|i| (i, w[i] * d[i] * m[i])).filter(|c| c.1 != 0.0).collect();
+            expected.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            expected.truncate(max);
+            let mut out = vec![(99, 1.0)];
+            top_contributions(&w, &d, &m, max, &mut out);
+            proptest::prop_assert_eq!(out, expected);
+        }
+    }
 
     fn contribution(description: &str, contribution: f64) -> Contribution {
         Contribution {
