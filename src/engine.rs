@@ -898,7 +898,7 @@ impl Engine {
                 ws.hi.resize(n, 0.0);
                 if kernel::coarse_bounds(self.isa, &inputs, &mut ws.lo, &mut ws.hi) {
                     // Scored, but outside the bounds' validity (rare).
-                    let scored = ws.dense.iter().zip(&ws.lo).map(|(&d, &l)| d > f32::NEG_INFINITY && l.is_nan());
+                    let scored = ws.dense.iter().zip(&ws.lo).map(|(&d, &l)| d != f32::NEG_INFINITY && l.is_nan());
                     ws.always.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
                 }
                 ws.near.clear();

@@ -292,7 +292,8 @@ impl Bound {
     #[inline(always)]
     #[allow(clippy::needless_bitwise_bool, clippy::neg_cmp_op_on_partial_ord)] // straight-line, NaN-safe
     fn new(dot: f32, b: f32, w: f32, s: f32, lv: f32, (scale, floor): (f32, f32)) -> Bound {
-        let scored = dot > f32::NEG_INFINITY;
+        // A NaN score (never expected) counts as scored, and outside.
+        let scored = dot != f32::NEG_INFINITY;
         // Lanes not scored compute on 0 (their results are discarded)
         // rather than on infinities.
         let a = if scored { b + dot } else { 0.0 };
@@ -939,11 +940,12 @@ mod tests {
         let logits: Vec<f64> = (0..n).map(|i| if i < 3 { [0.0, -299.0, 300.0][i] } else { rnd() * 60.0 }).collect();
         let values: Vec<f64> = (0..n).map(|i| if i == 5 { 0.0 } else { (rnd() * 40.0).exp() }).collect();
         // Offer 7 is not scored; 9 has a value outside the validity; 11 a
-        // logit below it.
+        // logit below it; 12 a NaN score.
         let dot: Vec<f32> = (0..n)
             .map(|i| match i {
                 7 => f32::NEG_INFINITY,
                 11 => -400.0,
+                12 => f32::NAN,
                 _ => logits[i] as f32,
             })
             .collect();
@@ -957,7 +959,7 @@ mod tests {
         let zeros = vec![0.0f32; n];
         let x = BoundsInputs { dot: &dot, base: &zeros, norm: &zeros, slack: &zeros, logv: &logv, error: (0.0, 0.0) };
         let exact = |i: usize| crate::arbitration::priority(crate::model::sigmoid(logits[i]), values[i], 1.0).ln();
-        let invalid = |i: usize| matches!(i, 7 | 9 | 11);
+        let invalid = |i: usize| matches!(i, 7 | 9 | 11 | 12);
         let mut all = Vec::new();
         for isa in Isa::available() {
             for len in [n, 10, 13] {
@@ -985,7 +987,7 @@ mod tests {
                 }
             }
             let plain: Vec<f32> = logv.iter().map(|&v| if v.is_nan() { 0.0 } else { v }).collect();
-            let dot: Vec<f32> = dot.iter().map(|&d| if d == -400.0 { 0.0 } else { d }).collect();
+            let dot: Vec<f32> = dot.iter().map(|&d| if d == -400.0 || d.is_nan() { 0.0 } else { d }).collect();
             let x = BoundsInputs { dot: &dot, logv: &plain, ..x };
             let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
             assert!(!coarse_bounds(isa, &x, &mut lo, &mut hi), "{isa:?}: all valid");
