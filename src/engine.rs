@@ -659,22 +659,15 @@ impl Engine {
             }
             // Offers reaching scoring, split by whether the proxy share must
             // be computed (word by word, without a branch per offer).
-            // Written into slices sized for every offer, then cut: no
-            // capacity check per offer.
             let words = ws.fail.words().len();
             let proxy_words = self.models.proxy_bits.words();
-            ws.rows.resize(n, 0);
-            ws.abs_rows.resize(n, 0);
-            let (mut rows, mut abs_rows) = (0, 0);
             for w in 0..words {
                 let valid = if w + 1 == words && n % 64 != 0 { (1u64 << (n % 64)) - 1 } else { u64::MAX };
                 let reach = !ws.fail.words()[w] & valid;
                 let proxy = if active_proxy { proxy_words.get(w).copied().unwrap_or(0) } else { 0 };
-                write_bits(reach & !proxy, w * 64, &mut ws.rows, &mut rows);
-                write_bits(reach & proxy, w * 64, &mut ws.abs_rows, &mut abs_rows);
+                ws.rows.extend(bits(reach & !proxy, w * 64).map(|o| o as u32));
+                ws.abs_rows.extend(bits(reach & proxy, w * 64).map(|o| o as u32));
             }
-            ws.rows.truncate(rows);
-            ws.abs_rows.truncate(abs_rows);
         }
         Ok(Prepared { budget, status, effective_k, signals, mode })
     }
@@ -1111,20 +1104,6 @@ impl Engine {
         }
         explain::write_sentence(&e.contributions, &mut e.reason);
         debug_assert_eq!(e.reason, explain::sentence(&e.contributions));
-    }
-}
-
-/// Writes the positions of the set bits of `word` (offset by `base`) to
-/// `out` from `*len` on, advancing `*len`; positions past `out` are dropped
-/// (`out` is sized for every offer, so none are).
-fn write_bits(word: u64, base: usize, out: &mut [u32], len: &mut usize) {
-    let mut w = word;
-    while w != 0 {
-        if let Some(slot) = out.get_mut(*len) {
-            *slot = (base + w.trailing_zeros() as usize) as u32;
-            *len += 1;
-        }
-        w &= w - 1;
     }
 }
 
