@@ -108,40 +108,33 @@ pub const GENERIC_REASON: &str = "Suggested as a good fit for customers with a p
 /// `(feature, contribution)` pairs, largest first; ties go to the lower
 /// feature index and zero contributions are skipped.
 pub(crate) fn top_contributions(w: &[f64], d: &[f64], m: &[f64], max: usize, out: &mut Vec<(usize, f64)>) {
-    /// Kept in a fixed array up to this many (the default is 3).
+    /// Kept in a stack array up to this many (the default is 3).
     const SMALL: usize = 8;
     out.clear();
+    let contributions = w.iter().zip(d).zip(m).map(|((w, d), m)| w * d * m).enumerate();
+    if max <= SMALL {
+        let mut top = [(0usize, 0.0f64); SMALL];
+        let len = select_largest(contributions, &mut top[..max]);
+        out.extend_from_slice(&top[..len]);
+    } else {
+        out.resize(max, (0, 0.0));
+        let len = select_largest(contributions, out);
+        out.truncate(len);
+    }
+}
+
+/// Keeps the `top.len()` largest nonzero contributions by absolute size in
+/// `top`, largest first, and returns how many there are. Insertion into a
+/// short sorted list: an earlier (lower) index already wins a tie, so a
+/// newcomer must be strictly larger than the smallest kept one (or than 0,
+/// which skips zero contributions); that one test is all most cost.
+fn select_largest(contributions: impl Iterator<Item = (usize, f64)>, top: &mut [(usize, f64)]) -> usize {
+    let max = top.len();
+    let (mut len, mut floor) = (0, 0.0f64);
     if max == 0 {
-        return;
+        return 0;
     }
-    let n = w.len().min(d.len()).min(m.len());
-    let contribution = |i: usize| w[i] * d[i] * m[i];
-    if max > SMALL {
-        let mut floor = 0.0f64;
-        for i in 0..n {
-            let c = contribution(i);
-            if c.abs() > floor {
-                if out.len() == max {
-                    out.pop();
-                }
-                let at = out.iter().position(|e| e.1.abs() < c.abs()).unwrap_or(out.len());
-                out.insert(at, (i, c));
-                if out.len() == max {
-                    floor = out[max - 1].1.abs();
-                }
-            }
-        }
-        return;
-    }
-    // Insertion into a short sorted array. An earlier (lower) index already
-    // wins a tie, so a newcomer must be strictly larger than the smallest
-    // kept one (or than 0, which skips zero contributions); that one test
-    // is all most features cost.
-    let mut top = [(0usize, 0.0f64); SMALL];
-    let mut len = 0;
-    let mut floor = 0.0f64;
-    for i in 0..n {
-        let c = contribution(i);
+    for (i, c) in contributions {
         if c.abs() <= floor {
             continue;
         }
@@ -156,7 +149,7 @@ pub(crate) fn top_contributions(w: &[f64], d: &[f64], m: &[f64], max: usize, out
             floor = top[max - 1].1.abs();
         }
     }
-    out.extend_from_slice(&top[..len]);
+    len
 }
 
 /// "Suggested mainly because of your A, your B and your C." built from the
@@ -226,7 +219,7 @@ mod tests {
         #[test]
         fn top_contributions_equal_a_full_sort(
             features in proptest::collection::vec((-3i8..4, -2i8..3, proptest::bool::weighted(0.8)), 0..23),
-            max in 0usize..6,
+            max in 0usize..12,
         ) {
             // Few distinct values, so that ties are common.
             let w: Vec<f64> = features.iter().map(|f| f64::from(f.0) * 0.5).collect();
