@@ -6,8 +6,11 @@
 //! records each withheld offer as its position, its stage and the rule's
 //! few customer-specific values; the names it cites (offer ids, products,
 //! proxy features) are looked up in the workspace's copy of the engine's
-//! names only when an entry is read or serialized. Serialized, it is a
-//! list of [`Withheld`] objects.
+//! names only when an entry is read or serialized. A proxy-driven offer's
+//! share and proxies are worked out when read, too, from the decision's
+//! copy of the customer's centred features and the engine's weights: the
+//! same f64 arithmetic the guard uses. Serialized, it is a list of
+//! [`Withheld`] objects.
 
 use std::fmt;
 use std::sync::Arc;
@@ -70,11 +73,11 @@ pub(crate) struct Compact {
     entries: Vec<Entry>,
     /// Reasons of [`Why::Plain`] entries.
     reasons: Vec<Reason>,
-    /// `(share, threshold, features)` of [`Why::ProxyDriven`] entries, the
-    /// features a range of `features`.
-    proxies: Vec<(f64, f64, (u32, u32))>,
-    /// The proxy features of those entries, by schema position.
-    features: Vec<u32>,
+    /// For [`Why::ProxyDriven`] entries: the customer's centred, masked
+    /// features, which of them count as proxies, and the guard's threshold.
+    d: Vec<f64>,
+    is_proxy: Vec<bool>,
+    threshold: f64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -100,8 +103,8 @@ pub(crate) enum Why {
     ChannelNotOffered(Channel),
     /// Guard rule 1, with the provenance bits found.
     NotDeclared(LifeEvent, u8),
-    /// Guard rule 3: an index into [`Compact`]'s proxies.
-    ProxyDriven(u32),
+    /// Guard rule 3; the share and proxies are computed when read.
+    ProxyDriven,
     /// Any other reason: an index into [`Compact`]'s reasons.
     Plain(u32),
 }
@@ -114,8 +117,17 @@ impl Compact {
         }
         self.entries.clear();
         self.reasons.clear();
-        self.proxies.clear();
-        self.features.clear();
+        self.d.clear();
+        self.is_proxy.clear();
+    }
+
+    /// Keeps what proxy-driven entries are worked out from: the customer's
+    /// centred, masked features `d`, which count as proxies, and the
+    /// guard's threshold.
+    pub(crate) fn proxy_inputs(&mut self, d: &[f64], is_proxy: &[bool], threshold: f64) {
+        self.d.extend_from_slice(d);
+        self.is_proxy.extend_from_slice(is_proxy);
+        self.threshold = threshold;
     }
 
     /// Appends offer `offer`, withheld at `stage` because of `why`.
@@ -127,15 +139,6 @@ impl Compact {
     pub(crate) fn plain(&mut self, reason: Reason) -> Why {
         self.reasons.push(reason);
         Why::Plain(self.reasons.len() as u32 - 1)
-    }
-
-    /// Keeps a proxy-driven reason aside: its share, threshold and proxy
-    /// features (schema positions, largest contribution first).
-    pub(crate) fn proxy_driven(&mut self, share: f64, threshold: f64, features: impl Iterator<Item = usize>) -> Why {
-        let start = self.features.len() as u32;
-        self.features.extend(features.map(|i| i as u32));
-        self.proxies.push((share, threshold, (start, self.features.len() as u32)));
-        Why::ProxyDriven(self.proxies.len() as u32 - 1)
     }
 
     /// The reason `why` stands for, for offer `offer`.
@@ -155,16 +158,24 @@ impl Compact {
             Why::NotDeclared(event, bits) => {
                 Reason::LifeEventNotDeclared { event, found: crate::guard::provenances(bits).collect() }
             }
-            Why::ProxyDriven(i) => {
-                let (share, threshold, (a, b)) = self.proxies[i as usize];
-                let names = self.features[a as usize..b as usize].iter();
-                Reason::ProxyDriven {
-                    share,
-                    threshold,
-                    features: names.map(|&f| self.names.features[f as usize].name.clone()).collect(),
-                }
-            }
+            Why::ProxyDriven => self.proxy_driven(offer),
             Why::Plain(i) => self.reasons[i as usize].clone(),
+        }
+    }
+
+    /// Guard rule 3's reason for `offer`: the exact share, and the proxies
+    /// contributing, largest first (ties by schema position).
+    fn proxy_driven(&self, offer: usize) -> Reason {
+        let row = self.names.models.as_ref().map_or(&[][..], |m| m.row(offer));
+        let contributions = row.iter().zip(&self.d).map(|(w, d)| w * d);
+        let share = crate::guard::proxy_share(contributions.clone().zip(self.is_proxy.iter().copied()));
+        let mut proxies: Vec<(usize, f64)> =
+            contributions.enumerate().filter(|&(i, c)| self.is_proxy[i] && c != 0.0).collect();
+        proxies.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+        Reason::ProxyDriven {
+            share,
+            threshold: self.threshold,
+            features: proxies.iter().map(|&(i, _)| self.names.features[i].name.clone()).collect(),
         }
     }
 
@@ -223,8 +234,9 @@ impl WithheldList {
                 names: Arc::clone(names),
                 entries: Vec::new(),
                 reasons: Vec::new(),
-                proxies: Vec::new(),
-                features: Vec::new(),
+                d: Vec::new(),
+                is_proxy: Vec::new(),
+                threshold: 0.0,
             };
             self.repr = Repr::Compact(empty);
         }

@@ -311,8 +311,7 @@ impl Plan {
 
     /// Marks in `fail` every offer that fails a rule before scoring
     /// (eligibility, channel, targets, suitability) and records in `codes`
-    /// the first such rule in pipeline order, except for the channel rule,
-    /// which [`Plan::on_channel`] answers; the contact history is the
+    /// the first such rule in pipeline order; the contact history is the
     /// caller's. With `eligibility_only` (nothing may be offered at all),
     /// every offer is marked and only eligibility is checked.
     pub(crate) fn mark_failures(
@@ -331,7 +330,11 @@ impl Plan {
         if eligibility_only {
             fail.fill(n);
         } else {
-            fail.copy_from(&self.not_on_channel[channel_index(channel)]);
+            let off = &self.not_on_channel[channel_index(channel)];
+            fail.copy_from(off);
+            for (w, &word) in off.words().iter().enumerate() {
+                bits(word, w * 64).for_each(|o| codes[o] = Code::Channel);
+            }
         }
         for (w, &word) in held.words().iter().enumerate() {
             for p in bits(word, w * 64) {
@@ -419,11 +422,6 @@ impl Plan {
         }
         None
     }
-
-    /// `true` when offer `o` is made on `channel`.
-    pub(crate) fn on_channel(&self, o: usize, channel: Channel) -> bool {
-        !self.not_on_channel[channel_index(channel)].get(o)
-    }
 }
 
 /// The first rule an offer failed before scoring, in pipeline order (so
@@ -437,6 +435,8 @@ pub(crate) enum Code {
     Held,
     /// Eligibility: an age or holdings rule ([`Plan::extra_failure`]).
     Extra,
+    /// Contact policy: the offer is not made on the requested channel.
+    Channel,
     /// Contact policy: the offer's own contact history.
     History,
     /// Guard rule 1: a life-event target.

@@ -91,15 +91,14 @@ pub struct Engine {
     uid: u64,
     /// Feature names in name order, with their positions.
     sorted_features: Vec<(Arc<str>, usize)>,
-    models: ModelMatrix,
+    /// Shared with the workspaces' names, for the audit's proxy reasons.
+    models: Arc<ModelMatrix>,
     /// Per offer: the rules it must pass, cited when it is recommended.
     rules: Vec<Vec<Rule>>,
     /// The rules compiled to indices and bit sets.
     plan: Plan,
     /// Per feature, 1 for the ordinary ones (the only ones cited), else 0.
     ordinary: Vec<f64>,
-    /// Positions of the `proxy` features.
-    proxy_features: Vec<usize>,
     /// Per offer: its product family, numbered.
     family_of: Vec<u32>,
     /// Per family: its offers.
@@ -225,8 +224,6 @@ impl Engine {
         let offer_index = offers.iter().enumerate().map(|(i, o)| (o.id.0.clone(), i)).collect();
         let rules = offers.iter().map(offer_rules).collect();
         let plan = Plan::compile(&offers);
-        let proxy_features =
-            (0..schema.len()).filter(|&i| matches!(schema.features[i].sensitivity, Sensitivity::Proxy(_))).collect();
         let ordinary =
             schema.features.iter().map(|f| f64::from(u8::from(f.sensitivity == Sensitivity::Ordinary))).collect();
         let mut families: HashMap<&str, u32> = HashMap::new();
@@ -250,11 +247,10 @@ impl Engine {
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             },
             sorted_features,
-            models,
+            models: Arc::new(models),
             rules,
             plan,
             ordinary,
-            proxy_features,
             family_of,
             family_members,
             isa: Isa::detect(),
@@ -494,7 +490,7 @@ impl Engine {
             scratch.workspaces.resize_with(b, Workspace::new);
         }
         // One copy of the names per thread, shared by its workspaces.
-        Names::ensure(&mut scratch.names, self.uid, &self.offers, &self.schema.features);
+        Names::ensure(&mut scratch.names, self.uid, &self.offers, &self.schema.features, &self.models);
         for ws in &mut scratch.workspaces[..b] {
             if !Arc::ptr_eq(&ws.names, &scratch.names) {
                 ws.names = Arc::clone(&scratch.names);
@@ -649,7 +645,7 @@ impl Engine {
                 let o = ws.contact_offers[h];
                 // Offers failing an earlier rule (or already found failing
                 // here) need no check; one contacted twice may be checked twice.
-                if ws.codes[o] <= Code::History || !self.plan.on_channel(o, request.channel) {
+                if ws.codes[o] <= Code::History {
                     continue;
                 }
                 if self.contact_rule(o, customer, request, &ws.contact_offers).is_err() {
@@ -672,36 +668,14 @@ impl Engine {
         Ok(Prepared { budget, status, effective_k, signals, mode })
     }
 
-    /// The guard rule offer `o` fails, having passed eligibility and the
-    /// contact policy: a target, suitability, or else proxy-driven (rule 3),
-    /// with the exact share and the proxies responsible, largest first.
-    fn guard_failure(
-        &self,
-        o: usize,
-        customer: &Customer,
-        prepared: &Prepared,
-        (d, is_proxy): (&[f64], &[bool]),
-        pairs: &mut Vec<(usize, f64)>,
-        list: &mut Compact,
-    ) -> Why {
+    /// The guard rule offer `o` fails before scoring, having passed
+    /// eligibility and the contact policy: a target, or suitability.
+    fn guard_failure(&self, o: usize, customer: &Customer, prepared: &Prepared, list: &mut Compact) -> Option<Why> {
         let offer = &self.offers[o];
         match prepared.signals.target_failure(&offer.targets) {
-            Some((event, None)) => list.plain(Reason::LifeEventUseNotConsented { event }),
-            Some((event, Some(found))) => Why::NotDeclared(event, found),
-            None => {
-                if let Err(reason) = guard::check_suitability(offer, customer) {
-                    return list.plain(reason);
-                }
-                let row = self.models.row(o);
-                let contributions = row.iter().zip(d).map(|(w, d)| w * d);
-                let share = guard::proxy_share(contributions.zip(is_proxy.iter().copied()));
-                pairs.clear();
-                let proxies = self.proxy_features.iter().map(|&i| (i, row[i] * d[i]));
-                pairs.extend(proxies.filter(|&(i, c)| is_proxy[i] && c != 0.0));
-                pairs.sort_unstable_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
-                let threshold = self.params.guard().proxy_share_threshold;
-                list.proxy_driven(share, threshold, pairs.iter().map(|&(i, _)| i))
-            }
+            Some((event, None)) => Some(list.plain(Reason::LifeEventUseNotConsented { event })),
+            Some((event, Some(found))) => Some(Why::NotDeclared(event, found)),
+            None => guard::check_suitability(offer, customer).err().map(|reason| list.plain(reason)),
         }
     }
 
@@ -938,7 +912,7 @@ impl Engine {
         }
         arbitration::top_k(&mut ws.shortlist, k);
 
-        Names::ensure(&mut ws.names, self.uid, &self.offers, &self.schema.features);
+        Names::ensure(&mut ws.names, self.uid, &self.offers, &self.schema.features, &self.models);
         self.write_audit(customer, request, prepared, ws, out);
         let recommendations = &mut out.recommendations;
         recommendations.truncate(ws.shortlist.len());
@@ -976,43 +950,41 @@ impl Engine {
         out: &mut Decision,
     ) {
         let mut failed = [0usize; 3];
-        let Workspace { fail, driven, held, codes, contact_offers, pairs, d, is_proxy, names, .. } = ws;
+        let Workspace { fail, driven, held, codes, contact_offers, d, is_proxy, names, .. } = ws;
         let list = out.withheld.compact(names);
+        list.proxy_inputs(d, is_proxy, self.params.guard().proxy_share_threshold);
         // Nothing may be offered: every offer past eligibility shares one reason.
-        let mut budget_why = None;
+        let budget_why = prepared.budget.as_ref().err().map(|(_, reason)| list.plain(reason.clone()));
         for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
             for o in bits(f | dr, w * 64) {
                 let code = codes.get(o).copied().unwrap_or(Code::Passed);
-                let recorded = match code {
-                    Code::Held => Some((Stage::Eligibility, Why::AlreadyHeld)),
-                    Code::Extra => self
+                let recorded = match (code, budget_why) {
+                    (Code::Held, _) => Some((Stage::Eligibility, Why::AlreadyHeld)),
+                    (Code::Extra, _) => self
                         .plan
                         .extra_failure(o, customer, held)
                         .and_then(|f| extra_why(f, names.offers.get(o)?, list))
                         .map(|why| (Stage::Eligibility, why)),
-                    _ => match (&prepared.budget, budget_why) {
-                        (Err(_), Some(why)) => Some((Stage::ContactPolicy, why)),
-                        (Err((_, reason)), None) => {
-                            let why = list.plain(reason.clone());
-                            budget_why = Some(why);
-                            Some((Stage::ContactPolicy, why))
-                        }
-                        (Ok(_), _) if !self.plan.on_channel(o, request.channel) => {
-                            Some((Stage::ContactPolicy, Why::ChannelNotOffered(request.channel)))
-                        }
-                        (Ok(_), _) if code == Code::History => self
-                            .contact_rule(o, customer, request, contact_offers)
-                            .err()
-                            .map(|reason| (Stage::ContactPolicy, list.plain(reason))),
-                        (Ok(_), _) => {
-                            Some((Stage::Guard, self.guard_failure(o, customer, prepared, (d, is_proxy), pairs, list)))
-                        }
-                    },
+                    (_, Some(why)) => Some((Stage::ContactPolicy, why)),
+                    (Code::Channel, None) => Some((Stage::ContactPolicy, Why::ChannelNotOffered(request.channel))),
+                    (Code::History, None) => self
+                        .contact_rule(o, customer, request, contact_offers)
+                        .err()
+                        .map(|reason| (Stage::ContactPolicy, list.plain(reason))),
+                    (Code::Target | Code::Suitability, None) => {
+                        self.guard_failure(o, customer, prepared, list).map(|why| (Stage::Guard, why))
+                    }
+                    // Reached scoring: withheld by guard rule 3.
+                    (Code::Passed, None) => Some((Stage::Guard, Why::ProxyDriven)),
                 };
                 let reference = || self.reference_failure(o, customer, request, prepared, contact_offers);
                 debug_assert!(
                     match &recorded {
-                        Some((_, Why::ProxyDriven { .. })) => reference().is_none(),
+                        Some((_, Why::ProxyDriven)) => {
+                            reference().is_none()
+                                && matches!(list.reason(o, Why::ProxyDriven),
+                                    Reason::ProxyDriven { share, threshold, .. } if share > threshold)
+                        }
                         Some((stage, why)) => reference() == Some((*stage, list.reason(o, *why))),
                         None => false,
                     },

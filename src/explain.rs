@@ -218,7 +218,7 @@ mod tests {
         /// absolute size, the first `max` nonzero ones.
         #[test]
         fn top_contributions_equal_a_full_sort(
-            features in proptest::collection::vec((-3i8..4, -2i8..3, proptest::bool::weighted(0.8)), 0..23),
+            features in proptest::collection::vec((-3i8..4, -2i8..3, proptest::bool::weighted(0.8)), 0..150),
             max in 0usize..12,
         ) {
             // Few distinct values, so that ties are common.
@@ -242,6 +242,24 @@ mod tests {
             weight: contribution,
             contribution,
         }
+    }
+
+    /// Many features: the largest may come last or first.
+    #[test]
+    fn top_contributions_of_many_features() {
+        let n = 200;
+        let w: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let d: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let mut m = vec![1.0; n];
+        let mut out = Vec::new();
+        top_contributions(&w, &d, &m, 3, &mut out);
+        assert_eq!(out, vec![(199, -199.0), (198, 198.0), (197, -197.0)]);
+        m[199] = 0.0;
+        top_contributions(&w, &d, &m, 9, &mut out);
+        assert_eq!(out.iter().map(|c| c.0).collect::<Vec<_>>(), (190..199).rev().collect::<Vec<_>>());
+        let d: Vec<f64> = (0..n).map(|i| if i == 5 { 1e3 } else { (i % 64) as f64 }).collect();
+        top_contributions(&w, &d, &m, 3, &mut out);
+        assert_eq!(out, vec![(5, -1e3), (63, -63.0), (127, -63.0)]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::catalog::{Channel, CustomerId, OfferId, ProductId};
 use crate::compiled::Bitset;
 use crate::decision::{Decision, DecisionStatus, Funnel};
 use crate::explain::Contribution;
+use crate::model::ModelMatrix;
 use crate::schema::FeatureSpec;
 
 /// Scratch memory for [`Engine::recommend_into`](crate::Engine::recommend_into).
@@ -115,6 +116,10 @@ pub(crate) struct Names {
     pub(crate) engine: u64,
     pub(crate) offers: Vec<OfferNames>,
     pub(crate) features: Vec<FeatureSpec>,
+    /// The engine's models, from which the audit works out proxy-driven
+    /// reasons when read (shared: it is read, never reference-counted per
+    /// decision).
+    pub(crate) models: Option<Arc<ModelMatrix>>,
 }
 
 /// The names one offer's decisions may cite.
@@ -139,13 +144,19 @@ impl Names {
         engine: u64,
         offers: &[crate::catalog::Offer],
         features: &[FeatureSpec],
+        models: &Arc<ModelMatrix>,
     ) {
         if names.engine != engine {
-            *names = Arc::new(Names::copy(engine, offers, features));
+            *names = Arc::new(Names::copy(engine, offers, features, models));
         }
     }
 
-    fn copy(engine: u64, offers: &[crate::catalog::Offer], features: &[FeatureSpec]) -> Names {
+    fn copy(
+        engine: u64,
+        offers: &[crate::catalog::Offer],
+        features: &[FeatureSpec],
+        models: &Arc<ModelMatrix>,
+    ) -> Names {
         let product = |p: &ProductId| ProductId(copy(&p.0));
         let offers = offers
             .iter()
@@ -161,7 +172,7 @@ impl Names {
             .iter()
             .map(|f| FeatureSpec { name: copy(&f.name), description: copy(&f.description), ..f.clone() })
             .collect();
-        Names { engine, offers, features }
+        Names { engine, offers, features, models: Some(Arc::clone(models)) }
     }
 }
 
