@@ -3,13 +3,15 @@
 //!
 //! A decision withholds hundreds of offers when the catalog is large, and
 //! most services log the audit rather than read it. The engine therefore
-//! records each withheld offer as its position, its stage and the rule's
-//! few customer-specific values; the names it cites (offer ids, products,
-//! proxy features) are looked up in the workspace's copy of the engine's
-//! names only when an entry is read or serialized. A proxy-driven offer's
-//! share and proxies are worked out when read, too, from the decision's
-//! copy of the customer's centred features and the engine's weights: the
-//! same f64 arithmetic the guard uses. Serialized, it is a list of
+//! keeps a copy of the per-offer rule codes it recorded while ranking (one
+//! byte an offer), with what it takes to turn a code into a reason: the
+//! customer's age and held products, the channel, the centred features for
+//! proxy shares, and the few reasons that need more of the customer
+//! (contact history, life events, vulnerabilities), worked out eagerly.
+//! Entries are built only when read or serialized, by the same rules and
+//! the same f64 arithmetic as the stage modules, citing the workspace's
+//! copy of the engine's names. Debug builds check every entry against the
+//! stage modules when it is written. Serialized, it is a list of
 //! [`Withheld`] objects.
 
 use std::fmt;
@@ -20,7 +22,8 @@ use schemars::schema::Schema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::catalog::Channel;
+use crate::catalog::{Channel, ProductId};
+use crate::compiled::{Bitset, Code, Failure};
 use crate::decision::{Reason, Stage, Withheld};
 use crate::schema::LifeEvent;
 use crate::workspace::Names;
@@ -65,101 +68,174 @@ impl Default for Repr {
     }
 }
 
-/// The engine's form: small entries naming offers and products by
-/// position, with the few reasons that carry values kept aside.
+/// The engine's form: the per-offer rule codes of the decision, and what
+/// turns a code into a reason when the entry is read.
 #[derive(Clone)]
 pub(crate) struct Compact {
     names: Arc<Names>,
-    entries: Vec<Entry>,
-    /// Reasons of [`Why::Plain`] entries.
+    /// Per offer, the first rule it failed ([`Code::Passed`]: none).
+    codes: Vec<Code>,
+    /// Offers withheld.
+    len: usize,
+    /// Nothing may be offered: the reason of every offer past eligibility.
+    budget: Option<Why>,
+    /// Reasons of the contact-history and guard rules 1 and 4, which need
+    /// more of the customer than is kept here: `(offer, why)`, by offer.
+    details: Vec<(u32, Why)>,
+    /// Reasons of [`Why::Plain`].
     reasons: Vec<Reason>,
-    /// For [`Why::ProxyDriven`] entries: the customer's centred, masked
-    /// features, which of them count as proxies, and the guard's threshold.
+    /// For eligibility entries: the customer's age and held products.
+    age: Option<u32>,
+    held: Bitset,
+    channel: Channel,
+    /// For proxy-driven entries: the customer's centred, masked features,
+    /// which of them count as proxies, and the guard's threshold.
     d: Vec<f64>,
     is_proxy: Vec<bool>,
     threshold: f64,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
-    offer: u32,
-    stage: Stage,
-    why: Why,
-}
-
 /// A withheld offer's reason, with its names left as positions and any
-/// values kept aside (16 bytes an entry, so that writing hundreds is cheap).
+/// values kept aside.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Why {
-    /// The offer's product is held.
-    AlreadyHeld,
-    /// The offer's base product is not held.
-    MissingBaseProduct,
-    /// The offer's `requires[j]` is not held.
-    MissingRequiredHolding(u32),
-    /// The offer's `excludes[j]` is held.
-    ExcludedHolding(u32),
-    /// The offer is not made on the channel.
-    ChannelNotOffered(Channel),
     /// Guard rule 1, with the provenance bits found.
     NotDeclared(LifeEvent, u8),
-    /// Guard rule 3; the share and proxies are computed when read.
-    ProxyDriven,
     /// Any other reason: an index into [`Compact`]'s reasons.
     Plain(u32),
 }
 
+/// What the engine keeps of a request for its audit.
+pub(crate) struct Context<'a> {
+    pub(crate) codes: &'a [Code],
+    pub(crate) age: Option<u32>,
+    pub(crate) held: &'a Bitset,
+    pub(crate) channel: Channel,
+    pub(crate) d: &'a [f64],
+    pub(crate) is_proxy: &'a [bool],
+    pub(crate) threshold: f64,
+}
+
+/// Offers withheld at each stage, in [`Stage`] order.
+pub(crate) type StageCounts = [usize; 3];
+
 impl Compact {
-    /// Starts a new audit citing `names`.
-    pub(crate) fn start(&mut self, names: &Arc<Names>) {
+    /// Starts a new audit citing `names`, from the request's `context`;
+    /// `budget` is the reason for every offer past eligibility when nothing
+    /// may be offered. Returns the offers withheld at each stage.
+    pub(crate) fn start(&mut self, names: &Arc<Names>, context: &Context, budget: Option<Reason>) -> StageCounts {
         if !Arc::ptr_eq(&self.names, names) {
             self.names = Arc::clone(names);
         }
-        self.entries.clear();
+        self.codes.clear();
+        self.codes.extend_from_slice(context.codes);
         self.reasons.clear();
+        self.details.clear();
+        self.budget = budget.map(|reason| self.plain(reason));
+        self.age = context.age;
+        self.held.copy_from(context.held);
+        self.channel = context.channel;
         self.d.clear();
+        self.d.extend_from_slice(context.d);
         self.is_proxy.clear();
+        self.is_proxy.extend_from_slice(context.is_proxy);
+        self.threshold = context.threshold;
+        // One pass of byte comparisons, which the compiler vectorises.
+        let (mut eligibility, mut contact, mut guard) = (0u32, 0u32, 0u32);
+        for &c in &self.codes {
+            let c = c as u8;
+            eligibility += u32::from(c <= Code::Extra as u8);
+            contact += u32::from(c.wrapping_sub(Code::Channel as u8) <= Code::History as u8 - Code::Channel as u8);
+            guard += u32::from(c.wrapping_sub(Code::Target as u8) <= Code::Driven as u8 - Code::Target as u8);
+        }
+        let (n, eligibility, mut contact, guard) =
+            (self.codes.len(), eligibility as usize, contact as usize, guard as usize);
+        if self.budget.is_some() {
+            contact = n - eligibility;
+        }
+        self.len = eligibility + contact + if self.budget.is_some() { 0 } else { guard };
+        [eligibility, contact, if self.budget.is_some() { 0 } else { guard }]
     }
 
-    /// Keeps what proxy-driven entries are worked out from: the customer's
-    /// centred, masked features `d`, which count as proxies, and the
-    /// guard's threshold.
-    pub(crate) fn proxy_inputs(&mut self, d: &[f64], is_proxy: &[bool], threshold: f64) {
-        self.d.extend_from_slice(d);
-        self.is_proxy.extend_from_slice(is_proxy);
-        self.threshold = threshold;
+    /// Records the reason of offer `offer`, whose code is
+    /// [`Code::History`], [`Code::Target`] or [`Code::Suitability`]; offers
+    /// in increasing order.
+    pub(crate) fn detail(&mut self, offer: usize, why: Why) {
+        self.details.push((offer as u32, why));
     }
 
-    /// Appends offer `offer`, withheld at `stage` because of `why`.
-    pub(crate) fn push(&mut self, offer: usize, stage: Stage, why: Why) {
-        self.entries.push(Entry { offer: offer as u32, stage, why });
+    /// Drops offer `offer`'s entry (whose reason could not be found) and
+    /// returns its stage.
+    pub(crate) fn forget(&mut self, offer: usize) -> Stage {
+        let stage = self.entry_stage(offer);
+        if let Some(code) = self.codes.get_mut(offer) {
+            *code = Code::Passed;
+            self.len -= 1;
+        }
+        stage
     }
 
-    /// Keeps `reason` aside for [`Why::Plain`] entries.
+    fn entry_stage(&self, offer: usize) -> Stage {
+        match (self.codes.get(offer), self.budget) {
+            (Some(Code::Held | Code::Extra) | None, _) => Stage::Eligibility,
+            (_, Some(_)) | (Some(Code::Channel | Code::History), None) => Stage::ContactPolicy,
+            (Some(_), None) => Stage::Guard,
+        }
+    }
+
+    /// Keeps `reason` aside.
     pub(crate) fn plain(&mut self, reason: Reason) -> Why {
         self.reasons.push(reason);
         Why::Plain(self.reasons.len() as u32 - 1)
     }
 
-    /// The reason `why` stands for, for offer `offer`.
-    pub(crate) fn reason(&self, offer: usize, why: Why) -> Reason {
-        let own = &self.names.offers[offer];
+    /// The reason `why` stands for.
+    pub(crate) fn reason(&self, why: Why) -> Reason {
         match why {
-            Why::AlreadyHeld => Reason::AlreadyHeld { product: own.product.clone() },
-            // The engine records these only when the offer has the product.
-            Why::MissingBaseProduct => {
-                Reason::MissingBaseProduct { product: own.base_product.clone().unwrap_or_else(|| own.product.clone()) }
-            }
-            Why::MissingRequiredHolding(j) => {
-                Reason::MissingRequiredHolding { product: own.requires[j as usize].clone() }
-            }
-            Why::ExcludedHolding(j) => Reason::ExcludedHolding { product: own.excludes[j as usize].clone() },
-            Why::ChannelNotOffered(channel) => Reason::ChannelNotOffered { channel },
             Why::NotDeclared(event, bits) => {
                 Reason::LifeEventNotDeclared { event, found: crate::guard::provenances(bits).collect() }
             }
-            Why::ProxyDriven => self.proxy_driven(offer),
             Why::Plain(i) => self.reasons[i as usize].clone(),
+        }
+    }
+
+    /// Offer `offer`'s stage and reason, if it was withheld.
+    pub(crate) fn entry(&self, offer: usize) -> Option<(Stage, Reason)> {
+        let code = *self.codes.get(offer)?;
+        let own = &self.names.offers[offer];
+        let detail = || {
+            let i = self.details.binary_search_by_key(&(offer as u32), |d| d.0).ok()?;
+            Some(self.reason(self.details[i].1))
+        };
+        Some(match (code, self.budget) {
+            (Code::Held, _) => (Stage::Eligibility, Reason::AlreadyHeld { product: own.product.clone() }),
+            (Code::Extra, _) => (Stage::Eligibility, self.eligibility(offer)),
+            (_, Some(why)) => (Stage::ContactPolicy, self.reason(why)),
+            (Code::Channel, None) => (Stage::ContactPolicy, Reason::ChannelNotOffered { channel: self.channel }),
+            (Code::History, None) => (Stage::ContactPolicy, detail()?),
+            (Code::Target | Code::Suitability, None) => (Stage::Guard, detail()?),
+            (Code::Driven, None) => (Stage::Guard, self.proxy_driven(offer)),
+            (Code::Passed, None) => return None,
+        })
+    }
+
+    /// The age or holdings rule offer `offer` failed, from the customer's
+    /// age and holdings as the engine saw them.
+    fn eligibility(&self, offer: usize) -> Reason {
+        let own = &self.names.offers[offer];
+        let failure = self.names.plan.as_ref().and_then(|plan| plan.extra_failure(offer, self.age, &self.held));
+        // The code was recorded by the same rules on the same data, so one
+        // of them fails; the fallbacks below are never reached.
+        let cite = |list: &[ProductId], j: usize| list.get(j).unwrap_or(&own.product).clone();
+        match failure {
+            Some(Failure::Reason(reason)) => reason,
+            Some(Failure::MissingRequiredHolding(j)) => {
+                Reason::MissingRequiredHolding { product: cite(&own.requires, j) }
+            }
+            Some(Failure::ExcludedHolding(j)) => Reason::ExcludedHolding { product: cite(&own.excludes, j) },
+            Some(Failure::MissingBaseProduct) | None => {
+                Reason::MissingBaseProduct { product: own.base_product.clone().unwrap_or_else(|| own.product.clone()) }
+            }
         }
     }
 
@@ -179,9 +255,14 @@ impl Compact {
         }
     }
 
-    fn withheld(&self, e: &Entry) -> Withheld {
-        let offer = e.offer as usize;
-        Withheld { offer: self.names.offers[offer].id.clone(), stage: e.stage, reason: self.reason(offer, e.why) }
+    fn withheld(&self, offer: usize) -> Option<Withheld> {
+        let (stage, reason) = self.entry(offer)?;
+        Some(Withheld { offer: self.names.offers[offer].id.clone(), stage, reason })
+    }
+
+    /// The first offer withheld from position `from` on.
+    fn next_from(&self, from: usize) -> Option<(usize, Withheld)> {
+        (from..self.codes.len()).find_map(|o| Some((o, self.withheld(o)?)))
     }
 }
 
@@ -190,7 +271,7 @@ impl WithheldList {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Owned(v) => v.len(),
-            Repr::Compact(c) => c.entries.len(),
+            Repr::Compact(c) => c.len,
         }
     }
 
@@ -203,7 +284,7 @@ impl WithheldList {
     pub fn get(&self, i: usize) -> Option<Withheld> {
         match &self.repr {
             Repr::Owned(v) => v.get(i).cloned(),
-            Repr::Compact(c) => c.entries.get(i).map(|e| c.withheld(e)),
+            Repr::Compact(_) => self.iter().nth(i),
         }
     }
 
@@ -212,14 +293,15 @@ impl WithheldList {
         match &self.repr {
             Repr::Owned(v) => v.iter().find(|w| w.offer.as_str() == offer).cloned(),
             Repr::Compact(c) => {
-                c.entries.iter().find(|e| c.names.offers[e.offer as usize].id.as_str() == offer).map(|e| c.withheld(e))
+                let o = c.names.offers.iter().position(|names| names.id.as_str() == offer)?;
+                c.withheld(o)
             }
         }
     }
 
     /// The entries, in offer-id order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter { list: self, next: 0 }
+        Iter { list: self, next: 0, position: 0 }
     }
 
     /// The entries as a vector.
@@ -227,23 +309,33 @@ impl WithheldList {
         self.iter().collect()
     }
 
-    /// The engine's form, emptied for a new audit.
-    pub(crate) fn compact(&mut self, names: &Arc<Names>) -> &mut Compact {
+    /// The engine's form, started for a new audit (see [`Compact::start`]).
+    pub(crate) fn compact(
+        &mut self,
+        names: &Arc<Names>,
+        context: &Context,
+        budget: Option<Reason>,
+    ) -> (&mut Compact, StageCounts) {
         if let Repr::Owned(_) = self.repr {
-            let empty = Compact {
+            self.repr = Repr::Compact(Compact {
                 names: Arc::clone(names),
-                entries: Vec::new(),
+                codes: Vec::new(),
+                len: 0,
+                budget: None,
+                details: Vec::new(),
                 reasons: Vec::new(),
+                age: None,
+                held: Bitset::default(),
+                channel: context.channel,
                 d: Vec::new(),
                 is_proxy: Vec::new(),
                 threshold: 0.0,
-            };
-            self.repr = Repr::Compact(empty);
+            });
         }
         match &mut self.repr {
             Repr::Compact(c) => {
-                c.start(names);
-                c
+                let counts = c.start(names, context, budget);
+                (c, counts)
             }
             Repr::Owned(_) => unreachable!("just replaced"),
         }
@@ -254,14 +346,22 @@ impl WithheldList {
 #[derive(Clone)]
 pub struct Iter<'a> {
     list: &'a WithheldList,
+    /// Entries returned so far.
     next: usize,
+    /// Where the next one is looked for: a position in the list, or the
+    /// offer position of the engine's form.
+    position: usize,
 }
 
 impl Iterator for Iter<'_> {
     type Item = Withheld;
 
     fn next(&mut self) -> Option<Withheld> {
-        let item = self.list.get(self.next)?;
+        let (position, item) = match &self.list.repr {
+            Repr::Owned(v) => (self.position, v.get(self.position).cloned()?),
+            Repr::Compact(c) => c.next_from(self.position)?,
+        };
+        self.position = position + 1;
         self.next += 1;
         Some(item)
     }

@@ -312,7 +312,8 @@ impl Plan {
     /// Marks in `fail` every offer that fails a rule before scoring
     /// (eligibility, channel, targets, suitability) and records in `codes`
     /// the first such rule in pipeline order; the contact history is the
-    /// caller's. With `eligibility_only` (nothing may be offered at all),
+    /// caller's. Offers failing a target or suitability rule are also
+    /// listed in `detailed` (their reasons need the customer). With `eligibility_only` (nothing may be offered at all),
     /// every offer is marked and only eligibility is checked.
     pub(crate) fn mark_failures(
         &self,
@@ -321,7 +322,7 @@ impl Plan {
         usable_events: u32,
         held: &Bitset,
         eligibility_only: bool,
-        (fail, codes, missing_base): (&mut Bitset, &mut Vec<Code>, &mut Bitset),
+        (fail, codes, missing_base, detailed): (&mut Bitset, &mut Vec<Code>, &mut Bitset, &mut Vec<u32>),
     ) {
         let n = self.product_of.len();
         codes.resize(n, Code::Passed);
@@ -381,6 +382,7 @@ impl Plan {
             if self.targets[o] & !usable_events != 0 {
                 fail.set(o);
                 codes[o] = codes[o].min(Code::Target);
+                detailed.push(o as u32);
             }
         }
         let vulnerable = customer.vulnerabilities.iter().fold(0u8, |m, v| m | vulnerability_bit(v.vulnerability));
@@ -390,16 +392,17 @@ impl Plan {
                 if self.unsuitable[o] & vulnerable != 0 {
                     fail.set(o);
                     codes[o] = codes[o].min(Code::Suitability);
+                    detailed.push(o as u32);
                 }
             }
         }
     }
 
     /// The eligibility rules after "not already held", in order.
-    pub(crate) fn extra_failure(&self, o: usize, customer: &Customer, held: &Bitset) -> Option<Failure> {
-        let e = &self.extra[o];
+    pub(crate) fn extra_failure(&self, o: usize, age: Option<u32>, held: &Bitset) -> Option<Failure> {
+        let e = self.extra.get(o)?;
         if e.min_age.is_some() || e.max_age.is_some() {
-            let Some(age) = customer.age else {
+            let Some(age) = age else {
                 return Some(Failure::Reason(Reason::AgeUnknown));
             };
             if let Some(min_age) = e.min_age.filter(|&m| age < m) {
@@ -443,6 +446,8 @@ pub(crate) enum Code {
     Target,
     /// Guard rule 4: suitability.
     Suitability,
+    /// Guard rule 3: scored, and proxy-driven.
+    Driven,
     /// No rule failed before scoring.
     Passed,
 }

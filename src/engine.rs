@@ -6,9 +6,9 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::arbitration::{self, Candidate};
-use crate::audit::{Compact, Why};
+use crate::audit::{Compact, Context, Why};
 use crate::catalog::{Catalog, Offer};
-use crate::compiled::{bits, Code, Failure, Fnv, Plan};
+use crate::compiled::{bits, Code, Fnv, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
 use crate::customer::{Customer, FeatureValues, Provenance, Request};
@@ -20,7 +20,7 @@ use crate::guard::{self, SignalState};
 use crate::kernel::{self, Isa};
 use crate::model::{sigmoid, ModelMatrix};
 use crate::schema::{FeatureSchema, Sensitivity};
-use crate::workspace::{set_arc, set_contributions, set_names, ContributionRef, Names, OfferNames, Workspace};
+use crate::workspace::{set_arc, set_contributions, set_names, ContributionRef, Names, Workspace};
 
 /// Builds an [`Engine`] from a catalog and optional parameters.
 ///
@@ -96,7 +96,8 @@ pub struct Engine {
     /// Per offer: the rules it must pass, cited when it is recommended.
     rules: Vec<Vec<Rule>>,
     /// The rules compiled to indices and bit sets.
-    plan: Plan,
+    /// Shared with the workspaces' names, for the audit's eligibility reasons.
+    plan: Arc<Plan>,
     /// Per feature, 1 for the ordinary ones (the only ones cited), else 0.
     ordinary: Vec<f64>,
     /// Per offer: its product family, numbered.
@@ -249,7 +250,7 @@ impl Engine {
             sorted_features,
             models: Arc::new(models),
             rules,
-            plan,
+            plan: Arc::new(plan),
             ordinary,
             family_of,
             family_members,
@@ -490,7 +491,7 @@ impl Engine {
             scratch.workspaces.resize_with(b, Workspace::new);
         }
         // One copy of the names per thread, shared by its workspaces.
-        Names::ensure(&mut scratch.names, self.uid, &self.offers, &self.schema.features, &self.models);
+        Names::ensure(&mut scratch.names, self.uid, &self.offers, &self.schema.features, (&self.models, &self.plan));
         for ws in &mut scratch.workspaces[..b] {
             if !Arc::ptr_eq(&ws.names, &scratch.names) {
                 ws.names = Arc::clone(&scratch.names);
@@ -634,11 +635,11 @@ impl Engine {
         };
         let n = self.offers.len();
         self.plan.held(customer, &mut ws.held);
-        ws.driven.reset(n);
+        ws.detailed.clear();
         ws.rows.clear();
         ws.abs_rows.clear();
         let usable = signals.usable_mask();
-        let marks = (&mut ws.fail, &mut ws.codes, &mut ws.missing_base);
+        let marks = (&mut ws.fail, &mut ws.codes, &mut ws.missing_base, &mut ws.detailed);
         self.plan.mark_failures(customer, request.channel, usable, &ws.held, budget.is_err(), marks);
         if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
@@ -651,6 +652,7 @@ impl Engine {
                 if self.contact_rule(o, customer, request, &ws.contact_offers).is_err() {
                     ws.fail.set(o);
                     ws.codes[o] = Code::History;
+                    ws.detailed.push(o as u32);
                 }
             }
             // Offers reaching scoring, split by whether the proxy share must
@@ -841,7 +843,7 @@ impl Engine {
                         self.proxy_share(o, ws) > threshold
                     };
                     if driven {
-                        ws.driven.set(o);
+                        ws.codes[o] = Code::Driven;
                     } else {
                         ws.dense[o] = dot;
                     }
@@ -897,7 +899,7 @@ impl Engine {
                         });
                     }
                     if share > threshold {
-                        ws.driven.set(o);
+                        ws.codes[o] = Code::Driven;
                     } else {
                         let candidate = self.candidate(o, logit, ws);
                         ws.shortlist.push(candidate);
@@ -912,7 +914,7 @@ impl Engine {
         }
         arbitration::top_k(&mut ws.shortlist, k);
 
-        Names::ensure(&mut ws.names, self.uid, &self.offers, &self.schema.features, &self.models);
+        Names::ensure(&mut ws.names, self.uid, &self.offers, &self.schema.features, (&self.models, &self.plan));
         self.write_audit(customer, request, prepared, ws, out);
         let recommendations = &mut out.recommendations;
         recommendations.truncate(ws.shortlist.len());
@@ -940,7 +942,9 @@ impl Engine {
     }
 
     /// The audit: every offer withheld, in offer order, with the first rule
-    /// it failed; and the funnel counts.
+    /// it failed; and the funnel counts. Most reasons are worked out from
+    /// the rule codes when the audit is read; those that need more of the
+    /// customer are recorded here.
     fn write_audit(
         &self,
         customer: &Customer,
@@ -949,56 +953,49 @@ impl Engine {
         ws: &mut Workspace,
         out: &mut Decision,
     ) {
-        let mut failed = [0usize; 3];
-        let Workspace { fail, driven, held, codes, contact_offers, d, is_proxy, names, .. } = ws;
-        let list = out.withheld.compact(names);
-        list.proxy_inputs(d, is_proxy, self.params.guard().proxy_share_threshold);
-        // Nothing may be offered: every offer past eligibility shares one reason.
-        let budget_why = prepared.budget.as_ref().err().map(|(_, reason)| list.plain(reason.clone()));
-        for (w, (&f, &dr)) in fail.words().iter().zip(driven.words()).enumerate() {
-            for o in bits(f | dr, w * 64) {
-                let code = codes.get(o).copied().unwrap_or(Code::Passed);
-                let recorded = match (code, budget_why) {
-                    (Code::Held, _) => Some((Stage::Eligibility, Why::AlreadyHeld)),
-                    (Code::Extra, _) => self
-                        .plan
-                        .extra_failure(o, customer, held)
-                        .and_then(|f| extra_why(f, names.offers.get(o)?, list))
-                        .map(|why| (Stage::Eligibility, why)),
-                    (_, Some(why)) => Some((Stage::ContactPolicy, why)),
-                    (Code::Channel, None) => Some((Stage::ContactPolicy, Why::ChannelNotOffered(request.channel))),
-                    (Code::History, None) => self
-                        .contact_rule(o, customer, request, contact_offers)
-                        .err()
-                        .map(|reason| (Stage::ContactPolicy, list.plain(reason))),
-                    (Code::Target | Code::Suitability, None) => {
-                        self.guard_failure(o, customer, prepared, list).map(|why| (Stage::Guard, why))
+        let Workspace { held, codes, contact_offers, detailed, d, is_proxy, names, .. } = ws;
+        let context = Context {
+            codes,
+            age: customer.age,
+            held,
+            channel: request.channel,
+            d,
+            is_proxy,
+            threshold: self.params.guard().proxy_share_threshold,
+        };
+        let budget = prepared.budget.as_ref().err().map(|(_, reason)| reason.clone());
+        let (list, mut failed) = out.withheld.compact(names, &context, budget);
+        if prepared.budget.is_ok() {
+            detailed.sort_unstable();
+            detailed.dedup();
+            for &o in detailed.iter() {
+                let o = o as usize;
+                let why = match codes[o] {
+                    Code::History => {
+                        self.contact_rule(o, customer, request, contact_offers).err().map(|reason| list.plain(reason))
                     }
-                    // Reached scoring: withheld by guard rule 3.
-                    (Code::Passed, None) => Some((Stage::Guard, Why::ProxyDriven)),
+                    Code::Target | Code::Suitability => self.guard_failure(o, customer, prepared, list),
+                    _ => continue,
                 };
+                // Unreachable fallbacks (the code was recorded by the stage
+                // modules' rules): their answer, or else no entry, rather
+                // than a panic.
                 let reference = || self.reference_failure(o, customer, request, prepared, contact_offers);
-                debug_assert!(
-                    match &recorded {
-                        Some((_, Why::ProxyDriven)) => {
-                            reference().is_none()
-                                && matches!(list.reason(o, Why::ProxyDriven),
-                                    Reason::ProxyDriven { share, threshold, .. } if share > threshold)
-                        }
-                        Some((stage, why)) => reference() == Some((*stage, list.reason(o, *why))),
-                        None => false,
-                    },
-                    "offer {o}: recorded failure differs from the stage modules"
-                );
-                if let Some((stage, why)) = recorded {
-                    failed[stage as usize] += 1;
-                    list.push(o, stage, why);
-                } else if let Some((stage, reason)) = reference() {
-                    // Unreachable (the code was recorded by those rules); the
-                    // stage modules' answer stands in rather than a panic.
-                    failed[stage as usize] += 1;
-                    let why = list.plain(reason);
-                    list.push(o, stage, why);
+                match why.or_else(|| reference().map(|(_, reason)| list.plain(reason))) {
+                    Some(why) => list.detail(o, why),
+                    None => failed[list.forget(o) as usize] -= 1,
+                }
+            }
+        }
+        #[cfg(debug_assertions)]
+        for o in 0..self.offers.len() {
+            let reference = self.reference_failure(o, customer, request, prepared, contact_offers);
+            match list.entry(o) {
+                Some((Stage::Guard, Reason::ProxyDriven { share, threshold, .. })) => {
+                    assert!(reference.is_none() && share > threshold, "offer {o}: proxy-driven, but {reference:?}");
+                }
+                recorded => {
+                    assert_eq!(recorded, reference, "offer {o}: recorded failure differs from the stage modules");
                 }
             }
         }
@@ -1077,21 +1074,6 @@ impl Engine {
         explain::write_sentence(&e.contributions, &mut e.reason);
         debug_assert_eq!(e.reason, explain::sentence(&e.contributions));
     }
-}
-
-/// The eligibility reason for an age or holdings `failure`, checked
-/// against the offer's own product lists.
-fn extra_why(failure: Failure, own: &OfferNames, list: &mut Compact) -> Option<Why> {
-    let index = |j: usize, products: &[crate::catalog::ProductId]| (j < products.len()).then_some(j as u32);
-    Some(match failure {
-        Failure::Reason(reason) => list.plain(reason),
-        Failure::MissingBaseProduct => {
-            own.base_product.as_ref()?;
-            Why::MissingBaseProduct
-        }
-        Failure::MissingRequiredHolding(j) => Why::MissingRequiredHolding(index(j, &own.requires)?),
-        Failure::ExcludedHolding(j) => Why::ExcludedHolding(index(j, &own.excludes)?),
-    })
 }
 
 /// `ln(stake × weight × family)` in f32, with the conventions of the

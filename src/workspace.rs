@@ -10,7 +10,7 @@ use chrono::DateTime;
 
 use crate::arbitration::Candidate;
 use crate::catalog::{Channel, CustomerId, OfferId, ProductId};
-use crate::compiled::Bitset;
+use crate::compiled::{Bitset, Plan};
 use crate::decision::{Decision, DecisionStatus, Funnel};
 use crate::explain::Contribution;
 use crate::model::ModelMatrix;
@@ -73,8 +73,9 @@ pub struct Workspace {
     pub(crate) missing_base: Bitset,
     /// Per offer, the first rule it failed before scoring.
     pub(crate) codes: Vec<crate::compiled::Code>,
-    /// Offers suppressed as proxy-driven.
-    pub(crate) driven: Bitset,
+    /// Offers whose reasons, if withheld, need the customer: contacted,
+    /// or failing a target or suitability rule (may repeat).
+    pub(crate) detailed: Vec<u32>,
     /// Offers reaching scoring that need only the logit, and their scores.
     pub(crate) rows: Vec<u32>,
     pub(crate) dots: Vec<f32>,
@@ -120,6 +121,9 @@ pub(crate) struct Names {
     /// reasons when read (shared: it is read, never reference-counted per
     /// decision).
     pub(crate) models: Option<Arc<ModelMatrix>>,
+    /// The engine's compiled rules, from which the audit works out
+    /// eligibility reasons when read.
+    pub(crate) plan: Option<Arc<Plan>>,
 }
 
 /// The names one offer's decisions may cite.
@@ -144,10 +148,10 @@ impl Names {
         engine: u64,
         offers: &[crate::catalog::Offer],
         features: &[FeatureSpec],
-        models: &Arc<ModelMatrix>,
+        (models, plan): (&Arc<ModelMatrix>, &Arc<Plan>),
     ) {
         if names.engine != engine {
-            *names = Arc::new(Names::copy(engine, offers, features, models));
+            *names = Arc::new(Names::copy(engine, offers, features, (models, plan)));
         }
     }
 
@@ -155,7 +159,7 @@ impl Names {
         engine: u64,
         offers: &[crate::catalog::Offer],
         features: &[FeatureSpec],
-        models: &Arc<ModelMatrix>,
+        (models, plan): (&Arc<ModelMatrix>, &Arc<Plan>),
     ) -> Names {
         let product = |p: &ProductId| ProductId(copy(&p.0));
         let offers = offers
@@ -172,7 +176,7 @@ impl Names {
             .iter()
             .map(|f| FeatureSpec { name: copy(&f.name), description: copy(&f.description), ..f.clone() })
             .collect();
-        Names { engine, offers, features, models: Some(Arc::clone(models)) }
+        Names { engine, offers, features, models: Some(Arc::clone(models)), plan: Some(Arc::clone(plan)) }
     }
 }
 

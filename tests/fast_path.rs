@@ -238,7 +238,32 @@ fn check(engine: &Engine, customer: &Customer, request: &Request) -> Result<(), 
             e.recommend_into(customer, request, ws, decision).map(|()| decision.clone())
         });
         prop_assert_eq!(&reused, &expected, "reused buffers, avx2 = {}", e.uses_avx2());
+        if let Ok(decision) = &fresh {
+            check_withheld_list(decision)?;
+        }
     }
+    Ok(())
+}
+
+/// The audit's accessors agree with its iterator (the engine's form builds
+/// entries when read).
+fn check_withheld_list(decision: &tactful::Decision) -> Result<(), TestCaseError> {
+    let list = &decision.withheld;
+    let all = list.to_vec();
+    prop_assert_eq!(all.len(), list.len());
+    prop_assert_eq!(list.iter().len(), list.len());
+    let n = all.len();
+    for i in [0, n / 3, n / 2, n.saturating_sub(1), n] {
+        prop_assert_eq!(list.get(i), all.get(i).cloned());
+    }
+    for w in all.iter().take(12).chain(all.last()) {
+        let found = list.find(w.offer.as_str());
+        prop_assert_eq!(found.as_ref(), Some(w));
+    }
+    for r in &decision.recommendations {
+        prop_assert_eq!(list.find(r.offer.as_str()), None);
+    }
+    prop_assert_eq!(&tactful::WithheldList::from(all), list);
     Ok(())
 }
 
