@@ -1038,7 +1038,7 @@ impl Engine {
         // Rule 6: only ordinary features are ever cited; the others'
         // contributions become 0 (exact products otherwise), which is never
         // cited either. No branch or bounds check per feature.
-        explain::top_contributions(row, d, &self.ordinary, self.params.explain().max_contributions, top);
+        explain::top_contributions(self.isa, (row, d, &self.ordinary), self.params.explain().max_contributions, top);
         slot.rank = rank;
         set_arc(&mut slot.offer.0, &own.id.0);
         set_arc(&mut slot.product.0, &own.product.0);

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
+
+use crate::kernel::{self, Isa};
 use serde::{Deserialize, Serialize};
 
 /// A rule an offer passed on its way into the ranking.
@@ -107,49 +109,24 @@ pub const GENERIC_REASON: &str = "Suggested as a good fit for customers with a p
 /// features that may be cited, 0 for the others) by absolute size, as
 /// `(feature, contribution)` pairs, largest first; ties go to the lower
 /// feature index and zero contributions are skipped.
-pub(crate) fn top_contributions(w: &[f64], d: &[f64], m: &[f64], max: usize, out: &mut Vec<(usize, f64)>) {
+pub(crate) fn top_contributions(
+    isa: Isa,
+    (w, d, m): (&[f64], &[f64], &[f64]),
+    max: usize,
+    out: &mut Vec<(usize, f64)>,
+) {
     /// Kept in a stack array up to this many (the default is 3).
     const SMALL: usize = 8;
     out.clear();
-    let contributions = w.iter().zip(d).zip(m).map(|((w, d), m)| w * d * m).enumerate();
     if max <= SMALL {
         let mut top = [(0usize, 0.0f64); SMALL];
-        let len = select_largest(contributions, &mut top[..max]);
+        let len = kernel::select_largest(isa, w, d, m, &mut top[..max]);
         out.extend_from_slice(&top[..len]);
     } else {
         out.resize(max, (0, 0.0));
-        let len = select_largest(contributions, out);
+        let len = kernel::select_largest(isa, w, d, m, out);
         out.truncate(len);
     }
-}
-
-/// Keeps the `top.len()` largest nonzero contributions by absolute size in
-/// `top`, largest first, and returns how many there are. Insertion into a
-/// short sorted list: an earlier (lower) index already wins a tie, so a
-/// newcomer must be strictly larger than the smallest kept one (or than 0,
-/// which skips zero contributions); that one test is all most cost.
-fn select_largest(contributions: impl Iterator<Item = (usize, f64)>, top: &mut [(usize, f64)]) -> usize {
-    let max = top.len();
-    let (mut len, mut floor) = (0, 0.0f64);
-    if max == 0 {
-        return 0;
-    }
-    for (i, c) in contributions {
-        if c.abs() <= floor {
-            continue;
-        }
-        let mut at = len.min(max - 1);
-        while at > 0 && top[at - 1].1.abs() < c.abs() {
-            top[at] = top[at - 1];
-            at -= 1;
-        }
-        top[at] = (i, c);
-        len = (len + 1).min(max);
-        if len == max {
-            floor = top[max - 1].1.abs();
-        }
-    }
-    len
 }
 
 /// "Suggested mainly because of your A, your B and your C." built from the
@@ -228,9 +205,11 @@ mod tests {
             let mut expected: Vec<(usize, f64)> = (0..w.len()).map(|i| (i, w[i] * d[i] * m[i])).filter(|c| c.1 != 0.0).collect();
             expected.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
             expected.truncate(max);
-            let mut out = vec![(99, 1.0)];
-            top_contributions(&w, &d, &m, max, &mut out);
-            proptest::prop_assert_eq!(out, expected);
+            for isa in Isa::available() {
+                let mut out = vec![(99, 1.0)];
+                top_contributions(isa, (&w, &d, &m), max, &mut out);
+                proptest::prop_assert_eq!(&out, &expected, "{:?}", isa);
+            }
         }
     }
 
@@ -247,19 +226,54 @@ mod tests {
     /// Many features: the largest may come last or first.
     #[test]
     fn top_contributions_of_many_features() {
-        let n = 200;
+        let n = 201;
         let w: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let d: Vec<f64> = (0..n).map(|i| i as f64).collect();
         let mut m = vec![1.0; n];
-        let mut out = Vec::new();
-        top_contributions(&w, &d, &m, 3, &mut out);
-        assert_eq!(out, vec![(199, -199.0), (198, 198.0), (197, -197.0)]);
-        m[199] = 0.0;
-        top_contributions(&w, &d, &m, 9, &mut out);
-        assert_eq!(out.iter().map(|c| c.0).collect::<Vec<_>>(), (190..199).rev().collect::<Vec<_>>());
-        let d: Vec<f64> = (0..n).map(|i| if i == 5 { 1e3 } else { (i % 64) as f64 }).collect();
-        top_contributions(&w, &d, &m, 3, &mut out);
-        assert_eq!(out, vec![(5, -1e3), (63, -63.0), (127, -63.0)]);
+        for isa in Isa::available() {
+            let mut out = Vec::new();
+            top_contributions(isa, (&w, &d, &m), 3, &mut out);
+            assert_eq!(out, vec![(200, 200.0), (199, -199.0), (198, 198.0)], "{isa:?}");
+            m[200] = 0.0;
+            top_contributions(isa, (&w, &d, &m), 9, &mut out);
+            assert_eq!(out.iter().map(|c| c.0).collect::<Vec<_>>(), (191..200).rev().collect::<Vec<_>>(), "{isa:?}");
+            m[200] = 1.0;
+            let d: Vec<f64> = (0..n).map(|i| if i == 5 { 1e3 } else { (i % 64) as f64 }).collect();
+            top_contributions(isa, (&w, &d, &m), 3, &mut out);
+            assert_eq!(out, vec![(5, -1e3), (63, -63.0), (127, -63.0)], "{isa:?}");
+        }
+    }
+
+    /// Infinite and NaN products (never expected: weights and values are
+    /// finite, but their product may overflow) are handled alike on every
+    /// path, in every position of a block of four and in the tail.
+    #[test]
+    fn top_contributions_agree_across_paths_on_non_finite_products() {
+        for at in 0..15 {
+            for big_first in [false, true] {
+                // With `big_first`, the list is full before the odd values
+                // come, so they arrive in blocks where nothing else is kept.
+                let mut d: Vec<f64> = (0..15).map(|i| f64::from(i) - 4.0).collect();
+                if big_first {
+                    d[..4].copy_from_slice(&[1e6; 4]);
+                }
+                let (w, mut m) = (vec![0.5; 15], vec![1.0; 15]);
+                let inf = if at % 2 == 0 { f64::INFINITY } else { f64::MAX };
+                d[at] = inf; // ∞, or a product that overflows to ∞
+                m[(at + 5) % 15] = 0.0;
+                d[(at + 5) % 15] = f64::INFINITY; // ∞ · 0 = NaN
+                let runs: Vec<Vec<(usize, u64)>> = Isa::available()
+                    .into_iter()
+                    .map(|isa| {
+                        let mut out = Vec::new();
+                        top_contributions(isa, (&w, &d, &m), 4, &mut out);
+                        out.iter().map(|&(i, c)| (i, c.to_bits())).collect()
+                    })
+                    .collect();
+                assert!(runs.windows(2).all(|p| p[0] == p[1]), "at {at}, big first {big_first}: {runs:?}");
+                assert_eq!(runs[0].len(), 4);
+            }
+        }
     }
 
     #[test]

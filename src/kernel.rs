@@ -497,6 +497,68 @@ mod portable {
     }
 }
 
+/// Keeps in `top`, largest first, the `top.len()` largest nonzero
+/// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
+/// ties go to the lower index. Returns how many there are. The products
+/// are the same f64 roundings on every path; the AVX2 path tests four at a
+/// time against the smallest kept, which after the first few rejects
+/// almost all.
+pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    if top.is_empty() {
+        return 0;
+    }
+    let n = w.len().min(d.len()).min(m.len());
+    let (w, d, m) = (&w[..n], &d[..n], &m[..n]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`); the three slices have the
+            // same length (cut above).
+            unsafe { avx2::select_largest(w, d, m, top) }
+        }
+        _ => {
+            let mut kept = Kept::default();
+            for i in 0..n {
+                kept.offer(top, i, w[i] * d[i] * m[i]);
+            }
+            kept.len
+        }
+    }
+}
+
+/// The state of [`select_largest`]: how many are kept, and the size a
+/// newcomer must exceed (0 until `top` is full, so zeros are skipped).
+#[derive(Default)]
+struct Kept {
+    len: usize,
+    floor: f64,
+}
+
+impl Kept {
+    /// Offers contribution `c` of feature `i`: an earlier (lower) index
+    /// already wins a tie, so it must be strictly larger than the floor.
+    /// (A NaN is not `<=` anything, and is kept, as a plain comparison
+    /// would.)
+    #[inline(always)]
+    fn offer(&mut self, top: &mut [(usize, f64)], i: usize, c: f64) {
+        if c.abs() <= self.floor {
+            return;
+        }
+        let max = top.len();
+        let mut at = self.len.min(max - 1);
+        while at > 0 && top[at - 1].1.abs() < c.abs() {
+            top[at] = top[at - 1];
+            at -= 1;
+        }
+        top[at] = (i, c);
+        self.len = (self.len + 1).min(max);
+        if self.len == max {
+            self.floor = top[max - 1].1.abs();
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
@@ -507,6 +569,49 @@ mod avx2 {
     };
 
     use super::{row_ptrs, Matrix, LANES};
+
+    /// [`super::select_largest`], testing four contributions at a time.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2; `w`, `d` and `m` have the same length.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+        use std::arch::x86_64::{
+            _mm256_andnot_pd, _mm256_cmp_pd, _mm256_loadu_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_set1_pd,
+            _mm256_storeu_pd, _CMP_NLE_UQ,
+        };
+        let n = w.len();
+        let sign = _mm256_set1_pd(-0.0);
+        let mut kept = super::Kept::default();
+        let mut i = 0;
+        while i + 4 <= n {
+            // SAFETY: `i + 4 <= n`, the length of all three slices.
+            let (wv, dv, mv) = unsafe {
+                (
+                    _mm256_loadu_pd(w.as_ptr().add(i)),
+                    _mm256_loadu_pd(d.as_ptr().add(i)),
+                    _mm256_loadu_pd(m.as_ptr().add(i)),
+                )
+            };
+            let c = _mm256_mul_pd(_mm256_mul_pd(wv, dv), mv);
+            // "Not ≤ floor", as the scalar test (NaN included).
+            let above = _mm256_cmp_pd::<_CMP_NLE_UQ>(_mm256_andnot_pd(sign, c), _mm256_set1_pd(kept.floor));
+            if _mm256_movemask_pd(above) != 0 {
+                let mut lanes = [0.0f64; 4];
+                // SAFETY: `lanes` holds four f64.
+                unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), c) };
+                for (j, &c) in lanes.iter().enumerate() {
+                    kept.offer(top, i + j, c);
+                }
+            }
+            i += 4;
+        }
+        for j in i..n {
+            kept.offer(top, j, w[j] * d[j] * m[j]);
+        }
+        kept.len
+    }
 
     /// Sum of the 8 lanes (a tree of three additions).
     ///
