@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::OfferKind;
 use crate::error::ConfigError;
+use crate::kernel::{self, Isa};
 use crate::value::ValueSummary;
 
 /// The arbitration priority before the family factor:
@@ -66,33 +67,15 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
 /// pushed to `out`, ascending. Ranking those exactly ranks all. NaN bounds
 /// mark offers not ranked here (not scored, or ranked exactly anyway):
 /// they are neither counted nor pushed.
-pub(crate) fn shortlist(k: usize, lo: &[f32], hi: &[f32], scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
+pub(crate) fn shortlist(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
     let n = lo.len().min(hi.len());
     let tau = if k == 0 {
         f32::INFINITY
     } else if n <= k {
         f32::NEG_INFINITY
     } else if k <= SMALL_K {
-        // The k largest lower bounds, largest first. Most blocks hold none
-        // above the current k-th: one vector comparison each.
         let mut best = [f32::NEG_INFINITY; SMALL_K];
-        for_blocks(&lo[..n], |_, block| {
-            let floor = best[k - 1];
-            #[allow(clippy::needless_bitwise_bool)] // branch-free, so it vectorises
-            if !block.iter().fold(false, |any, &l| any | (l > floor)) {
-                return;
-            }
-            for &l in block {
-                if l > best[k - 1] {
-                    let mut i = k - 1;
-                    while i > 0 && best[i - 1] < l {
-                        best[i] = best[i - 1];
-                        i -= 1;
-                    }
-                    best[i] = l;
-                }
-            }
-        });
+        kernel::largest(isa, &lo[..n], &mut best[..k]);
         best[k - 1]
     } else {
         scratch.clear();
@@ -101,37 +84,8 @@ pub(crate) fn shortlist(k: usize, lo: &[f32], hi: &[f32], scratch: &mut Vec<f32>
         scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
         scratch[k - 1]
     };
-    for_blocks(&hi[..n], |start, block| {
-        let mut mask = 0u32;
-        for (i, &h) in block.iter().enumerate() {
-            mask |= u32::from(h >= tau) << i;
-        }
-        while mask != 0 {
-            out.push(start + mask.trailing_zeros());
-            mask &= mask - 1;
-        }
-    });
+    kernel::positions_at_least(isa, &hi[..n], tau, out);
 }
-
-/// Calls `f(start, block)` on `values` in blocks of [`BLOCK`], the last
-/// one padded with NaN: fixed-size blocks compile to vector comparisons.
-fn for_blocks(values: &[f32], mut f: impl FnMut(u32, &[f32; BLOCK])) {
-    let blocks = values.chunks_exact(BLOCK);
-    let rest = blocks.remainder();
-    let mut start = 0u32;
-    for block in blocks {
-        f(start, block.try_into().unwrap_or(&[f32::NAN; BLOCK]));
-        start += BLOCK as u32;
-    }
-    if !rest.is_empty() {
-        let mut last = [f32::NAN; BLOCK];
-        last[..rest.len()].copy_from_slice(rest);
-        f(start, &last);
-    }
-}
-
-/// Offers per block in [`shortlist`].
-const BLOCK: usize = 8;
 
 /// Largest `k` handled by insertion in [`shortlist`].
 const SMALL_K: usize = 16;
@@ -246,21 +200,25 @@ mod tests {
             (5, vec![0, 1, 2, 3, 4]),
             (6, vec![0, 1, 2, 3, 4]),
         ] {
-            let mut out = Vec::new();
-            shortlist(k, &lo, &hi, &mut Vec::new(), &mut out);
-            assert_eq!(out, expected, "k = {k}");
+            for isa in Isa::available() {
+                let mut out = Vec::new();
+                shortlist(isa, k, (&lo, &hi), &mut Vec::new(), &mut out);
+                assert_eq!(out, expected, "k = {k}, {isa:?}");
+            }
         }
         // Several blocks, and large k: the selection path.
         let lo: Vec<f32> = (0..40).map(|i| i as f32).collect();
         let hi: Vec<f32> = lo.iter().map(|l| l + 1.5).collect();
-        let mut out = Vec::new();
-        shortlist(3, &lo, &hi, &mut Vec::new(), &mut out);
-        // τ = 37: hi ≥ 37 from 36 on.
-        assert_eq!(out, (36..40).collect::<Vec<u32>>());
-        out.clear();
-        shortlist(SMALL_K + 4, &lo, &hi, &mut Vec::new(), &mut out);
-        // τ = 40 − 20 = 20: hi ≥ 20 from 19 on.
-        assert_eq!(out, (19..40).collect::<Vec<u32>>());
+        for isa in Isa::available() {
+            let mut out = Vec::new();
+            shortlist(isa, 3, (&lo, &hi), &mut Vec::new(), &mut out);
+            // τ = 37: hi ≥ 37 from 36 on.
+            assert_eq!(out, (36..40).collect::<Vec<u32>>());
+            out.clear();
+            shortlist(isa, SMALL_K + 4, (&lo, &hi), &mut Vec::new(), &mut out);
+            // τ = 40 − 20 = 20: hi ≥ 20 from 19 on.
+            assert_eq!(out, (19..40).collect::<Vec<u32>>());
+        }
     }
 
     /// The naive oracle: the k-th largest lower bound by a full sort.
@@ -284,9 +242,11 @@ mod tests {
             // Few distinct values, so that ties are common.
             let lo: Vec<f32> = bounds.iter().map(|&(l, _, nan)| if nan { f32::NAN } else { f32::from(l) }).collect();
             let hi: Vec<f32> = bounds.iter().map(|&(l, w, nan)| if nan { f32::NAN } else { f32::from(l) + f32::from(w) }).collect();
-            let mut out = Vec::new();
-            shortlist(k, &lo, &hi, &mut Vec::new(), &mut out);
-            proptest::prop_assert_eq!(out, naive_shortlist(k, &lo, &hi));
+            for isa in Isa::available() {
+                let mut out = Vec::new();
+                shortlist(isa, k, (&lo, &hi), &mut Vec::new(), &mut out);
+                proptest::prop_assert_eq!(&out, &naive_shortlist(k, &lo, &hi), "{:?}", isa);
+            }
         }
     }
 

@@ -140,16 +140,21 @@ impl Compact {
         self.is_proxy.clear();
         self.is_proxy.extend_from_slice(context.is_proxy);
         self.threshold = context.threshold;
-        // One pass of byte comparisons, which the compiler vectorises.
-        let (mut eligibility, mut contact, mut guard) = (0u32, 0u32, 0u32);
-        for &c in &self.codes {
-            let c = c as u8;
-            eligibility += u32::from(c <= Code::Extra as u8);
-            contact += u32::from(c.wrapping_sub(Code::Channel as u8) <= Code::History as u8 - Code::Channel as u8);
-            guard += u32::from(c.wrapping_sub(Code::Target as u8) <= Code::Driven as u8 - Code::Target as u8);
+        // Byte comparisons summed in byte lanes (at most 255 per chunk),
+        // which the compiler vectorises.
+        let (mut eligibility, mut contact, mut guard) = (0usize, 0usize, 0usize);
+        for chunk in self.codes.chunks(255) {
+            let (mut e, mut c, mut g) = (0u8, 0u8, 0u8);
+            for &code in chunk {
+                let code = code as u8;
+                e += u8::from(code <= Code::Extra as u8);
+                c += u8::from(code.wrapping_sub(Code::Channel as u8) <= Code::History as u8 - Code::Channel as u8);
+                g += u8::from(code.wrapping_sub(Code::Target as u8) <= Code::Driven as u8 - Code::Target as u8);
+            }
+            (eligibility, contact, guard) =
+                (eligibility + usize::from(e), contact + usize::from(c), guard + usize::from(g));
         }
-        let (n, eligibility, mut contact, guard) =
-            (self.codes.len(), eligibility as usize, contact as usize, guard as usize);
+        let n = self.codes.len();
         if self.budget.is_some() {
             contact = n - eligibility;
         }

@@ -497,6 +497,58 @@ mod portable {
     }
 }
 
+/// Keeps in `best` (sorted, largest first; filled with −∞ by the caller)
+/// the `best.len()` largest of `values`; NaN is never counted. Most blocks
+/// of [`LANES`] hold none above the smallest kept: one vector comparison
+/// each on the AVX2 path.
+pub(crate) fn largest(isa: Isa, values: &[f32], best: &mut [f32]) {
+    if best.is_empty() {
+        return;
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::largest(values, best) }
+        }
+        _ => {
+            for &v in values {
+                keep_larger(best, v);
+            }
+        }
+    }
+}
+
+/// Inserts `v` into `best` (sorted, largest first) if it is larger than the
+/// smallest kept (so NaN never is).
+#[inline(always)]
+fn keep_larger(best: &mut [f32], v: f32) {
+    let k = best.len();
+    if v > best[k - 1] {
+        let mut i = k - 1;
+        while i > 0 && best[i - 1] < v {
+            best[i] = best[i - 1];
+            i -= 1;
+        }
+        best[i] = v;
+    }
+}
+
+/// Appends to `out`, ascending, the positions `i` with `values[i] ≥ tau`
+/// (NaN never is).
+pub(crate) fn positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut Vec<u32>) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::positions_at_least(values, tau, out) }
+        }
+        _ => out.extend((0..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32)),
+    }
+}
+
 /// Keeps in `top`, largest first, the `top.len()` largest nonzero
 /// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
 /// ties go to the lower index. Returns how many there are. The products
@@ -569,6 +621,54 @@ mod avx2 {
     };
 
     use super::{row_ptrs, Matrix, LANES};
+
+    /// [`super::largest`], testing a block of eight at a time.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2; `best` is not empty.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn largest(values: &[f32], best: &mut [f32]) {
+        use std::arch::x86_64::{_mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _CMP_GT_OQ};
+        let blocks = values.chunks_exact(LANES);
+        let rest = blocks.remainder();
+        for block in blocks {
+            // SAFETY: `block` holds LANES f32.
+            let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+            let floor = _mm256_set1_ps(best[best.len() - 1]);
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, floor)) != 0 {
+                for &v in block {
+                    super::keep_larger(best, v);
+                }
+            }
+        }
+        for &v in rest {
+            super::keep_larger(best, v);
+        }
+    }
+
+    /// [`super::positions_at_least`], a block of eight at a time.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
+        use std::arch::x86_64::{_mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _CMP_GE_OQ};
+        let t = _mm256_set1_ps(tau);
+        let blocks = values.chunks_exact(LANES);
+        let full = values.len() - blocks.remainder().len();
+        for (b, block) in blocks.enumerate() {
+            // SAFETY: `block` holds LANES f32.
+            let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+            let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, t)) as u32;
+            while mask != 0 {
+                out.push((b * LANES) as u32 + mask.trailing_zeros());
+                mask &= mask - 1;
+            }
+        }
+        out.extend((full..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32));
+    }
 
     /// [`super::select_largest`], testing four contributions at a time.
     ///
