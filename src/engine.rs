@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::arbitration::{self, Candidate};
 use crate::audit::{Compact, Context, Why};
 use crate::catalog::{Catalog, Offer};
-use crate::compiled::{bits, Code, Fnv, Plan};
+use crate::compiled::{Code, Fnv, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
 use crate::customer::{Customer, FeatureValues, Provenance, Request};
@@ -663,8 +663,8 @@ impl Engine {
                 let valid = if w + 1 == words && n % 64 != 0 { (1u64 << (n % 64)) - 1 } else { u64::MAX };
                 let reach = !ws.fail.words()[w] & valid;
                 let proxy = if active_proxy { proxy_words.get(w).copied().unwrap_or(0) } else { 0 };
-                ws.rows.extend(bits(reach & !proxy, w * 64).map(|o| o as u32));
-                ws.abs_rows.extend(bits(reach & proxy, w * 64).map(|o| o as u32));
+                kernel::append_positions(self.isa, reach & !proxy, (w * 64) as u32, &mut ws.rows);
+                kernel::append_positions(self.isa, reach & proxy, (w * 64) as u32, &mut ws.abs_rows);
             }
         }
         Ok(Prepared { budget, status, effective_k, signals, mode })

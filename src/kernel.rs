@@ -497,6 +497,46 @@ mod portable {
     }
 }
 
+/// Appends to `out` the positions of the set bits of `word`, ascending,
+/// offset by `base`. The AVX2 path writes eight positions per byte of the
+/// word from a table, with no branch per bit.
+pub(crate) fn append_positions(isa: Isa, word: u64, base: u32, out: &mut Vec<u32>) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::append_positions(word, base, out) }
+        }
+        _ => {
+            let mut w = word;
+            while w != 0 {
+                out.push(base + w.trailing_zeros());
+                w &= w - 1;
+            }
+        }
+    }
+}
+
+/// Per byte value: the positions of its set bits, then zeros.
+#[cfg(target_arch = "x86_64")]
+static BYTE_POSITIONS: [[u8; 8]; 256] = {
+    let mut table = [[0u8; 8]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let (mut bit, mut n) = (0, 0);
+        while bit < 8 {
+            if byte & (1 << bit) != 0 {
+                table[byte][n] = bit as u8;
+                n += 1;
+            }
+            bit += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
 /// Keeps in `best` (sorted, largest first; filled with −∞ by the caller)
 /// the `best.len()` largest of `values`; NaN is never counted. Most blocks
 /// of [`LANES`] hold none above the smallest kept: one vector comparison
@@ -621,6 +661,41 @@ mod avx2 {
     };
 
     use super::{row_ptrs, Matrix, LANES};
+
+    /// [`super::append_positions`], a byte of the word at a time.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::cast_ptr_alignment)] // `loadl` and `storeu` take unaligned pointers
+    pub(super) unsafe fn append_positions(word: u64, base: u32, out: &mut Vec<u32>) {
+        use std::arch::x86_64::{
+            __m128i, __m256i, _mm256_add_epi32, _mm256_cvtepu8_epi32, _mm256_set1_epi32, _mm256_storeu_si256,
+            _mm_loadl_epi64,
+        };
+        // Each store writes eight lanes from the current length on; the
+        // length grows by at most eight a byte, so 64 spare slots suffice.
+        out.reserve(64);
+        let mut len = out.len();
+        let p = out.as_mut_ptr();
+        for b in 0..8u32 {
+            let byte = (word >> (8 * b)) as u8;
+            let positions = &super::BYTE_POSITIONS[usize::from(byte)];
+            let offset = _mm256_set1_epi32((base + 8 * b) as i32);
+            // SAFETY: `positions` holds 8 bytes; `len + 8 <= old len + 64
+            // <= capacity` (at most 7 bytes of 8 positions precede), so the
+            // eight u32 stored at `len` are within the allocation.
+            unsafe {
+                let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()));
+                _mm256_storeu_si256(p.add(len).cast::<__m256i>(), _mm256_add_epi32(v, offset));
+            }
+            len += byte.count_ones() as usize;
+        }
+        // SAFETY: the first `len` values are initialised: the old ones, and
+        // each byte's positions, written above before the length passed them.
+        unsafe { out.set_len(len) };
+    }
 
     /// [`super::largest`], testing a block of eight at a time.
     ///
@@ -957,6 +1032,24 @@ mod tests {
         move || {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    #[test]
+    fn append_positions_lists_set_bits_on_every_isa() {
+        let mut next = stream(7);
+        let mut words = vec![0, 1, u64::MAX, 1 << 63, 0x8000_0000_0000_0001, 0x00ff_00ff_00ff_00ff];
+        words.extend((0..200).map(|_| (next().to_bits() ^ next().to_bits().rotate_left(17)) & next().to_bits()));
+        for isa in Isa::available() {
+            // Appended after what is there, word after word.
+            let mut out = vec![7u32, 9];
+            let mut expected = out.clone();
+            for (i, &w) in words.iter().enumerate() {
+                let base = (i * 64) as u32;
+                append_positions(isa, w, base, &mut out);
+                expected.extend((0..64).filter(|b| w & (1 << b) != 0).map(|b| base + b));
+            }
+            assert_eq!(out, expected, "{isa:?}");
         }
     }
 
