@@ -179,17 +179,25 @@ pub(crate) fn dots_abs(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f
 }
 
 /// Pointers to the `K` rows `rows[..K]` of `m`, or `None` when one of them
-/// is out of range. Each pointer is then valid for reading `m.stride()`
+/// is out of range (checked unless `all_in_range` says they all are, as
+/// [`all_in_range`] found). Each pointer is then valid for reading `m.stride()`
 /// f32 values: row `r < m.rows` spans `r·stride .. (r+1)·stride`, within
 /// the `rows·stride` entries of `m.as_slice()`.
 #[inline(always)]
-fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32]) -> Option<[*const f32; K]> {
+fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32], all_in_range: bool) -> Option<[*const f32; K]> {
     let rows: &[u32; K] = rows.get(..K)?.try_into().ok()?;
-    if rows.iter().any(|&r| r as usize >= m.rows) {
+    if !all_in_range && rows.iter().any(|&r| r as usize >= m.rows) {
         return None;
     }
     let base = m.as_slice().as_ptr();
     Some(rows.map(|r| base.wrapping_add(r as usize * m.stride)))
+}
+
+/// Whether every row of `rows` is a row of `m` (one vectorised pass, so
+/// that [`row_ptrs`] need not check each block when they all are).
+#[inline(always)]
+fn all_in_range(m: &Matrix, rows: &[u32]) -> bool {
+    !rows.is_empty() && (rows.iter().fold(0u32, |a, &r| a.max(r)) as usize) < m.rows
 }
 
 /// Absolute error of [`fine_bounds`]' `ln(1 + e^-z)` approximation
@@ -660,7 +668,7 @@ mod avx2 {
         _mm_movehl_ps, _mm_shuffle_ps, _mm_storeu_ps,
     };
 
-    use super::{row_ptrs, Matrix, LANES};
+    use super::{all_in_range, row_ptrs, Matrix, LANES};
 
     /// [`super::append_positions`], a byte of the word at a time.
     ///
@@ -882,11 +890,12 @@ mod avx2 {
         let dp = d.as_ptr();
         let n = rows.len().min(out.len());
         let (rows, out) = (&rows[..n], &mut out[..n]);
+        let in_range = all_in_range(m, rows);
         let mut j = 0;
         // Eight rows at a time: the loads of `d` are shared and the
         // horizontal sums done together.
         while j + 8 <= n {
-            if let Some(p) = row_ptrs::<8>(m, &rows[j..]) {
+            if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
                 // SAFETY: `row_ptrs` checked that each row holds `stride`
                 // values; `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
                 unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&dot_block(&p, dp, stride))) };
@@ -896,7 +905,7 @@ mod avx2 {
             j += 8;
         }
         if j + 4 <= n {
-            if let Some(p) = row_ptrs::<4>(m, &rows[j..]) {
+            if let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) {
                 let [a, b, c, e] = dot_block(&p, dp, stride);
                 // SAFETY: as above, with four rows.
                 unsafe { _mm_storeu_ps(out.as_mut_ptr().add(j), hsum4(a, b, c, e)) };
@@ -936,11 +945,12 @@ mod avx2 {
         let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
         let n = rows.len().min(out.len());
         let (rows, out) = (&rows[..n], &mut out[..n]);
+        let in_range = all_in_range(m, rows);
         let mut j = 0;
         // Four rows at a time, three accumulators each (twelve independent
         // chains); the loads of `d` and `proxy` are shared.
         while j + 4 <= n {
-            let Some(p) = row_ptrs::<4>(m, &rows[j..]) else {
+            let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) else {
                 for (&r, out) in rows[j..j + 4].iter().zip(&mut out[j..j + 4]) {
                     // SAFETY: as in `dots`.
                     *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
