@@ -100,6 +100,9 @@ pub struct Engine {
     plan: Arc<Plan>,
     /// Per feature, 1 for the ordinary ones (the only ones cited), else 0.
     ordinary: Vec<f64>,
+    /// Per feature: its baseline, and [`SignalState::bits`] of its class.
+    baselines: Vec<f64>,
+    sensitivity_bits: Vec<(u32, u32)>,
     /// Per offer: its product family, numbered.
     family_of: Vec<u32>,
     /// Per family: its offers.
@@ -227,6 +230,8 @@ impl Engine {
         let plan = Plan::compile(&offers);
         let ordinary =
             schema.features.iter().map(|f| f64::from(u8::from(f.sensitivity == Sensitivity::Ordinary))).collect();
+        let baselines = schema.features.iter().map(|f| f.baseline).collect();
+        let sensitivity_bits = schema.features.iter().map(|f| SignalState::bits(f.sensitivity)).collect();
         let mut families: HashMap<&str, u32> = HashMap::new();
         let family_of: Vec<u32> = offers
             .iter()
@@ -252,6 +257,8 @@ impl Engine {
             rules,
             plan: Arc::new(plan),
             ordinary,
+            baselines,
+            sensitivity_bits,
             family_of,
             family_members,
             isa: Isa::detect(),
@@ -595,26 +602,31 @@ impl Engine {
         let signals = SignalState::new(customer);
 
         // Rule 2: masked features sit at their baseline, so contribute 0.
+        // Classes as bit masks (see `SignalState::bits`): no branch per
+        // feature.
         let stride = self.models.w32.stride();
+        let n_features = ws.x.len();
         ws.d.clear();
+        ws.d.resize(n_features, 0.0);
         ws.is_proxy.clear();
+        ws.is_proxy.resize(n_features, false);
         ws.d32.clear();
         ws.d32.resize(stride, 0.0);
         ws.proxy32.clear();
         ws.proxy32.resize(stride, 0.0);
+        let not_usable = !signals.usable_mask();
         let (mut abs_sum, mut square_sum, mut active_proxy) = (0.0f64, 0.0f64, false);
-        for (i, (f, &xi)) in self.schema.features.iter().zip(&ws.x).enumerate() {
-            let d = if signals.masks(f.sensitivity) { 0.0 } else { xi - f.baseline };
-            let is_proxy = signals.counts_as_proxy(f.sensitivity);
-            ws.d.push(d);
-            ws.is_proxy.push(is_proxy);
-            ws.d32[i] = d as f32;
-            if is_proxy {
-                ws.proxy32[i] = 1.0;
-                active_proxy |= d != 0.0;
-            }
+        let features = ws.x.iter().zip(&self.baselines).zip(&self.sensitivity_bits);
+        let out = ws.d.iter_mut().zip(ws.is_proxy.iter_mut()).zip(ws.d32.iter_mut().zip(ws.proxy32.iter_mut()));
+        for (((&x, &baseline), &(mask, proxy)), ((d, is_proxy), (d32, proxy32))) in features.zip(out) {
+            let masked = mask & not_usable != 0;
+            *is_proxy = proxy & not_usable != 0;
+            *d = if masked { 0.0 } else { x - baseline };
+            *d32 = *d as f32;
+            *proxy32 = f32::from(u8::from(*is_proxy));
+            active_proxy |= *is_proxy && *d != 0.0;
             abs_sum += d.abs();
-            square_sum += d * d;
+            square_sum += *d * *d;
         }
         let max_w = self.models.max_abs_weight;
         let mode = if max_w < F32_SAFE && abs_sum < F32_SAFE && abs_sum * max_w + self.models.max_abs_base < F32_SAFE {

@@ -66,13 +66,31 @@ impl SignalState {
     }
 
     /// Rule 3: does a feature of this class count towards the proxy share?
+    /// (The definition that [`SignalState::bits`] is tested against.)
     /// A proxy of an event the customer declared with consent stands in for
     /// nothing hidden, so it does not.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn counts_as_proxy(self, sensitivity: Sensitivity) -> bool {
         match sensitivity {
             Sensitivity::Proxy(ProxyTarget::LifeEvent(e)) => !self.usable(e),
             Sensitivity::Proxy(_) => true,
             _ => false,
+        }
+    }
+
+    /// Rules 2 and 3 as bit masks over [`SignalState::usable_mask`]'s
+    /// complement, for a branch-free loop over the features: a feature of
+    /// this class is masked when `mask & !usable != 0`, and counts as a
+    /// proxy when `proxy & !usable != 0`. Bit 31, never usable, stands for
+    /// "always".
+    pub(crate) fn bits(sensitivity: Sensitivity) -> (u32, u32) {
+        const ALWAYS: u32 = 1 << 31;
+        match sensitivity {
+            Sensitivity::Special(_) => (ALWAYS, 0),
+            Sensitivity::LifeEvent(e) => (1 << e.index(), 0),
+            Sensitivity::Proxy(ProxyTarget::LifeEvent(e)) => (0, 1 << e.index()),
+            Sensitivity::Proxy(_) => (0, ALWAYS),
+            Sensitivity::Ordinary => (0, 0),
         }
     }
 
@@ -141,6 +159,29 @@ pub(crate) fn proxy_share(contributions: impl Iterator<Item = (f64, bool)>) -> f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bit masks give rules 2 and 3 for every class and every set of
+    /// usable events.
+    #[test]
+    fn sensitivity_bits_agree_with_the_rules() {
+        use crate::schema::{ProxyTarget, SpecialCategory};
+        let mut classes = vec![Sensitivity::Ordinary];
+        for c in SpecialCategory::ALL {
+            classes.extend([Sensitivity::Special(c), Sensitivity::Proxy(ProxyTarget::Special(c))]);
+        }
+        for e in LifeEvent::ALL {
+            classes.extend([Sensitivity::LifeEvent(e), Sensitivity::Proxy(ProxyTarget::LifeEvent(e))]);
+        }
+        let all = (1u32 << LifeEvent::ALL.len()) - 1;
+        for usable in 0..=all {
+            let state = SignalState { usable, ..SignalState::default() };
+            for &class in &classes {
+                let (mask, proxy) = SignalState::bits(class);
+                assert_eq!(mask & !usable != 0, state.masks(class), "{class:?}, usable {usable:b}");
+                assert_eq!(proxy & !usable != 0, state.counts_as_proxy(class), "{class:?}, usable {usable:b}");
+            }
+        }
+    }
 
     #[test]
     fn proxy_share_is_a_share() {
