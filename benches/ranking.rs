@@ -77,7 +77,7 @@ fn ranking(c: &mut Criterion) {
 }
 
 /// Throughput over many distinct customers, 1,000 offers: the batch API on
-/// both cores (one matrix product per block of customers), and
+/// both cores (each thread running `recommend_into` with its own workspace), and
 /// `recommend_into` one customer after another on one core.
 fn batch(c: &mut Criterion) {
     let n = 1_000;

@@ -10,8 +10,6 @@
 //!   `rust-version`, so it is not included.)
 //! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
 //!   σ(logit))` per offer, the coarse ones dense and vectorised (no libm call), with a proven error margin.
-//! - [`sgemm`]: a checked wrapper over `matrixmultiply::sgemm` for the batch
-//!   path.
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
@@ -127,7 +125,7 @@ impl Matrix {
 }
 
 /// Bound on `|f32 dot − f64 reference|` relative to `Σ|wᵢ||dᵢ|`, for any of
-/// the kernels here or `sgemm` over rows of `stride` entries: twice
+/// the kernels here over rows of `stride` entries: twice
 /// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
 /// to f32, one rounding per product and per addition along the longest
 /// accumulation chain (at most `stride + 8` for every summation order
@@ -398,59 +396,6 @@ fn coarse_loop(x: &BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
         outside |= lane.outside;
     }
     outside
-}
-
-/// `C (m × n) = A (m × k) · B (k × n)`, with explicit row and column
-/// strides (in elements) for each matrix, as `matrixmultiply::sgemm`.
-/// Panics when a matrix does not fit its slice (a bug, not bad input).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-    (rsc, csc): (usize, usize),
-) {
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * rs + (cols - 1) * cs + 1
-        }
-    };
-    assert!(last(m, k, rsa, csa) <= a.len(), "A does not fit");
-    assert!(last(k, n, rsb, csb) <= b.len(), "B does not fit");
-    assert!(last(m, n, rsc, csc) <= c.len(), "C does not fit");
-    assert!(rsc != csc || m <= 1 || n <= 1, "C entries must not alias");
-    let s = |x: usize| isize::try_from(x).expect("stride fits isize");
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the asserts above show that every index matrixmultiply reads
-    // (A, B) or writes (C) is within the given slices; C is borrowed
-    // mutably, so it aliases neither A nor B, and distinct (row, column)
-    // pairs of C map to distinct elements since its strides are distinct
-    // for multi-row, multi-column outputs. With beta = 0, C is only written.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            s(rsa),
-            s(csa),
-            b.as_ptr(),
-            s(rsb),
-            s(csb),
-            0.0,
-            c.as_mut_ptr(),
-            s(rsc),
-            s(csc),
-        );
-    }
 }
 
 mod portable {
@@ -1346,23 +1291,6 @@ mod tests {
                 let p = crate::model::sigmoid(a + t * e).ln() + f64::from(logv[i]);
                 assert!(f64::from(lo[i]) <= p && p <= f64::from(hi[i]), "coarse {i} at {t}");
                 assert!(f64::from(flo[i]) <= p && p <= f64::from(fhi[i]), "fine {i} at {t}");
-            }
-        }
-    }
-
-    #[test]
-    fn sgemm_matches_a_naive_product() {
-        let (m, k, n) = (5, 19, 7);
-        let mut rnd = stream(3);
-        let a: Vec<f32> = (0..m * k).map(|_| rnd() as f32).collect();
-        let b: Vec<f32> = (0..k * n).map(|_| rnd() as f32).collect();
-        let mut c = vec![0.0f32; m * n];
-        // B given transposed: element (p, j) at j * k + p.
-        sgemm((m, k, n), &a, (k, 1), &b, (1, k), &mut c, (n, 1));
-        for i in 0..m {
-            for j in 0..n {
-                let exact: f64 = (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[j * k + p])).sum();
-                assert!((f64::from(c[i * n + j]) - exact).abs() < 1e-5);
             }
         }
     }

@@ -57,13 +57,7 @@ pub(crate) struct ModelMatrix {
     pub(crate) base_logit: Vec<f64>,
     /// The same weights in f32, rows padded and aligned for the kernels.
     pub(crate) w32: Matrix,
-    /// `|w|` of the offers in `proxy_offers`, for the batch path.
-    pub(crate) abs_proxy_rows: Matrix,
-    /// Offers with a nonzero weight on some `proxy` feature, ascending.
-    pub(crate) proxy_offers: Vec<u32>,
-    /// Per offer: position in `proxy_offers`, or `u32::MAX`.
-    pub(crate) proxy_slot: Vec<u32>,
-    /// `proxy_offers` as a bit set.
+    /// Offers with a nonzero weight on some `proxy` feature.
     pub(crate) proxy_bits: Bitset,
     /// Per offer, for the fast path's bounds (one array each, for the
     /// dense bounds pass): the base logit in f32, `‖w‖₂` (rounded up) and
@@ -125,19 +119,15 @@ impl ModelMatrix {
             .filter(|&o| row(o).iter().zip(&is_proxy).any(|(&w, &p)| p && w != 0.0))
             .map(|o| o as u32)
             .collect();
-        let mut proxy_slot = vec![u32::MAX; offers.len()];
         let mut proxy_bits = Bitset::default();
         proxy_bits.reset(offers.len());
-        for (slot, &o) in proxy_offers.iter().enumerate() {
-            proxy_slot[o as usize] = slot as u32;
+        for &o in &proxy_offers {
             proxy_bits.set(o as usize);
         }
         // Weights beyond f32's range would make the kernels meaningless; the
         // engine then scores every customer exactly (`max_abs_weight` says so).
         let to_f32 = |w: f64| if w.abs() < 1e30 { w as f32 } else { 0.0 };
         let w32 = Matrix::from_fn(offers.len(), n_features, |o, i| to_f32(row(o)[i]));
-        let abs_proxy_rows =
-            Matrix::from_fn(proxy_offers.len(), n_features, |s, i| to_f32(row(proxy_offers[s] as usize)[i]).abs());
         let norm: Vec<f32> = (0..offers.len())
             .map(|o| {
                 let n = row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9);
@@ -162,9 +152,6 @@ impl ModelMatrix {
             weights,
             base_logit,
             w32,
-            abs_proxy_rows,
-            proxy_offers,
-            proxy_slot,
             proxy_bits,
             base32,
             norm32: norm,

@@ -283,7 +283,7 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
-    /// The batch path (one matrix product per block) gives each customer's
+    /// The batch path (per-thread workspaces, rayon) gives each customer's
     /// own decision, errors included, in input order.
     #[test]
     fn batch_equals_one_by_one(seed in any::<u64>(), n in 1usize..80) {
