@@ -621,29 +621,16 @@ mod avx2 {
     ///
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::cast_ptr_alignment)] // `loadl` and `storeu` take unaligned pointers
     pub(super) unsafe fn append_positions(word: u64, base: u32, out: &mut Vec<u32>) {
-        use std::arch::x86_64::{
-            __m128i, __m256i, _mm256_add_epi32, _mm256_cvtepu8_epi32, _mm256_set1_epi32, _mm256_storeu_si256,
-            _mm_loadl_epi64,
-        };
         // Each store writes eight lanes from the current length on; the
         // length grows by at most eight a byte, so 64 spare slots suffice.
         out.reserve(64);
         let mut len = out.len();
         let p = out.as_mut_ptr();
         for b in 0..8u32 {
-            let byte = (word >> (8 * b)) as u8;
-            let positions = &super::BYTE_POSITIONS[usize::from(byte)];
-            let offset = _mm256_set1_epi32((base + 8 * b) as i32);
-            // SAFETY: `positions` holds 8 bytes; `len + 8 <= old len + 64
-            // <= capacity` (at most 7 bytes of 8 positions precede), so the
-            // eight u32 stored at `len` are within the allocation.
-            unsafe {
-                let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()));
-                _mm256_storeu_si256(p.add(len).cast::<__m256i>(), _mm256_add_epi32(v, offset));
-            }
-            len += byte.count_ones() as usize;
+            // SAFETY: `len + 8 <= old len + 64 <= capacity` (at most 7 bytes
+            // of 8 positions precede).
+            len += unsafe { store_positions(p.add(len), (word >> (8 * b)) as u8, base + 8 * b) };
         }
         // SAFETY: the first `len` values are initialised: the old ones, and
         // each byte's positions, written above before the length passed them.
@@ -686,16 +673,47 @@ mod avx2 {
         let t = _mm256_set1_ps(tau);
         let blocks = values.chunks_exact(LANES);
         let full = values.len() - blocks.remainder().len();
+        // Each block stores eight lanes at the current length, which has
+        // grown by at most `LANES` per earlier block: `full` spare slots do.
+        out.reserve(full);
+        let mut len = out.len();
+        let p = out.as_mut_ptr();
         for (b, block) in blocks.enumerate() {
             // SAFETY: `block` holds LANES f32.
             let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
-            let mut mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, t)) as u32;
-            while mask != 0 {
-                out.push((b * LANES) as u32 + mask.trailing_zeros());
-                mask &= mask - 1;
-            }
+            let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, t)) as u8;
+            // SAFETY: `len + LANES <= old len + (b + 1)·LANES <= old len +
+            // full <= capacity`.
+            len += unsafe { store_positions(p.add(len), mask, (b * LANES) as u32) };
         }
+        // SAFETY: the first `len` values are initialised (the old ones, and
+        // each block's positions before the length passed them).
+        unsafe { out.set_len(len) };
         out.extend((full..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32));
+    }
+
+    /// Stores at `p` the positions of the set bits of `byte`, plus `base`,
+    /// as eight u32 lanes (those past the count are garbage), and returns
+    /// how many bits are set.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2; `p` is valid for writing eight u32.
+    #[inline(always)]
+    #[allow(clippy::cast_ptr_alignment)] // `loadl` and `storeu` take unaligned pointers
+    unsafe fn store_positions(p: *mut u32, byte: u8, base: u32) -> usize {
+        use std::arch::x86_64::{
+            __m128i, __m256i, _mm256_add_epi32, _mm256_cvtepu8_epi32, _mm256_set1_epi32, _mm256_storeu_si256,
+            _mm_loadl_epi64,
+        };
+        let positions = &super::BYTE_POSITIONS[usize::from(byte)];
+        // SAFETY: `positions` holds 8 bytes; the caller gives room for eight
+        // u32 at `p`.
+        unsafe {
+            let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()));
+            _mm256_storeu_si256(p.cast::<__m256i>(), _mm256_add_epi32(v, _mm256_set1_epi32(base as i32)));
+        }
+        byte.count_ones() as usize
     }
 
     /// [`super::select_largest`], testing four contributions at a time.
