@@ -285,7 +285,8 @@ impl WithheldList {
         self.len() == 0
     }
 
-    /// Entry `i`, in offer-id order.
+    /// Entry `i`, in offer-id order. For a list written by the engine this
+    /// walks the offers up to it; iterate to read them all.
     pub fn get(&self, i: usize) -> Option<Withheld> {
         match &self.repr {
             Repr::Owned(v) => v.get(i).cloned(),
@@ -298,7 +299,8 @@ impl WithheldList {
         match &self.repr {
             Repr::Owned(v) => v.iter().find(|w| w.offer.as_str() == offer).cloned(),
             Repr::Compact(c) => {
-                let o = c.names.offers.iter().position(|names| names.id.as_str() == offer)?;
+                // The engine's offers are in offer-id order.
+                let o = c.names.offers.binary_search_by(|names| names.id.as_str().cmp(offer)).ok()?;
                 c.withheld(o)
             }
         }

@@ -1046,5 +1046,9 @@ mod tests {
     fn engine_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Engine>();
+        // Decisions (and their audits, which share the engine's models) can
+        // be handed to other threads, and so can workspaces.
+        assert_send_sync::<Decision>();
+        assert_send_sync::<Workspace>();
     }
 }
