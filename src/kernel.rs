@@ -637,29 +637,96 @@ mod avx2 {
         unsafe { out.set_len(len) };
     }
 
-    /// [`super::largest`], testing a block of eight at a time.
+    /// [`super::largest`], testing a block of eight at a time. Up to 16
+    /// kept, they sit sorted in two registers and a block with a newcomer
+    /// is inserted lane by lane without a branch: with `prev` the kept
+    /// values shifted down one lane (+∞ first), `kept = max(kept, min(prev,
+    /// v))` is the sorted insertion of `v` (NaN enters as −∞).
     ///
     /// # Safety
     ///
     /// The CPU must support AVX2; `best` is not empty.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn largest(values: &[f32], best: &mut [f32]) {
-        use std::arch::x86_64::{_mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _CMP_GT_OQ};
+        use std::arch::x86_64::{
+            _mm256_cmp_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_setr_epi32,
+            _mm256_storeu_ps, _CMP_GT_OQ,
+        };
+        let k = best.len();
         let blocks = values.chunks_exact(LANES);
         let rest = blocks.remainder();
+        if k > 2 * LANES {
+            for block in blocks {
+                // SAFETY: `block` holds LANES f32.
+                let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+                let floor = _mm256_set1_ps(best[k - 1]);
+                if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, floor)) != 0 {
+                    for &v in block {
+                        super::keep_larger(best, v);
+                    }
+                }
+            }
+            for &v in rest {
+                super::keep_larger(best, v);
+            }
+            return;
+        }
+        let mut kept = [f32::NEG_INFINITY; 2 * LANES];
+        kept[..k].copy_from_slice(best);
+        // SAFETY: `kept` holds 2 · LANES f32.
+        let (mut top, mut low) = unsafe { (_mm256_loadu_ps(kept.as_ptr()), _mm256_loadu_ps(kept.as_ptr().add(LANES))) };
+        let shift = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+        let neg_inf = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut floor = kept[k - 1];
+        let mut lanes = [0.0f32; LANES];
         for block in blocks {
             // SAFETY: `block` holds LANES f32.
             let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
-            let floor = _mm256_set1_ps(best[best.len() - 1]);
-            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, floor)) != 0 {
-                for &v in block {
-                    super::keep_larger(best, v);
-                }
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(floor))) == 0 {
+                continue;
             }
+            // `max(v, −∞)` is −∞ for NaN (the second operand wins).
+            // SAFETY: `lanes` and `kept` hold LANES and 2 · LANES f32.
+            unsafe {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_max_ps(v, neg_inf));
+                for &x in &lanes {
+                    insert_sorted(&mut top, &mut low, x, shift);
+                }
+                _mm256_storeu_ps(kept.as_mut_ptr(), top);
+                _mm256_storeu_ps(kept.as_mut_ptr().add(LANES), low);
+            }
+            floor = kept[k - 1];
         }
-        for &v in rest {
-            super::keep_larger(best, v);
+        // SAFETY: as above.
+        unsafe {
+            for &x in rest {
+                insert_sorted(&mut top, &mut low, if x.is_nan() { f32::NEG_INFINITY } else { x }, shift);
+            }
+            _mm256_storeu_ps(kept.as_mut_ptr(), top);
+            _mm256_storeu_ps(kept.as_mut_ptr().add(LANES), low);
         }
+        best.copy_from_slice(&kept[..k]);
+    }
+
+    /// Inserts `x` (not NaN) into the 16 values `top` then `low`, sorted
+    /// largest first, dropping the smallest.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn insert_sorted(top: &mut __m256, low: &mut __m256, x: f32, shift: std::arch::x86_64::__m256i) {
+        use std::arch::x86_64::{
+            _mm256_blend_ps, _mm256_max_ps, _mm256_min_ps, _mm256_permutevar8x32_ps, _mm256_set1_ps,
+        };
+        let x = _mm256_set1_ps(x);
+        let (t, l) = (_mm256_permutevar8x32_ps(*top, shift), _mm256_permutevar8x32_ps(*low, shift));
+        // Each lane's predecessor: +∞ before the first, the last of `top`
+        // before the first of `low`.
+        let prev_top = _mm256_blend_ps::<1>(t, _mm256_set1_ps(f32::INFINITY));
+        let prev_low = _mm256_blend_ps::<1>(l, t);
+        *top = _mm256_max_ps(*top, _mm256_min_ps(prev_top, x));
+        *low = _mm256_max_ps(*low, _mm256_min_ps(prev_low, x));
     }
 
     /// [`super::positions_at_least`], a block of eight at a time.
