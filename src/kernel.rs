@@ -784,6 +784,10 @@ mod avx2 {
     }
 
     /// [`super::select_largest`], testing four contributions at a time.
+    /// Up to four kept (the default is three), they sit in registers, sorted
+    /// with ties to the earlier feature, and a block with a newcomer is
+    /// inserted lane by lane without a branch. A NaN (never expected) hands
+    /// over to the scalar insertion, whose NaN rule is the definition.
     ///
     /// # Safety
     ///
@@ -792,11 +796,14 @@ mod avx2 {
     pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
         use std::arch::x86_64::{
             _mm256_andnot_pd, _mm256_cmp_pd, _mm256_loadu_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_set1_pd,
-            _mm256_storeu_pd, _CMP_NLE_UQ,
+            _mm256_setzero_pd, _mm256_setzero_si256, _mm256_storeu_pd, _CMP_NLE_UQ, _CMP_UNORD_Q,
         };
         let n = w.len();
+        let max = top.len();
         let sign = _mm256_set1_pd(-0.0);
         let mut kept = super::Kept::default();
+        // Kept contributions and their features, while in registers.
+        let mut regs = (max <= 4).then(|| (_mm256_setzero_pd(), _mm256_setzero_si256()));
         let mut i = 0;
         while i + 4 <= n {
             // SAFETY: `i + 4 <= n`, the length of all three slices.
@@ -814,16 +821,103 @@ mod avx2 {
                 let mut lanes = [0.0f64; 4];
                 // SAFETY: `lanes` holds four f64.
                 unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), c) };
-                for (j, &c) in lanes.iter().enumerate() {
-                    kept.offer(top, i + j, c);
+                match &mut regs {
+                    Some((kc, ki)) if _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(c, c)) == 0 => {
+                        for (j, &c) in lanes.iter().enumerate() {
+                            // SAFETY: AVX2, as this function.
+                            unsafe { insert_largest(kc, ki, c, (i + j) as i64) };
+                        }
+                        // SAFETY: AVX2; `max <= 4`.
+                        kept.floor = unsafe { lane_abs(*kc, max - 1) };
+                    }
+                    _ => {
+                        if let Some((kc, ki)) = regs.take() {
+                            // SAFETY: AVX2; `max <= 4`.
+                            kept = unsafe { spill(kc, ki, top) };
+                        }
+                        for (j, &c) in lanes.iter().enumerate() {
+                            kept.offer(top, i + j, c);
+                        }
+                    }
                 }
             }
             i += 4;
+        }
+        if let Some((kc, ki)) = regs {
+            // SAFETY: AVX2; `max <= 4`.
+            kept = unsafe { spill(kc, ki, top) };
         }
         for j in i..n {
             kept.offer(top, j, w[j] * d[j] * m[j]);
         }
         kept.len
+    }
+
+    /// Inserts contribution `c` (not NaN) of feature `i` into the four kept
+    /// contributions `kc` (sorted by absolute size, largest first) and their
+    /// features `ki`: after every kept one at least as large (an earlier
+    /// feature wins a tie), the smallest dropped; 0 is never inserted.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2.
+    #[inline(always)]
+    unsafe fn insert_largest(kc: &mut std::arch::x86_64::__m256d, ki: &mut std::arch::x86_64::__m256i, c: f64, i: i64) {
+        use std::arch::x86_64::{
+            _mm256_andnot_pd, _mm256_blend_pd, _mm256_blendv_epi8, _mm256_blendv_pd, _mm256_castpd_si256,
+            _mm256_cmp_pd, _mm256_permute4x64_epi64, _mm256_permute4x64_pd, _mm256_set1_epi64x, _mm256_set1_pd,
+            _mm256_setzero_pd, _CMP_GT_OQ,
+        };
+        let abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), *kc);
+        // Lanes whose kept value the newcomer beats, and the same shifted
+        // down one lane (none before the first): those take the lane above.
+        let beats = _mm256_cmp_pd::<_CMP_GT_OQ>(_mm256_set1_pd(c.abs()), abs);
+        let shifted = _mm256_blend_pd::<1>(_mm256_permute4x64_pd::<0b10_01_00_00>(beats), _mm256_setzero_pd());
+        let (beats_i, shifted_i) = (_mm256_castpd_si256(beats), _mm256_castpd_si256(shifted));
+        let c_here = _mm256_blendv_pd(*kc, _mm256_set1_pd(c), beats);
+        let i_here = _mm256_blendv_epi8(*ki, _mm256_set1_epi64x(i), beats_i);
+        *kc = _mm256_blendv_pd(c_here, _mm256_permute4x64_pd::<0b10_01_00_00>(*kc), shifted);
+        *ki = _mm256_blendv_epi8(i_here, _mm256_permute4x64_epi64::<0b10_01_00_00>(*ki), shifted_i);
+    }
+
+    /// `|kc[lane]|`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX; `lane < 4`.
+    #[inline(always)]
+    unsafe fn lane_abs(kc: std::arch::x86_64::__m256d, lane: usize) -> f64 {
+        let mut v = [0.0f64; 4];
+        // SAFETY: `v` holds four f64.
+        unsafe { std::arch::x86_64::_mm256_storeu_pd(v.as_mut_ptr(), kc) };
+        v[lane].abs()
+    }
+
+    /// The kept contributions in registers as the scalar state: the
+    /// nonzero ones (they come first) into `top`, and the floor.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX; `top.len() <= 4`.
+    #[inline(always)]
+    #[allow(clippy::cast_ptr_alignment)] // `storeu` takes an unaligned pointer
+    unsafe fn spill(
+        kc: std::arch::x86_64::__m256d,
+        ki: std::arch::x86_64::__m256i,
+        top: &mut [(usize, f64)],
+    ) -> super::Kept {
+        let (mut c, mut i) = ([0.0f64; 4], [0i64; 4]);
+        // SAFETY: `c` and `i` hold four 8-byte values.
+        unsafe {
+            std::arch::x86_64::_mm256_storeu_pd(c.as_mut_ptr(), kc);
+            std::arch::x86_64::_mm256_storeu_si256(i.as_mut_ptr().cast(), ki);
+        }
+        let max = top.len();
+        let len = c[..max].iter().take_while(|c| c.abs() > 0.0).count();
+        for j in 0..len {
+            top[j] = (i[j] as usize, c[j]);
+        }
+        super::Kept { len, floor: if len == max && max > 0 { c[max - 1].abs() } else { 0.0 } }
     }
 
     /// Sum of the 8 lanes (a tree of three additions).
