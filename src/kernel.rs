@@ -638,10 +638,10 @@ mod avx2 {
     }
 
     /// [`super::largest`], testing a block of eight at a time. Up to 16
-    /// kept, they sit sorted in two registers and a block with a newcomer
-    /// is inserted lane by lane without a branch: with `prev` the kept
+    /// kept, they sit sorted in two registers, and each value above the
+    /// smallest kept is inserted without a branch: with `prev` the kept
     /// values shifted down one lane (+∞ first), `kept = max(kept, min(prev,
-    /// v))` is the sorted insertion of `v` (NaN enters as −∞).
+    /// v))` is the sorted insertion of `v` (NaN is never inserted).
     ///
     /// # Safety
     ///
@@ -649,8 +649,8 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn largest(values: &[f32], best: &mut [f32]) {
         use std::arch::x86_64::{
-            _mm256_cmp_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_setr_epi32,
-            _mm256_storeu_ps, _CMP_GT_OQ,
+            _mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_setr_epi32, _mm256_storeu_ps,
+            _CMP_GT_OQ,
         };
         let k = best.len();
         let blocks = values.chunks_exact(LANES);
@@ -676,21 +676,23 @@ mod avx2 {
         // SAFETY: `kept` holds 2 · LANES f32.
         let (mut top, mut low) = unsafe { (_mm256_loadu_ps(kept.as_ptr()), _mm256_loadu_ps(kept.as_ptr().add(LANES))) };
         let shift = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
-        let neg_inf = _mm256_set1_ps(f32::NEG_INFINITY);
         let mut floor = kept[k - 1];
         let mut lanes = [0.0f32; LANES];
         for block in blocks {
             // SAFETY: `block` holds LANES f32.
             let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
-            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(floor))) == 0 {
+            let mut above = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(floor)));
+            if above == 0 {
                 continue;
             }
-            // `max(v, −∞)` is −∞ for NaN (the second operand wins).
+            // Only the lanes above the floor (never NaN): each insertion
+            // waits on the previous one, so fewer is faster.
             // SAFETY: `lanes` and `kept` hold LANES and 2 · LANES f32.
             unsafe {
-                _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_max_ps(v, neg_inf));
-                for &x in &lanes {
-                    insert_sorted(&mut top, &mut low, x, shift);
+                _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                while above != 0 {
+                    insert_sorted(&mut top, &mut low, lanes[above.trailing_zeros() as usize], shift);
+                    above &= above - 1;
                 }
                 _mm256_storeu_ps(kept.as_mut_ptr(), top);
                 _mm256_storeu_ps(kept.as_mut_ptr().add(LANES), low);
@@ -823,9 +825,14 @@ mod avx2 {
                 unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), c) };
                 match &mut regs {
                     Some((kc, ki)) if _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(c, c)) == 0 => {
-                        for (j, &c) in lanes.iter().enumerate() {
+                        // Only the lanes above the floor, in order: each
+                        // insertion waits on the previous one.
+                        let mut above = _mm256_movemask_pd(above);
+                        while above != 0 {
+                            let j = above.trailing_zeros() as usize;
                             // SAFETY: AVX2, as this function.
-                            unsafe { insert_largest(kc, ki, c, (i + j) as i64) };
+                            unsafe { insert_largest(kc, ki, lanes[j], (i + j) as i64) };
+                            above &= above - 1;
                         }
                         // SAFETY: AVX2; `max <= 4`.
                         kept.floor = unsafe { lane_abs(*kc, max - 1) };

@@ -107,9 +107,10 @@ pub struct Workspace {
 /// the decisions a workspace writes point to. Cloning and dropping an `Arc`
 /// updates its reference count; with the engine's own strings, threads
 /// ranking at the same time would all write to the same counters and the
-/// cache lines would bounce between cores. Copies per workspace (shared by
-/// the workspaces of one batch thread) keep those updates on the thread's
-/// own cache lines.
+/// cache lines would bounce between cores. Copies per workspace (a batch
+/// keeps one workspace per thread) keep those updates on the thread's own
+/// cache lines. The engine's models and rules, which the audit reads but
+/// never clones per decision, are shared.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
     /// The engine these are copies of ([`Engine`](crate::Engine)'s `uid`;
