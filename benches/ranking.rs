@@ -14,17 +14,17 @@
 //! Where the time goes: counted in instructions with Callgrind, see
 //! `benches/instructions.rs` for the commands.
 //!
-//! At 1,000 offers (same customer each call) a decision is about 94,000
-//! instructions (97,000 for distinct customers; 27,600 at 100 offers, 1.13
+//! At 1,000 offers (same customer each call) a decision is about 93,000
+//! instructions (96,000 for distinct customers; 27,200 at 100 offers, 1.13
 //! million at 10,000). About half of it is in the kernels: the f32 dot
 //! products (a quarter of the total; they read the weights from L2 at about
 //! 30 bytes per cycle, some 2 µs of the 8), the dense bounds, the shortlist
 //! and the explanations' selection. The rest: the rules before scoring
 //! (about a fifth), the proxy-share decisions, the audit (a copy of the
 //! rule codes; reasons are built when read) and the five explanations'
-//! names and sentences. Distinct customers also mispredict about 520
-//! branches per decision (Callgrind's `--branch-sim=yes`), mostly in the
-//! top-k insertions of the shortlist and of the explanations.
+//! names and sentences. Distinct customers also mispredict about 340
+//! branches per decision (Callgrind's `--branch-sim=yes`), spread over the
+//! rules, the block tests of the kernels and the proxy-share decisions.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
