@@ -294,6 +294,24 @@ struct Bound {
     lv: f32,
 }
 
+/// The constants of [`Bound`], shared with the AVX2 coarse bounds.
+mod consts {
+    /// `e` is widened by this factor for its own roundings.
+    pub(super) const E_WIDEN: f32 = 1.0 + 1e-6;
+    /// `a − e` below this is outside the bounds' validity.
+    pub(super) const VALID_FROM: f32 = -299.0;
+    /// `a` is clamped to this (the log-sigmoid is 0 within e⁻¹⁰⁰ beyond).
+    pub(super) const A_CAP: f32 = 100.0;
+    /// Relative rounding allowance, 2⁻²⁰.
+    pub(super) const EPS: f32 = 1.0 / 1_048_576.0;
+    /// `|ln(value × weight)|` counted up to this in the rounding.
+    pub(super) const LV_CAP: f32 = 1e4;
+    /// `ln 2` rounded up.
+    pub(super) const LN_2_UP: f32 = 0.693_2;
+    /// The margins are widened by this factor.
+    pub(super) const MARGIN_WIDEN: f32 = 1.001;
+}
+
 impl Bound {
     #[inline(always)]
     #[allow(clippy::needless_bitwise_bool, clippy::neg_cmp_op_on_partial_ord)] // straight-line, NaN-safe
@@ -306,28 +324,26 @@ impl Bound {
         // In f32: the base logit's rounding is in the slack, and the
         // roundings of this bound's own arithmetic (a few 2⁻²⁴) in its 1e-6
         // margin.
-        let e = (scale * w + floor + s) * (1.0 + 1e-6);
+        let e = (scale * w + floor + s) * consts::E_WIDEN;
         // A margin of 1 covers the rounding of `a - e` near −300; a NaN
         // (never expected) is flagged too.
-        let outside = scored & (lv.is_nan() | !(a - e >= -299.0));
+        let outside = scored & (lv.is_nan() | !(a - e >= consts::VALID_FROM));
         // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that the
         // rounding margins stay small.
-        Bound { valid: scored & !outside, outside, a: a.min(100.0), e, lv }
+        Bound { valid: scored & !outside, outside, a: a.min(consts::A_CAP), e, lv }
     }
 
     /// Rounding of `a` and of `ln(value × weight)` to f32, and of the few
     /// operations on them: each below 2⁻²⁴ of the magnitudes.
     #[inline(always)]
     fn rounding(&self) -> f32 {
-        const EPS: f32 = 1.0 / 1_048_576.0; // 2⁻²⁰
-        EPS * (self.a.abs() + self.e + self.lv.abs().min(1e4) + 1.0)
+        consts::EPS * (self.a.abs() + self.e + self.lv.abs().min(consts::LV_CAP) + 1.0)
     }
 
     #[inline(always)]
     fn coarse(&self) -> (f32, f32) {
-        const LN_2_UP: f32 = 0.693_2;
-        let margin = (self.rounding() + KEY_EPS) * 1.001;
-        let lo = self.lv + ((self.a - self.e).min(0.0) - LN_2_UP) - margin;
+        let margin = (self.rounding() + KEY_EPS) * consts::MARGIN_WIDEN;
+        let lo = self.lv + ((self.a - self.e).min(0.0) - consts::LN_2_UP) - margin;
         let hi = self.lv + (self.a + self.e).min(0.0) + margin;
         if self.valid {
             (lo, hi)
@@ -1154,12 +1170,77 @@ mod avx2 {
         ]
     }
 
+    /// [`super::coarse_bounds`] written out in intrinsics, the same
+    /// operations in the same order as [`super::Bound`] (the compiler's
+    /// vectorisation of that code took half again as many instructions).
+    ///
     /// # Safety
     ///
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
-        super::coarse_loop(x, lo, hi)
+        use super::consts as k;
+        use std::arch::x86_64::{
+            _mm256_add_ps, _mm256_and_ps, _mm256_andnot_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_loadu_ps,
+            _mm256_min_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_or_ps, _mm256_set1_ps, _mm256_setzero_ps,
+            _mm256_storeu_ps, _mm256_sub_ps, _CMP_NEQ_UQ, _CMP_NGE_UQ, _CMP_UNORD_Q,
+        };
+        let n = [x.base.len(), x.norm.len(), x.slack.len(), x.logv.len(), lo.len(), hi.len()]
+            .into_iter()
+            .fold(x.dot.len(), usize::min);
+        let full = n - n % LANES;
+        let c = |v: f32| _mm256_set1_ps(v);
+        let (scale, floor) = (c(x.error.0), c(x.error.1));
+        let (sign, zero, nan, neg_inf) = (c(-0.0), _mm256_setzero_ps(), c(f32::NAN), c(f32::NEG_INFINITY));
+        let mut outside = zero;
+        let mut i = 0;
+        while i < full {
+            // SAFETY: `i + LANES <= full <= n`, the length of every slice.
+            let (dot, b, w, s, lv) = unsafe {
+                (
+                    _mm256_loadu_ps(x.dot.as_ptr().add(i)),
+                    _mm256_loadu_ps(x.base.as_ptr().add(i)),
+                    _mm256_loadu_ps(x.norm.as_ptr().add(i)),
+                    _mm256_loadu_ps(x.slack.as_ptr().add(i)),
+                    _mm256_loadu_ps(x.logv.as_ptr().add(i)),
+                )
+            };
+            // As `Bound::new`: scored (NaN included), `a` (0 when not
+            // scored), `e`, and the lanes outside the validity.
+            let scored = _mm256_cmp_ps::<_CMP_NEQ_UQ>(dot, neg_inf);
+            let a = _mm256_and_ps(scored, _mm256_add_ps(b, dot));
+            let e = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(scale, w), floor), s), c(k::E_WIDEN));
+            let bad = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(lv, lv),
+                _mm256_cmp_ps::<_CMP_NGE_UQ>(_mm256_sub_ps(a, e), c(k::VALID_FROM)),
+            );
+            let out = _mm256_and_ps(scored, bad);
+            outside = _mm256_or_ps(outside, out);
+            let valid = _mm256_andnot_ps(out, scored);
+            // `min_ps(v, k)` gives `k` for a NaN `v`, as `f32::min`.
+            let a = _mm256_min_ps(a, c(k::A_CAP));
+            // As `Bound::rounding` and `Bound::coarse`.
+            let abs_lv = _mm256_min_ps(_mm256_andnot_ps(sign, lv), c(k::LV_CAP));
+            let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_andnot_ps(sign, a), e), abs_lv), c(1.0));
+            let rounding = _mm256_mul_ps(c(k::EPS), sum);
+            let margin = _mm256_mul_ps(_mm256_add_ps(rounding, c(super::KEY_EPS)), c(k::MARGIN_WIDEN));
+            let low = _mm256_sub_ps(_mm256_min_ps(_mm256_sub_ps(a, e), zero), c(k::LN_2_UP));
+            let l = _mm256_sub_ps(_mm256_add_ps(lv, low), margin);
+            let h = _mm256_add_ps(_mm256_add_ps(lv, _mm256_min_ps(_mm256_add_ps(a, e), zero)), margin);
+            // SAFETY: as the loads.
+            unsafe {
+                _mm256_storeu_ps(lo.as_mut_ptr().add(i), _mm256_blendv_ps(nan, l, valid));
+                _mm256_storeu_ps(hi.as_mut_ptr().add(i), _mm256_blendv_ps(nan, h, valid));
+            }
+            i += LANES;
+        }
+        let mut outside = _mm256_movemask_ps(outside) != 0;
+        for i in full..n {
+            let lane = super::Bound::new(x.dot[i], x.base[i], x.norm[i], x.slack[i], x.logv[i], x.error);
+            (lo[i], hi[i]) = lane.coarse();
+            outside |= lane.outside;
+        }
+        outside
     }
 }
 
