@@ -14,8 +14,8 @@
 //! Where the time goes: counted in instructions with Callgrind, see
 //! `benches/instructions.rs` for the commands.
 //!
-//! At 1,000 offers (same customer each call) a decision is about 93,000
-//! instructions (96,000 for distinct customers; 27,200 at 100 offers, 1.13
+//! At 1,000 offers (same customer each call) a decision is about 90,000
+//! instructions (93,000 for distinct customers; 26,900 at 100 offers, 1.10
 //! million at 10,000). About half of it is in the kernels: the f32 dot
 //! products (a quarter of the total; they read the weights from L2 at about
 //! 30 bytes per cycle, some 2 µs of the 8), the dense bounds, the shortlist
