@@ -116,6 +116,17 @@ pub(crate) struct Context<'a> {
     pub(crate) threshold: f64,
 }
 
+/// The stage of a withheld offer's rule code; with `budget` (nothing may be
+/// offered), every offer past eligibility is withheld by the contact policy.
+fn stage_of(code: Code, budget: bool) -> Stage {
+    match code {
+        Code::Held | Code::Extra => Stage::Eligibility,
+        _ if budget => Stage::ContactPolicy,
+        Code::Channel | Code::History => Stage::ContactPolicy,
+        Code::Target | Code::Suitability | Code::Driven | Code::Passed => Stage::Guard,
+    }
+}
+
 /// Offers withheld at each stage, in [`Stage`] order.
 pub(crate) type StageCounts = [usize; 3];
 
@@ -154,12 +165,14 @@ impl Compact {
             (eligibility, contact, guard) =
                 (eligibility + usize::from(e), contact + usize::from(c), guard + usize::from(g));
         }
-        let n = self.codes.len();
-        if self.budget.is_some() {
-            contact = n - eligibility;
-        }
-        self.len = eligibility + contact + if self.budget.is_some() { 0 } else { guard };
-        [eligibility, contact, if self.budget.is_some() { 0 } else { guard }]
+        let guard = if self.budget.is_some() {
+            contact = self.codes.len() - eligibility;
+            0
+        } else {
+            guard
+        };
+        self.len = eligibility + contact + guard;
+        [eligibility, contact, guard]
     }
 
     /// Records the reason of offer `offer`, whose code is
@@ -172,20 +185,11 @@ impl Compact {
     /// Drops offer `offer`'s entry (whose reason could not be found) and
     /// returns its stage.
     pub(crate) fn forget(&mut self, offer: usize) -> Stage {
-        let stage = self.entry_stage(offer);
-        if let Some(code) = self.codes.get_mut(offer) {
-            *code = Code::Passed;
-            self.len -= 1;
-        }
+        let Some(code) = self.codes.get_mut(offer) else { return Stage::Eligibility };
+        let stage = stage_of(*code, self.budget.is_some());
+        *code = Code::Passed;
+        self.len -= 1;
         stage
-    }
-
-    fn entry_stage(&self, offer: usize) -> Stage {
-        match (self.codes.get(offer), self.budget) {
-            (Some(Code::Held | Code::Extra) | None, _) => Stage::Eligibility,
-            (_, Some(_)) | (Some(Code::Channel | Code::History), None) => Stage::ContactPolicy,
-            (Some(_), None) => Stage::Guard,
-        }
     }
 
     /// Keeps `reason` aside.
@@ -212,16 +216,16 @@ impl Compact {
             let i = self.details.binary_search_by_key(&(offer as u32), |d| d.0).ok()?;
             Some(self.reason(self.details[i].1))
         };
-        Some(match (code, self.budget) {
-            (Code::Held, _) => (Stage::Eligibility, Reason::AlreadyHeld { product: own.product.clone() }),
-            (Code::Extra, _) => (Stage::Eligibility, self.eligibility(offer)),
-            (_, Some(why)) => (Stage::ContactPolicy, self.reason(why)),
-            (Code::Channel, None) => (Stage::ContactPolicy, Reason::ChannelNotOffered { channel: self.channel }),
-            (Code::History, None) => (Stage::ContactPolicy, detail()?),
-            (Code::Target | Code::Suitability, None) => (Stage::Guard, detail()?),
-            (Code::Driven, None) => (Stage::Guard, self.proxy_driven(offer)),
+        let reason = match (code, self.budget) {
+            (Code::Held, _) => Reason::AlreadyHeld { product: own.product.clone() },
+            (Code::Extra, _) => self.eligibility(offer),
+            (_, Some(why)) => self.reason(why),
+            (Code::Channel, None) => Reason::ChannelNotOffered { channel: self.channel },
+            (Code::History | Code::Target | Code::Suitability, None) => detail()?,
+            (Code::Driven, None) => self.proxy_driven(offer),
             (Code::Passed, None) => return None,
-        })
+        };
+        Some((stage_of(code, self.budget.is_some()), reason))
     }
 
     /// The age or holdings rule offer `offer` failed, from the customer's

@@ -313,8 +313,9 @@ impl Plan {
     /// (eligibility, channel, targets, suitability) and records in `codes`
     /// the first such rule in pipeline order; the contact history is the
     /// caller's. Offers failing a target or suitability rule are also
-    /// listed in `detailed` (their reasons need the customer). With `eligibility_only` (nothing may be offered at all),
-    /// every offer is marked and only eligibility is checked.
+    /// listed in `detailed` (their reasons need the customer). With
+    /// `eligibility_only` (nothing may be offered at all), every offer is
+    /// marked and only eligibility is checked.
     pub(crate) fn mark_failures(
         &self,
         customer: &Customer,

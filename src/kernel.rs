@@ -356,7 +356,7 @@ impl Bound {
     fn fine(&self) -> (f32, f32) {
         let a = self.a;
         let key = self.lv + (a.min(0.0) - ln1p_exp_neg(a.abs()));
-        let margin = (self.e + KEY_EPS + self.rounding()) * 1.001;
+        let margin = (self.e + KEY_EPS + self.rounding()) * consts::MARGIN_WIDEN;
         if self.valid {
             (key - margin, key + margin)
         } else {
@@ -370,9 +370,10 @@ impl Bound {
 /// (never `mul_add`), so it gives the same bits with or without FMA.
 #[inline(always)]
 fn ln1p_exp_neg(z: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 × 2²³: adding it rounds to an integer
-                                     // Beyond 40, ln(1 + e^-z) < 5·10⁻¹⁸; the clamp keeps `s²` below a
-                                     // normal number (denormal results take microcode assists, ~100 cycles).
+    // 1.5 × 2²³: adding it rounds to an integer.
+    const MAGIC: f32 = 12_582_912.0;
+    // Beyond 40, ln(1 + e^-z) < 5·10⁻¹⁸; the clamp keeps `s²` below a
+    // normal number (denormal results take microcode assists, ~100 cycles).
     let z = z.min(40.0);
     let x = -z * std::f32::consts::LOG2_E; // in [-57.8, 0]
     let shifted = x + MAGIC;
@@ -477,13 +478,7 @@ pub(crate) fn append_positions(isa: Isa, word: u64, base: u32, out: &mut Vec<u32
             // found avx2 (see `Isa::detect`).
             unsafe { avx2::append_positions(word, base, out) }
         }
-        _ => {
-            let mut w = word;
-            while w != 0 {
-                out.push(base + w.trailing_zeros());
-                w &= w - 1;
-            }
-        }
+        _ => out.extend(crate::compiled::bits(word, base as usize).map(|o| o as u32)),
     }
 }
 
@@ -669,24 +664,15 @@ mod avx2 {
             _CMP_GT_OQ,
         };
         let k = best.len();
-        let blocks = values.chunks_exact(LANES);
-        let rest = blocks.remainder();
         if k > 2 * LANES {
-            for block in blocks {
-                // SAFETY: `block` holds LANES f32.
-                let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
-                let floor = _mm256_set1_ps(best[k - 1]);
-                if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, floor)) != 0 {
-                    for &v in block {
-                        super::keep_larger(best, v);
-                    }
-                }
-            }
-            for &v in rest {
+            // Not in registers (the engine asks for at most 16).
+            for &v in values {
                 super::keep_larger(best, v);
             }
             return;
         }
+        let blocks = values.chunks_exact(LANES);
+        let rest = blocks.remainder();
         let mut kept = [f32::NEG_INFINITY; 2 * LANES];
         kept[..k].copy_from_slice(best);
         // SAFETY: `kept` holds 2 · LANES f32.
