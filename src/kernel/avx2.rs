@@ -1,0 +1,607 @@
+//! The AVX2+FMA kernels, chosen at run time (see [`super::Isa`]).
+
+use std::arch::x86_64::{
+    __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_extractf128_ps,
+    _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set1_epi32,
+    _mm256_setzero_ps, _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps,
+    _mm_shuffle_ps, _mm_storeu_ps,
+};
+
+use super::{all_in_range, row_ptrs, Matrix, LANES};
+
+/// [`super::append_positions`], a byte of the word at a time.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn append_positions(word: u64, base: u32, out: &mut Vec<u32>) {
+    // Each store writes eight lanes from the current length on; the
+    // length grows by at most eight a byte, so 64 spare slots suffice.
+    out.reserve(64);
+    let mut len = out.len();
+    let p = out.as_mut_ptr();
+    for b in 0..8u32 {
+        // SAFETY: `len + 8 <= old len + 64 <= capacity` (at most 7 bytes
+        // of 8 positions precede).
+        len += unsafe { store_positions(p.add(len), (word >> (8 * b)) as u8, base + 8 * b) };
+    }
+    // SAFETY: the first `len` values are initialised: the old ones, and
+    // each byte's positions, written above before the length passed them.
+    unsafe { out.set_len(len) };
+}
+
+/// [`super::largest`], testing a block of eight at a time. Up to 16
+/// kept, they sit sorted in two registers, and each value above the
+/// smallest kept is inserted without a branch: with `prev` the kept
+/// values shifted down one lane (+∞ first), `kept = max(kept, min(prev,
+/// v))` is the sorted insertion of `v` (NaN is never inserted).
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `best` is not empty.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn largest(values: &[f32], best: &mut [f32]) {
+    use std::arch::x86_64::{
+        _mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _mm256_setr_epi32, _mm256_storeu_ps,
+        _CMP_GT_OQ,
+    };
+    let k = best.len();
+    if k > 2 * LANES {
+        // Not in registers (the engine asks for at most 16).
+        for &v in values {
+            super::keep_larger(best, v);
+        }
+        return;
+    }
+    let blocks = values.chunks_exact(LANES);
+    let rest = blocks.remainder();
+    let mut kept = [f32::NEG_INFINITY; 2 * LANES];
+    kept[..k].copy_from_slice(best);
+    // SAFETY: `kept` holds 2 · LANES f32.
+    let (mut top, mut low) = unsafe { (_mm256_loadu_ps(kept.as_ptr()), _mm256_loadu_ps(kept.as_ptr().add(LANES))) };
+    let shift = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+    let mut floor = kept[k - 1];
+    let mut lanes = [0.0f32; LANES];
+    for block in blocks {
+        // SAFETY: `block` holds LANES f32.
+        let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+        let mut above = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(v, _mm256_set1_ps(floor)));
+        if above == 0 {
+            continue;
+        }
+        // Only the lanes above the floor (never NaN): each insertion
+        // waits on the previous one, so fewer is faster.
+        // SAFETY: `lanes` and `kept` hold LANES and 2 · LANES f32.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+            while above != 0 {
+                insert_sorted(&mut top, &mut low, lanes[above.trailing_zeros() as usize], shift);
+                above &= above - 1;
+            }
+            _mm256_storeu_ps(kept.as_mut_ptr(), top);
+            _mm256_storeu_ps(kept.as_mut_ptr().add(LANES), low);
+        }
+        floor = kept[k - 1];
+    }
+    // SAFETY: as above.
+    unsafe {
+        for &x in rest {
+            insert_sorted(&mut top, &mut low, if x.is_nan() { f32::NEG_INFINITY } else { x }, shift);
+        }
+        _mm256_storeu_ps(kept.as_mut_ptr(), top);
+        _mm256_storeu_ps(kept.as_mut_ptr().add(LANES), low);
+    }
+    best.copy_from_slice(&kept[..k]);
+}
+
+/// Inserts `x` (not NaN) into the 16 values `top` then `low`, sorted
+/// largest first, dropping the smallest.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[inline(always)]
+unsafe fn insert_sorted(top: &mut __m256, low: &mut __m256, x: f32, shift: std::arch::x86_64::__m256i) {
+    use std::arch::x86_64::{_mm256_blend_ps, _mm256_max_ps, _mm256_min_ps, _mm256_permutevar8x32_ps, _mm256_set1_ps};
+    let x = _mm256_set1_ps(x);
+    let (t, l) = (_mm256_permutevar8x32_ps(*top, shift), _mm256_permutevar8x32_ps(*low, shift));
+    // Each lane's predecessor: +∞ before the first, the last of `top`
+    // before the first of `low`.
+    let prev_top = _mm256_blend_ps::<1>(t, _mm256_set1_ps(f32::INFINITY));
+    let prev_low = _mm256_blend_ps::<1>(l, t);
+    *top = _mm256_max_ps(*top, _mm256_min_ps(prev_top, x));
+    *low = _mm256_max_ps(*low, _mm256_min_ps(prev_low, x));
+}
+
+/// [`super::positions_at_least`], a block of eight at a time.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
+    use std::arch::x86_64::{_mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _CMP_GE_OQ};
+    let t = _mm256_set1_ps(tau);
+    let blocks = values.chunks_exact(LANES);
+    let full = values.len() - blocks.remainder().len();
+    // Each block stores eight lanes at the current length, which has
+    // grown by at most `LANES` per earlier block: `full` spare slots do.
+    out.reserve(full);
+    let mut len = out.len();
+    let p = out.as_mut_ptr();
+    for (b, block) in blocks.enumerate() {
+        // SAFETY: `block` holds LANES f32.
+        let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+        let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(v, t)) as u8;
+        // SAFETY: `len + LANES <= old len + (b + 1)·LANES <= old len +
+        // full <= capacity`.
+        len += unsafe { store_positions(p.add(len), mask, (b * LANES) as u32) };
+    }
+    // SAFETY: the first `len` values are initialised (the old ones, and
+    // each block's positions before the length passed them).
+    unsafe { out.set_len(len) };
+    out.extend((full..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32));
+}
+
+/// Stores at `p` the positions of the set bits of `byte`, plus `base`,
+/// as eight u32 lanes (those past the count are garbage), and returns
+/// how many bits are set.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `p` is valid for writing eight u32.
+#[inline(always)]
+#[allow(clippy::cast_ptr_alignment)] // `loadl` and `storeu` take unaligned pointers
+unsafe fn store_positions(p: *mut u32, byte: u8, base: u32) -> usize {
+    use std::arch::x86_64::{
+        __m128i, __m256i, _mm256_add_epi32, _mm256_cvtepu8_epi32, _mm256_set1_epi32, _mm256_storeu_si256,
+        _mm_loadl_epi64,
+    };
+    let positions = &super::BYTE_POSITIONS[usize::from(byte)];
+    // SAFETY: `positions` holds 8 bytes; the caller gives room for eight
+    // u32 at `p`.
+    unsafe {
+        let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()));
+        _mm256_storeu_si256(p.cast::<__m256i>(), _mm256_add_epi32(v, _mm256_set1_epi32(base as i32)));
+    }
+    byte.count_ones() as usize
+}
+
+/// [`super::select_largest`], testing four contributions at a time.
+/// Up to four kept (the default is three), they sit in registers, sorted
+/// with ties to the earlier feature, and a block with a newcomer is
+/// inserted lane by lane without a branch. A NaN (never expected) hands
+/// over to the scalar insertion, whose NaN rule is the definition.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `w`, `d` and `m` have the same length.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    use std::arch::x86_64::{
+        _mm256_andnot_pd, _mm256_cmp_pd, _mm256_loadu_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_set1_pd,
+        _mm256_setzero_pd, _mm256_setzero_si256, _mm256_storeu_pd, _CMP_NLE_UQ, _CMP_UNORD_Q,
+    };
+    let n = w.len();
+    let max = top.len();
+    let sign = _mm256_set1_pd(-0.0);
+    let mut kept = super::Kept::default();
+    // Kept contributions and their features, while in registers.
+    let mut regs = (max <= 4).then(|| (_mm256_setzero_pd(), _mm256_setzero_si256()));
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: `i + 4 <= n`, the length of all three slices.
+        let (wv, dv, mv) = unsafe {
+            (_mm256_loadu_pd(w.as_ptr().add(i)), _mm256_loadu_pd(d.as_ptr().add(i)), _mm256_loadu_pd(m.as_ptr().add(i)))
+        };
+        let c = _mm256_mul_pd(_mm256_mul_pd(wv, dv), mv);
+        // "Not ≤ floor", as the scalar test (NaN included).
+        let above = _mm256_cmp_pd::<_CMP_NLE_UQ>(_mm256_andnot_pd(sign, c), _mm256_set1_pd(kept.floor));
+        if _mm256_movemask_pd(above) != 0 {
+            let mut lanes = [0.0f64; 4];
+            // SAFETY: `lanes` holds four f64.
+            unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), c) };
+            match &mut regs {
+                Some((kc, ki)) if _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(c, c)) == 0 => {
+                    // Only the lanes above the floor, in order: each
+                    // insertion waits on the previous one.
+                    let mut above = _mm256_movemask_pd(above);
+                    while above != 0 {
+                        let j = above.trailing_zeros() as usize;
+                        // SAFETY: AVX2, as this function.
+                        unsafe { insert_largest(kc, ki, lanes[j], (i + j) as i64) };
+                        above &= above - 1;
+                    }
+                    // SAFETY: AVX2; `max <= 4`.
+                    kept.floor = unsafe { lane_abs(*kc, max - 1) };
+                }
+                _ => {
+                    if let Some((kc, ki)) = regs.take() {
+                        // SAFETY: AVX2; `max <= 4`.
+                        kept = unsafe { spill(kc, ki, top) };
+                    }
+                    for (j, &c) in lanes.iter().enumerate() {
+                        kept.offer(top, i + j, c);
+                    }
+                }
+            }
+        }
+        i += 4;
+    }
+    if let Some((kc, ki)) = regs {
+        // SAFETY: AVX2; `max <= 4`.
+        kept = unsafe { spill(kc, ki, top) };
+    }
+    for j in i..n {
+        kept.offer(top, j, w[j] * d[j] * m[j]);
+    }
+    kept.len
+}
+
+/// Inserts contribution `c` (not NaN) of feature `i` into the four kept
+/// contributions `kc` (sorted by absolute size, largest first) and their
+/// features `ki`: after every kept one at least as large (an earlier
+/// feature wins a tie), the smallest dropped; 0 is never inserted.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[inline(always)]
+unsafe fn insert_largest(kc: &mut std::arch::x86_64::__m256d, ki: &mut std::arch::x86_64::__m256i, c: f64, i: i64) {
+    use std::arch::x86_64::{
+        _mm256_andnot_pd, _mm256_blend_pd, _mm256_blendv_epi8, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_cmp_pd,
+        _mm256_permute4x64_epi64, _mm256_permute4x64_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setzero_pd,
+        _CMP_GT_OQ,
+    };
+    let abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), *kc);
+    // Lanes whose kept value the newcomer beats, and the same shifted
+    // down one lane (none before the first): those take the lane above.
+    let beats = _mm256_cmp_pd::<_CMP_GT_OQ>(_mm256_set1_pd(c.abs()), abs);
+    let shifted = _mm256_blend_pd::<1>(_mm256_permute4x64_pd::<0b10_01_00_00>(beats), _mm256_setzero_pd());
+    let (beats_i, shifted_i) = (_mm256_castpd_si256(beats), _mm256_castpd_si256(shifted));
+    let c_here = _mm256_blendv_pd(*kc, _mm256_set1_pd(c), beats);
+    let i_here = _mm256_blendv_epi8(*ki, _mm256_set1_epi64x(i), beats_i);
+    *kc = _mm256_blendv_pd(c_here, _mm256_permute4x64_pd::<0b10_01_00_00>(*kc), shifted);
+    *ki = _mm256_blendv_epi8(i_here, _mm256_permute4x64_epi64::<0b10_01_00_00>(*ki), shifted_i);
+}
+
+/// `|kc[lane]|`.
+///
+/// # Safety
+///
+/// The CPU must support AVX; `lane < 4`.
+#[inline(always)]
+unsafe fn lane_abs(kc: std::arch::x86_64::__m256d, lane: usize) -> f64 {
+    let mut v = [0.0f64; 4];
+    // SAFETY: `v` holds four f64.
+    unsafe { std::arch::x86_64::_mm256_storeu_pd(v.as_mut_ptr(), kc) };
+    v[lane].abs()
+}
+
+/// The kept contributions in registers as the scalar state: the
+/// nonzero ones (they come first) into `top`, and the floor.
+///
+/// # Safety
+///
+/// The CPU must support AVX; `top.len() <= 4`.
+#[inline(always)]
+#[allow(clippy::cast_ptr_alignment)] // `storeu` takes an unaligned pointer
+unsafe fn spill(
+    kc: std::arch::x86_64::__m256d,
+    ki: std::arch::x86_64::__m256i,
+    top: &mut [(usize, f64)],
+) -> super::Kept {
+    let (mut c, mut i) = ([0.0f64; 4], [0i64; 4]);
+    // SAFETY: `c` and `i` hold four 8-byte values.
+    unsafe {
+        std::arch::x86_64::_mm256_storeu_pd(c.as_mut_ptr(), kc);
+        std::arch::x86_64::_mm256_storeu_si256(i.as_mut_ptr().cast(), ki);
+    }
+    let max = top.len();
+    let len = c[..max].iter().take_while(|c| c.abs() > 0.0).count();
+    for j in 0..len {
+        top[j] = (i[j] as usize, c[j]);
+    }
+    super::Kept { len, floor: if len == max && max > 0 { c[max - 1].abs() } else { 0.0 } }
+}
+
+/// Sum of the 8 lanes (a tree of three additions).
+///
+/// # Safety
+///
+/// The CPU must support AVX (only called from `avx2,fma` functions).
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// The four sums of `a`, `b`, `c` and `d`, in that order (a tree of
+/// three additions per lane).
+///
+/// # Safety
+///
+/// The CPU must support AVX.
+#[inline(always)]
+unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
+}
+
+/// The eight sums of `v[0]` … `v[7]`, in that order (a tree of three
+/// additions per lane).
+///
+/// # Safety
+///
+/// The CPU must support AVX.
+#[inline(always)]
+unsafe fn hsum8(v: &[__m256; 8]) -> __m256 {
+    // u0 = [Σa Σb Σc Σd over lanes 0-3 | the same over lanes 4-7], u1
+    // the same for e-h; adding the matching halves finishes the sums.
+    let u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    let u1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    _mm256_add_ps(_mm256_permute2f128_ps::<0x20>(u0, u1), _mm256_permute2f128_ps::<0x31>(u0, u1))
+}
+
+/// `w·d` over `stride` entries, one accumulator.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA; `w` and `d` must be valid for
+/// reading `stride` f32 values, and `stride` a multiple of LANES.
+#[inline(always)]
+unsafe fn dot1(w: *const f32, d: *const f32, stride: usize) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut c = 0;
+    while c < stride {
+        // SAFETY: `c + LANES <= stride`, within both rows.
+        acc = unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(w.add(c)), _mm256_loadu_ps(d.add(c)), acc) };
+        c += LANES;
+    }
+    hsum(acc)
+}
+
+/// The dot products of `K` rows with `d`, one accumulator per row
+/// (each lane sums `stride / LANES` products), sharing the loads of `d`.
+///
+/// # Safety
+///
+/// As [`dot1`], for each of the `K` rows.
+#[inline(always)]
+unsafe fn dot_block<const K: usize>(p: &[*const f32; K], d: *const f32, stride: usize) -> [__m256; K] {
+    let mut acc = [_mm256_setzero_ps(); K];
+    let mut c = 0;
+    while c < stride {
+        // SAFETY: `c + LANES <= stride`, within `d` and each row.
+        unsafe {
+            let x = _mm256_loadu_ps(d.add(c));
+            for (a, &w) in acc.iter_mut().zip(p) {
+                *a = _mm256_fmadd_ps(_mm256_loadu_ps(w.add(c)), x, *a);
+            }
+        }
+        c += LANES;
+    }
+    acc
+}
+
+/// AVX2 version of [`super::dots`] (same contract).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA, and `d.len()` must be
+/// `m.stride()`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+    let stride = m.stride();
+    debug_assert!(d.len() == stride && stride % LANES == 0);
+    let dp = d.as_ptr();
+    let n = rows.len().min(out.len());
+    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let in_range = all_in_range(m, rows);
+    let mut j = 0;
+    // Eight rows at a time: the loads of `d` are shared and the
+    // horizontal sums done together.
+    while j + 8 <= n {
+        if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+            // SAFETY: `row_ptrs` checked that each row holds `stride`
+            // values; `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&dot_block(&p, dp, stride))) };
+        } else {
+            checked(m, &rows[j..j + 8], dp, &mut out[j..j + 8]);
+        }
+        j += 8;
+    }
+    if j + 4 <= n {
+        if let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) {
+            let [a, b, c, e] = dot_block(&p, dp, stride);
+            // SAFETY: as above, with four rows.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr().add(j), hsum4(a, b, c, e)) };
+        } else {
+            checked(m, &rows[j..j + 4], dp, &mut out[j..j + 4]);
+        }
+        j += 4;
+    }
+    checked(m, &rows[j..], dp, &mut out[j..]);
+}
+
+/// [`dots`] row by row, with bounds checks.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA, and `d` must be valid for
+/// reading `m.stride()` f32 values.
+#[inline(always)]
+unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
+    for (&r, out) in rows.iter().zip(out) {
+        // SAFETY: the row and `d` hold `m.stride()` values.
+        *out = m.row(r as usize).map_or(0.0, |w| unsafe { dot1(w.as_ptr(), d, w.len()) });
+    }
+}
+
+/// AVX2 version of [`super::dots_abs`] (same contract).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA, and `d.len()` and `proxy.len()`
+/// must be `m.stride()`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+    let stride = m.stride();
+    debug_assert!(d.len() == stride && proxy.len() == stride && stride % LANES == 0);
+    let (dp, pp) = (d.as_ptr(), proxy.as_ptr());
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let n = rows.len().min(out.len());
+    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let in_range = all_in_range(m, rows);
+    let mut j = 0;
+    // Four rows at a time, three accumulators each (twelve independent
+    // chains); the loads of `d` and `proxy` are shared.
+    while j + 4 <= n {
+        let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) else {
+            for (&r, out) in rows[j..j + 4].iter().zip(&mut out[j..j + 4]) {
+                // SAFETY: as in `dots`.
+                *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
+            }
+            j += 4;
+            continue;
+        };
+        let z = _mm256_setzero_ps();
+        let mut acc = [[z; 3]; 4];
+        let mut c = 0;
+        while c < stride {
+            // SAFETY: `row_ptrs` checked that each row holds `stride`
+            // values, as do `d` and `proxy`, and `c + LANES <= stride`.
+            unsafe {
+                let (x, q) = (_mm256_loadu_ps(dp.add(c)), _mm256_loadu_ps(pp.add(c)));
+                for ([dot, total, px], &w) in acc.iter_mut().zip(&p) {
+                    let prod = _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), x);
+                    *dot = _mm256_add_ps(*dot, prod);
+                    let a = _mm256_and_ps(prod, abs);
+                    *total = _mm256_add_ps(*total, a);
+                    *px = _mm256_fmadd_ps(a, q, *px);
+                }
+            }
+            c += LANES;
+        }
+        let [[a0, a1, a2], [a3, a4, a5], [a6, a7, a8], [a9, a10, a11]] = acc;
+        // SAFETY: `out[j..j + 4]` is twelve consecutive f32 (arrays
+        // have no padding), and `j + 4 <= n = out.len()`.
+        unsafe {
+            let o = out.as_mut_ptr().add(j).cast::<f32>();
+            _mm256_storeu_ps(o, hsum8(&[a0, a1, a2, a3, a4, a5, a6, a7]));
+            _mm_storeu_ps(o.add(8), hsum4(a8, a9, a10, a11));
+        }
+        j += 4;
+    }
+    for (&r, out) in rows[j..].iter().zip(&mut out[j..]) {
+        // SAFETY: as in `dots`.
+        *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
+    }
+}
+
+/// One row of [`dots_abs`].
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA; `w`, `d` and `proxy` must be
+/// valid for reading `stride` f32 values, a multiple of LANES.
+#[inline(always)]
+unsafe fn abs1(w: *const f32, d: *const f32, proxy: *const f32, stride: usize) -> [f32; 3] {
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let z = _mm256_setzero_ps();
+    let (mut dot, mut total, mut px) = (z, z, z);
+    let mut c = 0;
+    while c < stride {
+        // SAFETY: `c + LANES <= stride`, within the three vectors.
+        unsafe {
+            let p = _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), _mm256_loadu_ps(d.add(c)));
+            dot = _mm256_add_ps(dot, p);
+            let a = _mm256_and_ps(p, abs);
+            total = _mm256_add_ps(total, a);
+            px = _mm256_fmadd_ps(a, _mm256_loadu_ps(proxy.add(c)), px);
+        }
+        c += LANES;
+    }
+    let sums = hsum4(dot, total, px, z);
+    [
+        _mm_cvtss_f32(sums),
+        _mm_cvtss_f32(_mm_shuffle_ps::<1>(sums, sums)),
+        _mm_cvtss_f32(_mm_shuffle_ps::<2>(sums, sums)),
+    ]
+}
+
+/// [`super::coarse_bounds`] written out in intrinsics, the same
+/// operations in the same order as [`super::Bound`] (the compiler's
+/// vectorisation of that code took half again as many instructions).
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+    use super::consts as k;
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_and_ps, _mm256_andnot_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_loadu_ps,
+        _mm256_min_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_or_ps, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps, _mm256_sub_ps, _CMP_NEQ_UQ, _CMP_NGE_UQ, _CMP_UNORD_Q,
+    };
+    let n = [x.base.len(), x.norm.len(), x.slack.len(), x.logv.len(), lo.len(), hi.len()]
+        .into_iter()
+        .fold(x.dot.len(), usize::min);
+    let full = n - n % LANES;
+    let c = |v: f32| _mm256_set1_ps(v);
+    let (scale, floor) = (c(x.error.0), c(x.error.1));
+    let (sign, zero, nan, neg_inf) = (c(-0.0), _mm256_setzero_ps(), c(f32::NAN), c(f32::NEG_INFINITY));
+    let mut outside = zero;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + LANES <= full <= n`, the length of every slice.
+        let (dot, b, w, s, lv) = unsafe {
+            (
+                _mm256_loadu_ps(x.dot.as_ptr().add(i)),
+                _mm256_loadu_ps(x.base.as_ptr().add(i)),
+                _mm256_loadu_ps(x.norm.as_ptr().add(i)),
+                _mm256_loadu_ps(x.slack.as_ptr().add(i)),
+                _mm256_loadu_ps(x.logv.as_ptr().add(i)),
+            )
+        };
+        // As `Bound::new`: scored (NaN included), `a` (0 when not
+        // scored), `e`, and the lanes outside the validity.
+        let scored = _mm256_cmp_ps::<_CMP_NEQ_UQ>(dot, neg_inf);
+        let a = _mm256_and_ps(scored, _mm256_add_ps(b, dot));
+        let e = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(scale, w), floor), s), c(k::E_WIDEN));
+        let bad = _mm256_or_ps(
+            _mm256_cmp_ps::<_CMP_UNORD_Q>(lv, lv),
+            _mm256_cmp_ps::<_CMP_NGE_UQ>(_mm256_sub_ps(a, e), c(k::VALID_FROM)),
+        );
+        let out = _mm256_and_ps(scored, bad);
+        outside = _mm256_or_ps(outside, out);
+        let valid = _mm256_andnot_ps(out, scored);
+        // `min_ps(v, k)` gives `k` for a NaN `v`, as `f32::min`.
+        let a = _mm256_min_ps(a, c(k::A_CAP));
+        // As `Bound::rounding` and `Bound::coarse`.
+        let abs_lv = _mm256_min_ps(_mm256_andnot_ps(sign, lv), c(k::LV_CAP));
+        let sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(_mm256_andnot_ps(sign, a), e), abs_lv), c(1.0));
+        let rounding = _mm256_mul_ps(c(k::EPS), sum);
+        let margin = _mm256_mul_ps(_mm256_add_ps(rounding, c(super::KEY_EPS)), c(k::MARGIN_WIDEN));
+        let low = _mm256_sub_ps(_mm256_min_ps(_mm256_sub_ps(a, e), zero), c(k::LN_2_UP));
+        let l = _mm256_sub_ps(_mm256_add_ps(lv, low), margin);
+        let h = _mm256_add_ps(_mm256_add_ps(lv, _mm256_min_ps(_mm256_add_ps(a, e), zero)), margin);
+        // SAFETY: as the loads.
+        unsafe {
+            _mm256_storeu_ps(lo.as_mut_ptr().add(i), _mm256_blendv_ps(nan, l, valid));
+            _mm256_storeu_ps(hi.as_mut_ptr().add(i), _mm256_blendv_ps(nan, h, valid));
+        }
+        i += LANES;
+    }
+    let mut outside = _mm256_movemask_ps(outside) != 0;
+    for i in full..n {
+        let lane = super::Bound::new(x.dot[i], x.base[i], x.norm[i], x.slack[i], x.logv[i], x.error);
+        (lo[i], hi[i]) = lane.coarse();
+        outside |= lane.outside;
+    }
+    outside
+}

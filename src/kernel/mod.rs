@@ -1,0 +1,622 @@
+//! The numeric kernels of the fast path, and the only module with `unsafe`.
+//!
+//! - [`dots`] and [`dots_abs`]: one f32 dot product per selected row of an
+//!   offer-major, padded weight [`Matrix`] (plus, for [`dots_abs`], the sums
+//!   of absolute contributions `Σ|wᵢdᵢ|` and of the proxy ones), with an
+//!   AVX2+FMA version chosen at run time and a portable fallback. (An
+//!   AVX-512F version was about 6% faster on an AVX-512 Zen 4 machine at
+//!   stride 64, where these kernels are bound by L2 bandwidth and
+//!   horizontal sums; its intrinsics need Rust 1.89, above this crate's
+//!   `rust-version`, so it is not included.)
+//! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
+//!   σ(logit))` per offer, the coarse ones dense and vectorised (no libm call), with a proven error margin.
+//!
+//! Everything here is approximate on purpose: the engine turns the f32
+//! results into intervals that are guaranteed to contain the exact f64
+//! values ([`logit_error`]) and recomputes in f64 whatever is close to a
+//! decision, so results never depend on the kernel used.
+//!
+//! Every `unsafe` block states why it is sound. The tests of this module
+//! also run under Valgrind's memcheck (Miri needs a nightly toolchain):
+//!
+//! ```text
+//! cargo test --release --lib --no-run
+//! valgrind --tool=memcheck --error-exitcode=1 target/release/deps/tactful-<hash> kernel::
+//! ```
+//!
+//! Valgrind reports AVX2 and FMA (not AVX-512) to the program, so both the
+//! AVX2 and the portable kernels run under it.
+#![allow(unsafe_code)]
+
+/// Lanes of one SIMD register (AVX2: 8 × f32); rows are padded to this.
+pub(crate) const LANES: usize = 8;
+
+/// The instruction set the kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) enum Isa {
+    /// x86-64 AVX2 with FMA, detected at run time.
+    Avx2Fma,
+    /// Plain Rust, any target.
+    Portable,
+}
+
+impl Isa {
+    /// The best instruction set this CPU supports.
+    pub(crate) fn detect() -> Isa {
+        if Isa::Avx2Fma.supported() {
+            Isa::Avx2Fma
+        } else {
+            Isa::Portable
+        }
+    }
+
+    /// Every instruction set this CPU supports, [`Isa::Portable`] first and
+    /// [`Isa::detect`]'s choice last (so that tests can compare them all).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn available() -> Vec<Isa> {
+        [Isa::Portable, Isa::Avx2Fma].into_iter().filter(|&isa| isa.supported()).collect()
+    }
+
+    /// Whether this CPU runs the kernels of `self`. The SIMD kernels are
+    /// only called for an `Isa` returned by [`Isa::detect`] or
+    /// [`Isa::available`], that is, after this check.
+    fn supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// One register's worth of f32, 32-byte aligned.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[repr(C, align(32))]
+struct Lane([f32; LANES]);
+
+/// A row-major f32 matrix whose rows are padded with zeros to a multiple of
+/// [`LANES`] and start on 32-byte boundaries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Matrix {
+    data: Vec<Lane>,
+    rows: usize,
+    stride: usize,
+}
+
+impl Matrix {
+    /// Padded row length for `cols` columns.
+    pub(crate) fn stride_for(cols: usize) -> usize {
+        cols.div_ceil(LANES).max(1) * LANES
+    }
+
+    /// A `rows × cols` matrix with entries `value(r, c)`.
+    pub(crate) fn from_fn(rows: usize, cols: usize, mut value: impl FnMut(usize, usize) -> f32) -> Matrix {
+        let stride = Matrix::stride_for(cols);
+        let mut data = vec![Lane::default(); rows * stride / LANES];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[(r * stride + c) / LANES].0[c % LANES] = value(r, c);
+            }
+        }
+        Matrix { data, rows, stride }
+    }
+
+    /// Padded row length (a multiple of [`LANES`]).
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// All entries, row after row, padding included.
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Lane` is `repr(C)` around `[f32; LANES]` and its alignment
+        // (32) is a multiple of its size (32), so a `[Lane]` of length n is
+        // exactly n × LANES consecutive, initialised, aligned f32 values
+        // owned by `self.data` for the lifetime of the borrow.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() * LANES) }
+    }
+
+    /// Row `r` (padded), or `None` when out of range.
+    pub(crate) fn row(&self, r: usize) -> Option<&[f32]> {
+        self.as_slice().get(r.checked_mul(self.stride)?..(r + 1).checked_mul(self.stride)?)
+    }
+}
+
+/// Bound on `|f32 dot − f64 reference|` relative to `Σ|wᵢ||dᵢ|`, for any of
+/// the kernels here over rows of `stride` entries: twice
+/// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
+/// to f32, one rounding per product and per addition along the longest
+/// accumulation chain (at most `stride + 8` for every summation order
+/// used), and the f64 reference's own rounding. The kernels here sum
+/// `stride / 8` products per lane, then the 8 lanes by a tree of 3
+/// additions: chains of at most `stride / 8 + 3`.
+pub(crate) fn logit_error(stride: usize) -> f64 {
+    (stride as f64 + 16.0) * f64::powi(2.0, -23)
+}
+
+/// Absolute term of the same bound, for gradual underflow: each of the
+/// roundings above may lose up to 2⁻¹⁴⁹ when a value is subnormal in f32.
+pub(crate) fn underflow_error(stride: usize, max_abs_weight: f64, abs_sum_d: f64) -> f64 {
+    f64::powi(2.0, -140) * (stride as f64 * (max_abs_weight + 1.0) + abs_sum_d + 1.0)
+}
+
+/// `out[j] = rows[j]·d` for each selected row. Rows out of range give 0.
+pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+    assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
+    assert!(out.len() >= rows.len(), "output shorter than the row list");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 and fma (see `Isa::detect`); `d` has `m.stride()`
+            // entries (asserted above).
+            unsafe { avx2::dots(m, rows, d, out) }
+        }
+        _ => portable::dots(m, rows, d, out),
+    }
+}
+
+/// For each selected row: `[rows[j]·d, Σ|wᵢdᵢ|, Σ proxyᵢ·|wᵢdᵢ|]`, where
+/// `proxy` holds 1.0 for the features that count as proxies and 0.0
+/// elsewhere. Rows out of range give zeros.
+pub(crate) fn dots_abs(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+    assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
+    assert_eq!(proxy.len(), m.stride(), "proxy mask must match the padded row length");
+    assert!(out.len() >= rows.len(), "output shorter than the row list");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma, and `d`
+            // and `proxy` have `m.stride()` entries.
+            unsafe { avx2::dots_abs(m, rows, d, proxy, out) }
+        }
+        _ => portable::dots_abs(m, rows, d, proxy, out),
+    }
+}
+
+/// Pointers to the `K` rows `rows[..K]` of `m`, or `None` when one of them
+/// is out of range (checked unless `all_in_range` says they all are, as
+/// [`all_in_range`] found). Each pointer is then valid for reading `m.stride()`
+/// f32 values: row `r < m.rows` spans `r·stride .. (r+1)·stride`, within
+/// the `rows·stride` entries of `m.as_slice()`.
+#[inline(always)]
+fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32], all_in_range: bool) -> Option<[*const f32; K]> {
+    let rows: &[u32; K] = rows.get(..K)?.try_into().ok()?;
+    if !all_in_range && rows.iter().any(|&r| r as usize >= m.rows) {
+        return None;
+    }
+    let base = m.as_slice().as_ptr();
+    Some(rows.map(|r| base.wrapping_add(r as usize * m.stride)))
+}
+
+/// Whether every row of `rows` is a row of `m` (one vectorised pass, so
+/// that [`row_ptrs`] need not check each block when they all are).
+#[inline(always)]
+fn all_in_range(m: &Matrix, rows: &[u32]) -> bool {
+    !rows.is_empty() && (rows.iter().fold(0u32, |a, &r| a.max(r)) as usize) < m.rows
+}
+
+/// Absolute error of [`fine_bounds`]' `ln(1 + e^-z)` approximation
+/// is below 3·10⁻⁶ (checked on a dense grid by the tests); the margin used
+/// is thirty times that.
+pub(crate) const KEY_EPS: f32 = 1e-4;
+
+/// Per-offer inputs of [`coarse_bounds`] and [`fine_bounds`], all indexed
+/// by offer.
+pub(crate) struct BoundsInputs<'a> {
+    /// f32 partial logits `Σ wᵢdᵢ`; −∞ marks an offer that is not scored.
+    pub(crate) dot: &'a [f32],
+    /// Base logits in f32.
+    pub(crate) base: &'a [f32],
+    /// `‖w‖₂`, rounded up.
+    pub(crate) norm: &'a [f32],
+    /// Bound on the base logit's f32 rounding.
+    pub(crate) slack: &'a [f32],
+    /// `ln(value × weight)`: −∞ for a zero product, NaN when outside the
+    /// bounds' validity.
+    pub(crate) logv: &'a [f32],
+    /// `(scale, floor)` of the logit error bound `scale · norm[o] + floor +
+    /// slack[o]` (both already rounded up).
+    pub(crate) error: (f32, f32),
+}
+
+/// For every scored offer `o` (finite `dot[o]`), bounds `lo[o] ≤
+/// ln(priority) ≤ hi[o]` on its exact f64 priority `value × weight ×
+/// σ(logit)`, coarse ones: `ln σ(z)` lies in `[min(z, 0) − ln 2, min(z,
+/// 0)]`, so the bounds are within `ln 2` plus the logit's error of each
+/// other. Cheap enough for every offer; [`fine_bounds`] then narrows the
+/// few that may still be in the top-k.
+///
+/// The bounds hold while the exact logit is above −300 and `value ×
+/// weight` is within `[1e-100, 1e100]` or zero. Offers outside that
+/// validity get NaN bounds and make the function return `true` (the caller
+/// finds them as the scored offers with a NaN `lo`, and ranks them
+/// exactly); offers not scored get NaN bounds too.
+///
+/// Dense, one pass over all offers, no gathers: a few wasted lanes cost
+/// less than indexing the scored ones.
+pub(crate) fn coarse_bounds(isa: Isa, x: &BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+    let n = x.dot.len();
+    assert!(
+        [x.base.len(), x.norm.len(), x.slack.len(), x.logv.len(), lo.len(), hi.len()].iter().all(|&l| l >= n),
+        "slice lengths differ"
+    );
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma. The
+            // function body is safe code; only its target features differ.
+            unsafe { avx2::coarse_bounds(x, &mut lo[..n], &mut hi[..n]) }
+        }
+        _ => coarse_loop(x, &mut lo[..n], &mut hi[..n]),
+    }
+}
+
+/// The bounds of [`coarse_bounds`], within about `2·10⁻⁴` plus twice the
+/// logit's error of each other, for the listed `offers` only (scored and
+/// inside the validity, which [`coarse_bounds`] checked): `lo[j]` and
+/// `hi[j]` are those of `offers[j]`.
+pub(crate) fn fine_bounds(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
+    lo.clear();
+    hi.clear();
+    // Gathered into blocks of LANES: the approximation's long chain of
+    // dependent operations then runs on all lanes at once.
+    for block in offers.chunks(LANES) {
+        let mut v = [[f32::NAN; LANES]; 5];
+        for (j, &o) in block.iter().enumerate() {
+            let o = o as usize;
+            for (slot, src) in v.iter_mut().zip([x.dot, x.base, x.norm, x.slack, x.logv]) {
+                slot[j] = src.get(o).copied().unwrap_or(f32::NAN);
+            }
+        }
+        let [dot, base, norm, slack, logv] = v;
+        let (mut l, mut h) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for i in 0..LANES {
+            (l[i], h[i]) = Bound::new(dot[i], base[i], norm[i], slack[i], logv[i], x.error).fine();
+        }
+        lo.extend_from_slice(&l[..block.len()]);
+        hi.extend_from_slice(&h[..block.len()]);
+    }
+}
+
+/// One offer's bound inputs, in f32. Plain multiplications and additions
+/// (never `mul_add`), so every instruction set gives the same bits.
+struct Bound {
+    /// Offer scored and inside the bounds' validity.
+    valid: bool,
+    /// Outside the validity although scored.
+    outside: bool,
+    /// Approximate logit, and its error bound.
+    a: f32,
+    e: f32,
+    lv: f32,
+}
+
+/// The constants of [`Bound`], shared with the AVX2 coarse bounds.
+mod consts {
+    /// `e` is widened by this factor for its own roundings.
+    pub(super) const E_WIDEN: f32 = 1.0 + 1e-6;
+    /// `a − e` below this is outside the bounds' validity.
+    pub(super) const VALID_FROM: f32 = -299.0;
+    /// `a` is clamped to this (the log-sigmoid is 0 within e⁻¹⁰⁰ beyond).
+    pub(super) const A_CAP: f32 = 100.0;
+    /// Relative rounding allowance, 2⁻²⁰.
+    pub(super) const EPS: f32 = 1.0 / 1_048_576.0;
+    /// `|ln(value × weight)|` counted up to this in the rounding.
+    pub(super) const LV_CAP: f32 = 1e4;
+    /// `ln 2` rounded up.
+    pub(super) const LN_2_UP: f32 = 0.693_2;
+    /// The margins are widened by this factor.
+    pub(super) const MARGIN_WIDEN: f32 = 1.001;
+}
+
+impl Bound {
+    #[inline(always)]
+    #[allow(clippy::needless_bitwise_bool, clippy::neg_cmp_op_on_partial_ord)] // straight-line, NaN-safe
+    fn new(dot: f32, b: f32, w: f32, s: f32, lv: f32, (scale, floor): (f32, f32)) -> Bound {
+        // A NaN score (never expected) counts as scored, and outside.
+        let scored = dot != f32::NEG_INFINITY;
+        // Lanes not scored compute on 0 (their results are discarded)
+        // rather than on infinities.
+        let a = if scored { b + dot } else { 0.0 };
+        // In f32: the base logit's rounding is in the slack, and the
+        // roundings of this bound's own arithmetic (a few 2⁻²⁴) in its 1e-6
+        // margin.
+        let e = (scale * w + floor + s) * consts::E_WIDEN;
+        // A margin of 1 covers the rounding of `a - e` near −300; a NaN
+        // (never expected) is flagged too.
+        let outside = scored & (lv.is_nan() | !(a - e >= consts::VALID_FROM));
+        // Beyond 100 the log-sigmoid is 0 within e⁻¹⁰⁰: clamp, so that the
+        // rounding margins stay small.
+        Bound { valid: scored & !outside, outside, a: a.min(consts::A_CAP), e, lv }
+    }
+
+    /// Rounding of `a` and of `ln(value × weight)` to f32, and of the few
+    /// operations on them: each below 2⁻²⁴ of the magnitudes.
+    #[inline(always)]
+    fn rounding(&self) -> f32 {
+        consts::EPS * (self.a.abs() + self.e + self.lv.abs().min(consts::LV_CAP) + 1.0)
+    }
+
+    #[inline(always)]
+    fn coarse(&self) -> (f32, f32) {
+        let margin = (self.rounding() + KEY_EPS) * consts::MARGIN_WIDEN;
+        let lo = self.lv + ((self.a - self.e).min(0.0) - consts::LN_2_UP) - margin;
+        let hi = self.lv + (self.a + self.e).min(0.0) + margin;
+        if self.valid {
+            (lo, hi)
+        } else {
+            (f32::NAN, f32::NAN)
+        }
+    }
+
+    #[inline(always)]
+    fn fine(&self) -> (f32, f32) {
+        let a = self.a;
+        let key = self.lv + (a.min(0.0) - ln1p_exp_neg(a.abs()));
+        let margin = (self.e + KEY_EPS + self.rounding()) * consts::MARGIN_WIDEN;
+        if self.valid {
+            (key - margin, key + margin)
+        } else {
+            (f32::NAN, f32::NAN)
+        }
+    }
+}
+
+/// `ln(1 + e^-z)` for `z ≥ 0`, absolute error below 3·10⁻⁶, branch-free so
+/// that loops over it vectorise. Uses plain multiplications and additions
+/// (never `mul_add`), so it gives the same bits with or without FMA.
+#[inline(always)]
+fn ln1p_exp_neg(z: f32) -> f32 {
+    // 1.5 × 2²³: adding it rounds to an integer.
+    const MAGIC: f32 = 12_582_912.0;
+    // Beyond 40, ln(1 + e^-z) < 5·10⁻¹⁸; the clamp keeps `s²` below a
+    // normal number (denormal results take microcode assists, ~100 cycles).
+    let z = z.min(40.0);
+    let x = -z * std::f32::consts::LOG2_E; // in [-57.8, 0]
+    let shifted = x + MAGIC;
+    let r = shifted - MAGIC; // round(x)
+    let n = shifted.to_bits() as i32 - MAGIC.to_bits() as i32; // round(x) as an integer
+    let g = (x - r) * std::f32::consts::LN_2; // |g| ≤ ln2 / 2
+    let p = 1.0 + g * (1.0 + g * (0.5 + g * (1.0 / 6.0 + g * (1.0 / 24.0 + g * (1.0 / 120.0 + g * (1.0 / 720.0))))));
+    let t = f32::from_bits((p.to_bits() as i32).wrapping_add(n.wrapping_shl(23)) as u32); // e^-z
+    let s = t / (2.0 + t); // ln(1 + t) = 2 atanh(s), s ∈ (0, 1/3]
+    let s2 = s * s;
+    2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))))
+}
+
+#[inline(always)]
+fn coarse_loop(x: &BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+    let n = lo.len().min(hi.len()).min(x.dot.len());
+    let full = n - n % LANES;
+    let lane = |i: usize| Bound::new(x.dot[i], x.base[i], x.norm[i], x.slack[i], x.logv[i], x.error);
+    let mut outside = false;
+    // Blocks of LANES with fixed-size arrays vectorise without bounds checks.
+    for start in (0..full).step_by(LANES) {
+        let block = |v: &[f32]| -> [f32; LANES] { v[start..start + LANES].try_into().unwrap_or([f32::NAN; LANES]) };
+        let (dot, b, w, s, lv) = (block(x.dot), block(x.base), block(x.norm), block(x.slack), block(x.logv));
+        let (mut l, mut h, mut o) = ([0.0f32; LANES], [0.0f32; LANES], [false; LANES]);
+        for i in 0..LANES {
+            let lane = Bound::new(dot[i], b[i], w[i], s[i], lv[i], x.error);
+            (l[i], h[i]) = lane.coarse();
+            o[i] = lane.outside;
+        }
+        lo[start..start + LANES].copy_from_slice(&l);
+        hi[start..start + LANES].copy_from_slice(&h);
+        outside |= o.iter().fold(false, |a, &b| a | b);
+    }
+    for i in full..n {
+        let lane = lane(i);
+        (lo[i], hi[i]) = lane.coarse();
+        outside |= lane.outside;
+    }
+    outside
+}
+
+mod portable {
+    use super::{Matrix, LANES};
+
+    /// The `LANES`-wide chunks of a row, as arrays (so that the loops over
+    /// them have no bounds checks and vectorise).
+    #[inline(always)]
+    fn chunks(v: &[f32]) -> impl Iterator<Item = &[f32; LANES]> {
+        v.chunks_exact(LANES).map(|c| c.try_into().expect("chunks_exact gives LANES values"))
+    }
+
+    /// Sum of the lanes, by a tree of three additions (as the SIMD kernels).
+    #[inline(always)]
+    fn hsum([a0, a1, a2, a3, a4, a5, a6, a7]: [f32; LANES]) -> f32 {
+        ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+    }
+
+    pub(super) fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+        for (&r, out) in rows.iter().zip(out) {
+            let Some(w) = m.row(r as usize) else {
+                *out = 0.0;
+                continue;
+            };
+            let mut acc = [0.0f32; LANES];
+            for (w, d) in chunks(w).zip(chunks(d)) {
+                for l in 0..LANES {
+                    acc[l] += w[l] * d[l];
+                }
+            }
+            *out = hsum(acc);
+        }
+    }
+
+    pub(super) fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+        for (&r, out) in rows.iter().zip(out) {
+            let Some(w) = m.row(r as usize) else {
+                *out = [0.0; 3];
+                continue;
+            };
+            let (mut dot, mut total, mut px) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+            for ((w, d), q) in chunks(w).zip(chunks(d)).zip(chunks(proxy)) {
+                for l in 0..LANES {
+                    let p = w[l] * d[l];
+                    dot[l] += p;
+                    total[l] += p.abs();
+                    px[l] += p.abs() * q[l];
+                }
+            }
+            *out = [hsum(dot), hsum(total), hsum(px)];
+        }
+    }
+}
+
+/// Appends to `out` the positions of the set bits of `word`, ascending,
+/// offset by `base`. The AVX2 path writes eight positions per byte of the
+/// word from a table, with no branch per bit.
+pub(crate) fn append_positions(isa: Isa, word: u64, base: u32, out: &mut Vec<u32>) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::append_positions(word, base, out) }
+        }
+        _ => out.extend(crate::compiled::bits(word, base as usize).map(|o| o as u32)),
+    }
+}
+
+/// Per byte value: the positions of its set bits, then zeros.
+#[cfg(target_arch = "x86_64")]
+static BYTE_POSITIONS: [[u8; 8]; 256] = {
+    let mut table = [[0u8; 8]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let (mut bit, mut n) = (0, 0);
+        while bit < 8 {
+            if byte & (1 << bit) != 0 {
+                table[byte][n] = bit as u8;
+                n += 1;
+            }
+            bit += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// Keeps in `best` (sorted, largest first; filled with −∞ by the caller)
+/// the `best.len()` largest of `values`; NaN is never counted. Most blocks
+/// of [`LANES`] hold none above the smallest kept: one vector comparison
+/// each on the AVX2 path.
+pub(crate) fn largest(isa: Isa, values: &[f32], best: &mut [f32]) {
+    if best.is_empty() {
+        return;
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::largest(values, best) }
+        }
+        _ => {
+            for &v in values {
+                keep_larger(best, v);
+            }
+        }
+    }
+}
+
+/// Inserts `v` into `best` (sorted, largest first) if it is larger than the
+/// smallest kept (so NaN never is).
+#[inline(always)]
+fn keep_larger(best: &mut [f32], v: f32) {
+    let k = best.len();
+    if v > best[k - 1] {
+        let mut i = k - 1;
+        while i > 0 && best[i - 1] < v {
+            best[i] = best[i - 1];
+            i -= 1;
+        }
+        best[i] = v;
+    }
+}
+
+/// Appends to `out`, ascending, the positions `i` with `values[i] ≥ tau`
+/// (NaN never is).
+pub(crate) fn positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut Vec<u32>) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::positions_at_least(values, tau, out) }
+        }
+        _ => out.extend((0..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32)),
+    }
+}
+
+/// Keeps in `top`, largest first, the `top.len()` largest nonzero
+/// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
+/// ties go to the lower index. Returns how many there are. The products
+/// are the same f64 roundings on every path; the AVX2 path tests four at a
+/// time against the smallest kept, which after the first few rejects
+/// almost all.
+pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    if top.is_empty() {
+        return 0;
+    }
+    let n = w.len().min(d.len()).min(m.len());
+    let (w, d, m) = (&w[..n], &d[..n], &m[..n]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`); the three slices have the
+            // same length (cut above).
+            unsafe { avx2::select_largest(w, d, m, top) }
+        }
+        _ => {
+            let mut kept = Kept::default();
+            for i in 0..n {
+                kept.offer(top, i, w[i] * d[i] * m[i]);
+            }
+            kept.len
+        }
+    }
+}
+
+/// The state of [`select_largest`]: how many are kept, and the size a
+/// newcomer must exceed (0 until `top` is full, so zeros are skipped).
+#[derive(Default)]
+struct Kept {
+    len: usize,
+    floor: f64,
+}
+
+impl Kept {
+    /// Offers contribution `c` of feature `i`: an earlier (lower) index
+    /// already wins a tie, so it must be strictly larger than the floor.
+    /// (A NaN is not `<=` anything, and is kept, as a plain comparison
+    /// would.)
+    #[inline(always)]
+    fn offer(&mut self, top: &mut [(usize, f64)], i: usize, c: f64) {
+        if c.abs() <= self.floor {
+            return;
+        }
+        let max = top.len();
+        let mut at = self.len.min(max - 1);
+        while at > 0 && top[at - 1].1.abs() < c.abs() {
+            top[at] = top[at - 1];
+            at -= 1;
+        }
+        top[at] = (i, c);
+        self.len = (self.len + 1).min(max);
+        if self.len == max {
+            self.floor = top[max - 1].1.abs();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+#[cfg(test)]
+mod tests;

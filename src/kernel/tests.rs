@@ -1,0 +1,309 @@
+use super::*;
+
+/// A deterministic pseudo-random stream in [-1, 1).
+fn stream(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}
+
+#[test]
+fn append_positions_lists_set_bits_on_every_isa() {
+    let mut next = stream(7);
+    let mut words = vec![0, 1, u64::MAX, 1 << 63, 0x8000_0000_0000_0001, 0x00ff_00ff_00ff_00ff];
+    words.extend((0..200).map(|_| (next().to_bits() ^ next().to_bits().rotate_left(17)) & next().to_bits()));
+    for isa in Isa::available() {
+        // Appended after what is there, word after word.
+        let mut out = vec![7u32, 9];
+        let mut expected = out.clone();
+        for (i, &w) in words.iter().enumerate() {
+            let base = (i * 64) as u32;
+            append_positions(isa, w, base, &mut out);
+            expected.extend((0..64).filter(|b| w & (1 << b) != 0).map(|b| base + b));
+        }
+        assert_eq!(out, expected, "{isa:?}");
+    }
+}
+
+#[test]
+fn available_lists_portable_first_and_the_detected_isa_last() {
+    let all = Isa::available();
+    assert_eq!(all.first(), Some(&Isa::Portable));
+    assert_eq!(all.last(), Some(&Isa::detect()));
+    println!("available: {all:?}");
+}
+
+#[test]
+fn matrix_rows_are_padded_and_aligned() {
+    let m = Matrix::from_fn(3, 10, |r, c| (r * 100 + c) as f32);
+    assert_eq!(m.stride(), 16);
+    assert_eq!(m.rows, 3);
+    let row = m.row(2).unwrap();
+    assert_eq!(row.len(), 16);
+    assert_eq!(row[9], 209.0);
+    assert_eq!(row[10..], [0.0; 6]);
+    assert!(m.row(3).is_none());
+    assert_eq!(m.as_slice().as_ptr() as usize % 32, 0);
+}
+
+/// Runs `dots` and `dots_abs` on `list` for every available ISA and
+/// checks each result against the f64 values within the documented
+/// bound (rows out of range give zeros), that entries of `out` past
+/// `list.len()` are left alone, and that the ISAs agree closely.
+fn check_all_isas(w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
+    let cols = d64.len();
+    let m = Matrix::from_fn(w64.len(), cols, |r, c| w64[r][c] as f32);
+    let mut d = vec![0.0f32; m.stride()];
+    let mut proxy = vec![0.0f32; m.stride()];
+    for c in 0..cols {
+        d[c] = d64[c] as f32;
+        proxy[c] = if c % 3 == 0 { 1.0 } else { 0.0 };
+    }
+    let max_w = w64.iter().flatten().fold(0.0f64, |a, w| a.max(w.abs()));
+    let abs_d: f64 = d64.iter().map(|d| d.abs()).sum();
+    let n = list.len();
+    let mut results: Vec<(Isa, Vec<f32>, Vec<[f32; 3]>)> = Vec::new();
+    for isa in Isa::available() {
+        let mut out = vec![7.0f32; n + 1];
+        let mut out3 = vec![[7.0f32; 3]; n + 1];
+        dots(isa, &m, list, &d, &mut out);
+        dots_abs(isa, &m, list, &d, &proxy, &mut out3);
+        assert_eq!((out[n], out3[n]), (7.0, [7.0; 3]), "{isa:?} wrote past the row list");
+        for (j, &r) in list.iter().enumerate() {
+            let ctx = format!("{isa:?}, {cols} columns, row {r} at {j} of {n}");
+            let Some(w) = w64.get(r as usize) else {
+                assert_eq!((out[j], out3[j]), (0.0, [0.0; 3]), "out-of-range row: {ctx}");
+                continue;
+            };
+            let exact: f64 = w.iter().zip(d64).map(|(w, d)| w * d).sum();
+            let total: f64 = w.iter().zip(d64).map(|(w, d)| (w * d).abs()).sum();
+            let px: f64 = w.iter().zip(d64).step_by(3).map(|(w, d)| (w * d).abs()).sum();
+            let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), max_w, abs_d);
+            assert!((f64::from(out[j]) - exact).abs() <= bound, "dot: {ctx}");
+            assert!((f64::from(out3[j][0]) - exact).abs() <= bound, "dot_abs: {ctx}");
+            assert!((f64::from(out3[j][1]) - total).abs() <= bound, "total: {ctx}");
+            assert!((f64::from(out3[j][2]) - px).abs() <= bound, "proxy: {ctx}");
+        }
+        results.push((isa, out, out3));
+    }
+    let (_, a, a3) = &results[0];
+    for (isa, b, b3) in &results[1..] {
+        for j in 0..n {
+            let tol = 1e-4 * (1.0 + a3[j][1].abs());
+            assert!((a[j] - b[j]).abs() <= tol && (a3[j][0] - b3[j][0]).abs() <= tol, "{isa:?} {j}");
+            assert!((a3[j][1] - b3[j][1]).abs() <= tol && (a3[j][2] - b3[j][2]).abs() <= tol, "{isa:?} {j}");
+        }
+    }
+}
+
+#[test]
+fn both_kernel_paths_agree_with_f64_within_the_bound() {
+    for cols in [1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 64, 72, 100] {
+        let mut rnd = stream(cols as u64);
+        let rows = 37;
+        let w64: Vec<Vec<f64>> = (0..rows).map(|_| (0..cols).map(|_| rnd() * 3.0).collect()).collect();
+        let d64: Vec<f64> = (0..cols).map(|_| rnd() * 5.0).collect();
+        let rows = rows as u32;
+        // Every row, descending, then one out of range.
+        check_all_isas(&w64, &d64, &(0..rows).rev().chain([rows + 5]).collect::<Vec<_>>());
+        // Ascending lists of every length up to 40 (not only multiples
+        // of the block sizes), some rows repeated.
+        for n in 0..=40 {
+            check_all_isas(&w64, &d64, &(0..n).map(|j| j * rows / 40).collect::<Vec<_>>());
+        }
+    }
+}
+
+#[test]
+fn rows_out_of_range_give_zeros_at_any_position() {
+    let cols = 64;
+    let mut rnd = stream(11);
+    let rows = 50;
+    let w64: Vec<Vec<f64>> = (0..rows).map(|_| (0..cols).map(|_| rnd() * 3.0).collect()).collect();
+    let d64: Vec<f64> = (0..cols).map(|_| rnd() * 5.0).collect();
+    for n in [1, 3, 4, 5, 8, 12, 17, 24, 33] {
+        for bad in [rows as u32, rows as u32 + 1, u32::MAX] {
+            for at in 0..n {
+                let list: Vec<u32> =
+                    (0..n as u32).map(|j| if j as usize == at { bad } else { j * 3 % rows as u32 }).collect();
+                check_all_isas(&w64, &d64, &list);
+            }
+        }
+        // Every row out of range.
+        check_all_isas(&w64, &d64, &vec![u32::MAX; n]);
+    }
+    // An empty matrix.
+    check_all_isas(&[], &d64, &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+}
+
+/// Nanoseconds per call of `f`: the fastest of 15 batches of `iters`
+/// calls, after a warm-up batch (the minimum is the least disturbed by
+/// other processes on the machine).
+fn ns_per_call(iters: u32, mut f: impl FnMut()) -> f64 {
+    let mut batch = || {
+        let t = std::time::Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        t.elapsed().as_nanos() as f64 / f64::from(iters)
+    };
+    batch();
+    (0..15).map(|_| batch()).fold(f64::INFINITY, f64::min)
+}
+
+/// Kernel timings for the engine's shapes (1,000 × 64 weights, ~700
+/// rows for `dots`, ~250 for `dots_abs`, ascending), for every
+/// instruction set this CPU runs, in three interleaved rounds. Run with
+/// `cargo test --release --lib kernel -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, not a check; run explicitly"]
+fn kernel_timings() {
+    use std::hint::black_box;
+    let mut rnd = stream(42);
+    let m = Matrix::from_fn(1000, 64, |_, _| rnd() as f32);
+    let d: Vec<f32> = (0..m.stride()).map(|_| rnd() as f32).collect();
+    let proxy: Vec<f32> = (0..m.stride()).map(|c| if c % 5 == 0 { 1.0 } else { 0.0 }).collect();
+    let pick =
+        |p: f64, rnd: &mut dyn FnMut() -> f64| -> Vec<u32> { (0..1000).filter(|_| rnd() < 2.0 * p - 1.0).collect() };
+    let rows = pick(0.7, &mut rnd);
+    let abs_rows = pick(0.25, &mut rnd);
+    let mut out = vec![0.0f32; rows.len()];
+    let mut out3 = vec![[0.0f32; 3]; abs_rows.len()];
+    let isas = Isa::available();
+    let mut best = vec![(f64::INFINITY, f64::INFINITY); isas.len()];
+    for _round in 0..3 {
+        for (&isa, best) in isas.iter().zip(&mut best) {
+            let t = ns_per_call(1000, || dots(isa, &m, black_box(&rows), black_box(&d), black_box(&mut out)));
+            let t3 = ns_per_call(1000, || {
+                dots_abs(isa, &m, black_box(&abs_rows), black_box(&d), black_box(&proxy), black_box(&mut out3));
+            });
+            *best = (best.0.min(t), best.1.min(t3));
+        }
+    }
+    for (isa, (t, t3)) in isas.iter().zip(best) {
+        println!(
+            "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_abs ({} rows) {t3:.0} ns/call",
+            rows.len(),
+            abs_rows.len()
+        );
+    }
+}
+
+#[test]
+fn ln1p_exp_neg_is_accurate_on_a_dense_grid() {
+    let mut worst = 0.0f64;
+    let mut z = 0.0f32;
+    while z < 120.0 {
+        let exact = (-f64::from(z)).exp().ln_1p();
+        worst = worst.max((f64::from(ln1p_exp_neg(z)) - exact).abs());
+        z += 1.0 / 4096.0;
+    }
+    assert!(worst < 3e-6, "worst error {worst}");
+    assert!(f64::from(KEY_EPS) > 30.0 * 3e-6);
+}
+
+#[test]
+fn coarse_and_fine_bounds_contain_the_f64_priority_for_all_paths() {
+    let mut rnd = stream(7);
+    let n = 4099;
+    let logits: Vec<f64> = (0..n).map(|i| if i < 3 { [0.0, -299.0, 300.0][i] } else { rnd() * 60.0 }).collect();
+    let values: Vec<f64> = (0..n).map(|i| if i == 5 { 0.0 } else { (rnd() * 40.0).exp() }).collect();
+    // Offer 7 is not scored; 9 has a value outside the validity; 11 a
+    // logit below it; 12 a NaN score.
+    let dot: Vec<f32> = (0..n)
+        .map(|i| match i {
+            7 => f32::NEG_INFINITY,
+            11 => -400.0,
+            12 => f32::NAN,
+            _ => logits[i] as f32,
+        })
+        .collect();
+    let logv: Vec<f32> = (0..n)
+        .map(|i| match i {
+            9 => f32::NAN,
+            _ if values[i] == 0.0 => f32::NEG_INFINITY,
+            _ => values[i].ln() as f32,
+        })
+        .collect();
+    let zeros = vec![0.0f32; n];
+    let x = BoundsInputs { dot: &dot, base: &zeros, norm: &zeros, slack: &zeros, logv: &logv, error: (0.0, 0.0) };
+    let exact = |i: usize| crate::arbitration::priority(crate::model::sigmoid(logits[i]), values[i], 1.0).ln();
+    let invalid = |i: usize| matches!(i, 7 | 9 | 11 | 12);
+    let mut all = Vec::new();
+    for isa in Isa::available() {
+        for len in [n, 10, 13] {
+            // Shorter runs exercise the tail after the last full block.
+            let x = BoundsInputs { dot: &dot[..len], ..x };
+            let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+            assert!(coarse_bounds(isa, &x, &mut lo, &mut hi), "{isa:?}: 9 is outside");
+            for i in 0..len {
+                if invalid(i) {
+                    assert!(lo[i].is_nan() && hi[i].is_nan(), "{isa:?} {i}: not bounded");
+                    continue;
+                }
+                let p = exact(i);
+                assert!(f64::from(lo[i]) <= p && p <= f64::from(hi[i]), "{isa:?} {i}: {} <= {p} <= {}", lo[i], hi[i]);
+                assert!(hi[i] - lo[i] < 0.7 || values[i] == 0.0, "coarse bounds too loose at {i}");
+            }
+            assert!(lo[len..].iter().all(|&l| l == 0.0), "{isa:?} wrote past {len}");
+            if len == n {
+                all.push((lo, hi));
+            }
+        }
+        let plain: Vec<f32> = logv.iter().map(|&v| if v.is_nan() { 0.0 } else { v }).collect();
+        let dot: Vec<f32> = dot.iter().map(|&d| if d == -400.0 || d.is_nan() { 0.0 } else { d }).collect();
+        let x = BoundsInputs { dot: &dot, logv: &plain, ..x };
+        let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+        assert!(!coarse_bounds(isa, &x, &mut lo, &mut hi), "{isa:?}: all valid");
+    }
+    for other in &all[1..] {
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&all[0].0), bits(&other.0), "no FMA in the bounds, so all paths give the same bits");
+        assert_eq!(bits(&all[0].1), bits(&other.1));
+    }
+    // Fine bounds, for any list of offers (here all, in reverse).
+    let offers: Vec<u32> = (0..n as u32).rev().collect();
+    let (mut lo, mut hi) = (Vec::new(), Vec::new());
+    fine_bounds(&x, &offers, &mut lo, &mut hi);
+    assert_eq!((lo.len(), hi.len()), (n, n));
+    for (j, &o) in offers.iter().enumerate() {
+        let i = o as usize;
+        if invalid(i) {
+            assert!(lo[j].is_nan() && hi[j].is_nan(), "{i}: not bounded");
+            continue;
+        }
+        let p = exact(i);
+        assert!(f64::from(lo[j]) <= p && p <= f64::from(hi[j]), "{i}: {} <= {p} <= {}", lo[j], hi[j]);
+        assert!(hi[j] - lo[j] < 1e-3 || values[i] == 0.0, "fine bounds too loose at {i}");
+    }
+}
+
+/// Logit errors widen both kinds of bounds by the error bound, and the
+/// bounds still hold for every logit within it.
+#[test]
+fn bounds_hold_for_every_logit_within_the_error() {
+    let mut rnd = stream(11);
+    let n = 512;
+    let dot: Vec<f32> = (0..n).map(|_| (rnd() * 30.0) as f32).collect();
+    let base: Vec<f32> = (0..n).map(|_| (rnd() * 5.0) as f32).collect();
+    let norm: Vec<f32> = (0..n).map(|_| (rnd().abs() * 3.0) as f32).collect();
+    let slack: Vec<f32> = (0..n).map(|_| (rnd().abs() * 1e-3) as f32).collect();
+    let logv: Vec<f32> = (0..n).map(|_| (rnd() * 20.0) as f32).collect();
+    let x = BoundsInputs { dot: &dot, base: &base, norm: &norm, slack: &slack, logv: &logv, error: (0.01, 1e-4) };
+    let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
+    assert!(!coarse_bounds(Isa::detect(), &x, &mut lo, &mut hi));
+    let offers: Vec<u32> = (0..n as u32).collect();
+    let (mut flo, mut fhi) = (Vec::new(), Vec::new());
+    fine_bounds(&x, &offers, &mut flo, &mut fhi);
+    for i in 0..n {
+        let a = f64::from(base[i]) + f64::from(dot[i]);
+        let e = 0.01 * f64::from(norm[i]) + 1e-4 + f64::from(slack[i]);
+        for t in [-1.0, -0.5, 0.0, 0.5, 1.0] {
+            let p = crate::model::sigmoid(a + t * e).ln() + f64::from(logv[i]);
+            assert!(f64::from(lo[i]) <= p && p <= f64::from(hi[i]), "coarse {i} at {t}");
+            assert!(f64::from(flo[i]) <= p && p <= f64::from(fhi[i]), "fine {i} at {t}");
+        }
+    }
+}
