@@ -151,8 +151,10 @@ fn offer_rules(offer: &Offer) -> Vec<Rule> {
 /// How a request's scores are computed.
 #[derive(Debug, Clone, Copy)]
 enum Mode {
-    /// f32 kernels, with `|logit error| ≤ scale · ‖w‖₂ + floor`.
-    Fast { scale: f64, floor: f64 },
+    /// f32 kernels, with `|logit error| ≤ scale · ‖w‖₂ + floor`, and the
+    /// signed proxy sum's error (see [`kernel::dots_signed`]) within
+    /// `proxy.0 · ‖w‖₂ + proxy.1`.
+    Fast { scale: f64, floor: f64, proxy: (f64, f64) },
     /// Values or weights too large for f32: every score in f64.
     Exact,
 }
@@ -415,8 +417,8 @@ impl Engine {
             let ws = &mut *workspace;
             ws.dots.resize(ws.rows.len(), 0.0);
             kernel::dots(self.isa, &self.models.w32, &ws.rows, &ws.d32, &mut ws.dots);
-            ws.abs_scores.resize(ws.abs_rows.len(), [0.0; 3]);
-            kernel::dots_abs(self.isa, &self.models.w32, &ws.abs_rows, &ws.d32, &ws.proxy32, &mut ws.abs_scores);
+            ws.abs_scores.resize(ws.abs_rows.len(), [0.0; 2]);
+            kernel::dots_signed(self.isa, &self.models.w32, &ws.abs_rows, &ws.d32, &ws.signed32, &mut ws.abs_scores);
         }
         self.finish(customer, request, &prepared, workspace, decision)
     }
@@ -510,28 +512,41 @@ impl Engine {
         ws.is_proxy.resize(n_features, false);
         ws.d32.clear();
         ws.d32.resize(stride, 0.0);
-        ws.proxy32.clear();
-        ws.proxy32.resize(stride, 0.0);
+        ws.signed32.clear();
+        ws.signed32.resize(stride, 0.0);
         let not_usable = !signals.usable_mask();
+        let theta = self.params.guard().proxy_share_threshold;
         let (mut abs_sum, mut square_sum, mut active_proxy) = (0.0f64, 0.0f64, false);
+        let (mut c_abs_sum, mut c_square_sum) = (0.0f64, 0.0f64);
         let features = ws.x.iter().zip(&self.baselines).zip(&self.sensitivity_bits);
-        let out = ws.d.iter_mut().zip(ws.is_proxy.iter_mut()).zip(ws.d32.iter_mut().zip(ws.proxy32.iter_mut()));
-        for (((&x, &baseline), &(mask, proxy)), ((d, is_proxy), (d32, proxy32))) in features.zip(out) {
+        let out = ws.d.iter_mut().zip(ws.is_proxy.iter_mut()).zip(ws.d32.iter_mut().zip(ws.signed32.iter_mut()));
+        for (((&x, &baseline), &(mask, proxy)), ((d, is_proxy), (d32, c32))) in features.zip(out) {
             let masked = mask & not_usable != 0;
             *is_proxy = proxy & not_usable != 0;
             *d = if masked { 0.0 } else { x - baseline };
             *d32 = *d as f32;
-            *proxy32 = f32::from(u8::from(*is_proxy));
+            // Rule 3 as one sum: Σ|wᵢ|·|dᵢ|·(qᵢ − θ) = P − θ·T.
+            let c = d.abs() * (f64::from(u8::from(*is_proxy)) - theta);
+            *c32 = c as f32;
             active_proxy |= *is_proxy && *d != 0.0;
             abs_sum += d.abs();
             square_sum += *d * *d;
+            c_abs_sum += c.abs();
+            c_square_sum += c * c;
         }
         let max_w = self.models.max_abs_weight;
         let mode = if max_w < F32_SAFE && abs_sum < F32_SAFE && abs_sum * max_w + self.models.max_abs_base < F32_SAFE {
             let d_norm = square_sum.sqrt() * (1.0 + 1e-9);
+            let c_norm = c_square_sum.sqrt() * (1.0 + 1e-9);
             Mode::Fast {
                 scale: kernel::logit_error(stride) * d_norm,
                 floor: kernel::underflow_error(stride, max_w, abs_sum),
+                // The kernel's error, plus `1e-9 · T` (`T ≤ ‖w‖₂‖d‖₂`): beyond
+                // it, the f64 rule's own roundings cannot change the answer.
+                proxy: (
+                    kernel::logit_error(stride) * c_norm + 1e-9 * d_norm,
+                    kernel::underflow_error(stride, max_w, c_abs_sum),
+                ),
             }
         } else {
             Mode::Exact
@@ -729,7 +744,7 @@ impl Engine {
         let k = prepared.effective_k;
         match prepared.mode {
             _ if prepared.budget.is_err() => {}
-            Mode::Fast { scale, floor } => {
+            Mode::Fast { scale, floor, proxy } => {
                 // Every offer's f32 partial logit, −∞ for those not scored.
                 let n = self.offers.len();
                 ws.dense.clear();
@@ -741,14 +756,15 @@ impl Engine {
                 }
                 for j in 0..ws.abs_rows.len() {
                     let o = ws.abs_rows[j] as usize;
-                    let [dot, total, proxy] = ws.abs_scores[j];
-                    // Both sums are within `e` of their f64 values.
-                    let e = scale * f64::from(self.models.norm(o)) + floor;
-                    let (t, p) = (f64::from(total), f64::from(proxy));
-                    let driven = if (p + e) * (1.0 + 1e-9) <= threshold * (t - e) {
-                        false
-                    } else if t - e > 0.0 && (p - e) * (1.0 - 1e-9) > threshold * (t + e) {
+                    let [dot, signed] = ws.abs_scores[j];
+                    // `signed` is within `e` of `P − θ·T`, with the margin of
+                    // the f64 rule: its sign decides unless it is within `e`.
+                    let e = proxy.0 * f64::from(self.models.norm(o)) + proxy.1;
+                    let s = f64::from(signed);
+                    let driven = if s > e {
                         true
+                    } else if s < -e {
+                        false
                     } else {
                         self.proxy_share(o, ws) > threshold
                     };

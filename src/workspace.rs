@@ -61,8 +61,9 @@ pub struct Workspace {
     pub(crate) is_proxy: Vec<bool>,
     /// `d` in f32, padded for the kernels.
     pub(crate) d32: Vec<f32>,
-    /// 1.0 for the proxy features, padded.
-    pub(crate) proxy32: Vec<f32>,
+    /// `|dᵢ|·(qᵢ − θ)` in f32, padded: `qᵢ` is 1 for the features counting
+    /// as proxies, `θ` the proxy-share threshold.
+    pub(crate) signed32: Vec<f32>,
     /// Per contact-history entry, the offer's position.
     pub(crate) contact_offers: Vec<usize>,
     /// Catalog products held.
@@ -80,9 +81,9 @@ pub struct Workspace {
     pub(crate) rows: Vec<u32>,
     pub(crate) dots: Vec<f32>,
     /// Offers reaching scoring that also need the proxy share, and their
-    /// `[logit, Σ|c|, Σ proxy |c|]` scores.
+    /// `[logit, Σ|wᵢ|·signed32ᵢ]` scores.
     pub(crate) abs_rows: Vec<u32>,
-    pub(crate) abs_scores: Vec<[f32; 3]>,
+    pub(crate) abs_scores: Vec<[f32; 2]>,
     /// Per offer, the f32 partial logit (−∞ when not scored), and coarse
     /// bounds on the log-priority (NaN when not ranked by them).
     pub(crate) dense: Vec<f32>,

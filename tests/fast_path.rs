@@ -425,3 +425,31 @@ fn large_base_logits_beyond_f32_precision_keep_the_f64_order() {
         check_top_k(&engine, &[a, b]);
     }
 }
+
+#[test]
+fn proxy_shares_at_and_near_the_threshold_keep_the_f64_rule() {
+    // Offer i's proxy share is 1/4 exactly, or off by a relative 1e-15 to
+    // 1e-5 either way: the f32 signed sum P − θ·T decides the clear cases,
+    // the f64 rule the close ones (threshold 0.25, `share > threshold`).
+    let proxy = Sensitivity::Proxy(ProxyTarget::Special(SpecialCategory::Religion));
+    let schema = FeatureSchema::new(vec![
+        FeatureSpec::new("a", "a"),
+        FeatureSpec::new("p", "p").sensitivity(proxy),
+        FeatureSpec::new("b", "b"),
+    ]);
+    let engine = ranked_by_model(schema, |i| {
+        let offsets = [0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9, 1e-7, -1e-7, 1e-5, -1e-5];
+        let off = offsets[i as usize % offsets.len()] * f64::from(1 + i / 11);
+        // With x = (1, 1, 1): T = 2 + 1 + |w_b|, P = 1 · (1 + off); w_b = -1.
+        PropensityModel { bias: -1.0, weights: Weights::Dense(vec![2.0, 1.0 + off, -1.0]) }
+    });
+    let customer = Customer { age: None, features: FeatureValues::Dense(vec![1.0, 1.0, 1.0]), ..common::customer() };
+    let request = Request { now: synthetic::now(), channel: Channel::Email, k: 5 };
+    let decision = engine.recommend(&customer, &request).unwrap();
+    let driven = decision.withheld.iter().filter(|w| matches!(w.reason, tactful::Reason::ProxyDriven { .. })).count();
+    // Offsets > 0 make the share exceed 1/4: 5 of every 11 offers.
+    assert_eq!(driven, 136, "proxy-driven offers");
+    for k in [1, 5, 50] {
+        check(&engine, &customer, &Request { k, ..request }).unwrap();
+    }
+}

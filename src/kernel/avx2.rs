@@ -2,9 +2,9 @@
 
 use std::arch::x86_64::{
     __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_extractf128_ps,
-    _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_permute2f128_ps, _mm256_set1_epi32,
-    _mm256_setzero_ps, _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps,
-    _mm_shuffle_ps, _mm_storeu_ps,
+    _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_setzero_ps,
+    _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_shuffle_ps,
+    _mm_storeu_ps,
 };
 
 use super::{all_in_range, row_ptrs, Matrix, LANES};
@@ -441,96 +441,99 @@ unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
     }
 }
 
-/// AVX2 version of [`super::dots_abs`] (same contract).
+/// AVX2 version of [`super::dots_signed`] (same contract).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 and FMA, and `d.len()` and `proxy.len()`
-/// must be `m.stride()`.
+/// The CPU must support AVX2 and FMA, and `d.len()` and `c.len()` must be
+/// `m.stride()`.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32], out: &mut [[f32; 2]]) {
     let stride = m.stride();
-    debug_assert!(d.len() == stride && proxy.len() == stride && stride % LANES == 0);
-    let (dp, pp) = (d.as_ptr(), proxy.as_ptr());
-    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    debug_assert!(d.len() == stride && c.len() == stride && stride % LANES == 0);
+    let (dp, cp) = (d.as_ptr(), c.as_ptr());
     let n = rows.len().min(out.len());
     let (rows, out) = (&rows[..n], &mut out[..n]);
     let in_range = all_in_range(m, rows);
     let mut j = 0;
-    // Four rows at a time, three accumulators each (twelve independent
-    // chains); the loads of `d` and `proxy` are shared.
+    // Four rows at a time, two accumulators each (eight independent
+    // chains); the loads of `d` and `c` are shared.
     while j + 4 <= n {
         let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) else {
             for (&r, out) in rows[j..j + 4].iter().zip(&mut out[j..j + 4]) {
                 // SAFETY: as in `dots`.
-                *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
+                *out = m.row(r as usize).map_or([0.0; 2], |w| unsafe { signed1(w.as_ptr(), dp, cp, stride) });
             }
             j += 4;
             continue;
         };
-        let z = _mm256_setzero_ps();
-        let mut acc = [[z; 3]; 4];
-        let mut c = 0;
-        while c < stride {
-            // SAFETY: `row_ptrs` checked that each row holds `stride`
-            // values, as do `d` and `proxy`, and `c + LANES <= stride`.
-            unsafe {
-                let (x, q) = (_mm256_loadu_ps(dp.add(c)), _mm256_loadu_ps(pp.add(c)));
-                for ([dot, total, px], &w) in acc.iter_mut().zip(&p) {
-                    let prod = _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), x);
-                    *dot = _mm256_add_ps(*dot, prod);
-                    let a = _mm256_and_ps(prod, abs);
-                    *total = _mm256_add_ps(*total, a);
-                    *px = _mm256_fmadd_ps(a, q, *px);
-                }
-            }
-            c += LANES;
-        }
-        let [[a0, a1, a2], [a3, a4, a5], [a6, a7, a8], [a9, a10, a11]] = acc;
-        // SAFETY: `out[j..j + 4]` is twelve consecutive f32 (arrays
-        // have no padding), and `j + 4 <= n = out.len()`.
+        // SAFETY: `row_ptrs` checked that each row holds `stride` values,
+        // as do `d` and `c`.
+        let [d0, s0, d1, s1, d2, s2, d3, s3] = unsafe { signed_block(&p, dp, cp, stride) };
+        // SAFETY: `out[j..j + 4]` is eight consecutive f32 (arrays have no
+        // padding), and `j + 4 <= n = out.len()`.
         unsafe {
             let o = out.as_mut_ptr().add(j).cast::<f32>();
-            _mm256_storeu_ps(o, hsum8(&[a0, a1, a2, a3, a4, a5, a6, a7]));
-            _mm_storeu_ps(o.add(8), hsum4(a8, a9, a10, a11));
+            _mm256_storeu_ps(o, hsum8(&[d0, s0, d1, s1, d2, s2, d3, s3]));
         }
         j += 4;
     }
     for (&r, out) in rows[j..].iter().zip(&mut out[j..]) {
         // SAFETY: as in `dots`.
-        *out = m.row(r as usize).map_or([0.0; 3], |w| unsafe { abs1(w.as_ptr(), dp, pp, stride) });
+        *out = m.row(r as usize).map_or([0.0; 2], |w| unsafe { signed1(w.as_ptr(), dp, cp, stride) });
     }
 }
 
-/// One row of [`dots_abs`].
+/// The accumulators of four rows of [`dots_signed`], interleaved: the dot
+/// product's, then the signed sum's, per row.
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 and FMA; `w`, `d` and `proxy` must be
-/// valid for reading `stride` f32 values, a multiple of LANES.
+/// The CPU must support AVX2 and FMA; each row, `d` and `c` must be valid
+/// for reading `stride` f32 values, a multiple of LANES.
 #[inline(always)]
-unsafe fn abs1(w: *const f32, d: *const f32, proxy: *const f32, stride: usize) -> [f32; 3] {
+unsafe fn signed_block(p: &[*const f32; 4], d: *const f32, c: *const f32, stride: usize) -> [__m256; 8] {
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let mut i = 0;
+    while i < stride {
+        // SAFETY: `i + LANES <= stride`, within `d`, `c` and each row.
+        unsafe {
+            let (x, q) = (_mm256_loadu_ps(d.add(i)), _mm256_loadu_ps(c.add(i)));
+            for (a, &w) in acc.chunks_exact_mut(2).zip(p) {
+                let w = _mm256_loadu_ps(w.add(i));
+                a[0] = _mm256_fmadd_ps(w, x, a[0]);
+                a[1] = _mm256_fmadd_ps(_mm256_and_ps(w, abs), q, a[1]);
+            }
+        }
+        i += LANES;
+    }
+    acc
+}
+
+/// One row of [`dots_signed`].
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA; `w`, `d` and `c` must be valid for
+/// reading `stride` f32 values, a multiple of LANES.
+#[inline(always)]
+unsafe fn signed1(w: *const f32, d: *const f32, c: *const f32, stride: usize) -> [f32; 2] {
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
     let z = _mm256_setzero_ps();
-    let (mut dot, mut total, mut px) = (z, z, z);
-    let mut c = 0;
-    while c < stride {
-        // SAFETY: `c + LANES <= stride`, within the three vectors.
+    let (mut dot, mut signed) = (z, z);
+    let mut i = 0;
+    while i < stride {
+        // SAFETY: `i + LANES <= stride`, within the three vectors.
         unsafe {
-            let p = _mm256_mul_ps(_mm256_loadu_ps(w.add(c)), _mm256_loadu_ps(d.add(c)));
-            dot = _mm256_add_ps(dot, p);
-            let a = _mm256_and_ps(p, abs);
-            total = _mm256_add_ps(total, a);
-            px = _mm256_fmadd_ps(a, _mm256_loadu_ps(proxy.add(c)), px);
+            let wv = _mm256_loadu_ps(w.add(i));
+            dot = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d.add(i)), dot);
+            signed = _mm256_fmadd_ps(_mm256_and_ps(wv, abs), _mm256_loadu_ps(c.add(i)), signed);
         }
-        c += LANES;
+        i += LANES;
     }
-    let sums = hsum4(dot, total, px, z);
-    [
-        _mm_cvtss_f32(sums),
-        _mm_cvtss_f32(_mm_shuffle_ps::<1>(sums, sums)),
-        _mm_cvtss_f32(_mm_shuffle_ps::<2>(sums, sums)),
-    ]
+    let sums = hsum4(dot, signed, z, z);
+    [_mm_cvtss_f32(sums), _mm_cvtss_f32(_mm_shuffle_ps::<1>(sums, sums))]
 }
 
 /// [`super::coarse_bounds`] written out in intrinsics, the same

@@ -1,8 +1,8 @@
 //! The numeric kernels of the fast path, and the only module with `unsafe`.
 //!
-//! - [`dots`] and [`dots_abs`]: one f32 dot product per selected row of an
-//!   offer-major, padded weight [`Matrix`] (plus, for [`dots_abs`], the sums
-//!   of absolute contributions `Σ|wᵢdᵢ|` and of the proxy ones), with an
+//! - [`dots`] and [`dots_signed`]: one f32 dot product per selected row of an
+//!   offer-major, padded weight [`Matrix`] (plus, for [`dots_signed`], the
+//!   signed sum that decides the proxy-share rule), with an
 //!   AVX2+FMA version chosen at run time and a portable fallback. (An
 //!   AVX-512F version was about 6% faster on an AVX-512 Zen 4 machine at
 //!   stride 64, where these kernels are bound by L2 bandwidth and
@@ -158,21 +158,23 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
     }
 }
 
-/// For each selected row: `[rows[j]·d, Σ|wᵢdᵢ|, Σ proxyᵢ·|wᵢdᵢ|]`, where
-/// `proxy` holds 1.0 for the features that count as proxies and 0.0
-/// elsewhere. Rows out of range give zeros.
-pub(crate) fn dots_abs(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+/// For each selected row: `[rows[j]·d, Σ|wᵢ|·cᵢ]`. With `cᵢ = |dᵢ|·(qᵢ −
+/// θ)` (`qᵢ` 1 for the features counting as proxies, else 0), the second
+/// sum is `P − θ·T`, whose sign decides guard rule 3 (proxy share `P / T`
+/// above `θ`) in one accumulator. Its error is that of a dot product with
+/// `c` in place of `d` ([`logit_error`]). Rows out of range give zeros.
+pub(crate) fn dots_signed(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], c: &[f32], out: &mut [[f32; 2]]) {
     assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
-    assert_eq!(proxy.len(), m.stride(), "proxy mask must match the padded row length");
+    assert_eq!(c.len(), m.stride(), "proxy coefficients must match the padded row length");
     assert!(out.len() >= rows.len(), "output shorter than the row list");
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: as in `dots`, the CPU supports avx2 and fma, and `d`
-            // and `proxy` have `m.stride()` entries.
-            unsafe { avx2::dots_abs(m, rows, d, proxy, out) }
+            // and `c` have `m.stride()` entries.
+            unsafe { avx2::dots_signed(m, rows, d, c, out) }
         }
-        _ => portable::dots_abs(m, rows, d, proxy, out),
+        _ => portable::dots_signed(m, rows, d, c, out),
     }
 }
 
@@ -447,22 +449,20 @@ mod portable {
         }
     }
 
-    pub(super) fn dots_abs(m: &Matrix, rows: &[u32], d: &[f32], proxy: &[f32], out: &mut [[f32; 3]]) {
+    pub(super) fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32], out: &mut [[f32; 2]]) {
         for (&r, out) in rows.iter().zip(out) {
             let Some(w) = m.row(r as usize) else {
-                *out = [0.0; 3];
+                *out = [0.0; 2];
                 continue;
             };
-            let (mut dot, mut total, mut px) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
-            for ((w, d), q) in chunks(w).zip(chunks(d)).zip(chunks(proxy)) {
+            let (mut dot, mut signed) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for ((w, d), c) in chunks(w).zip(chunks(d)).zip(chunks(c)) {
                 for l in 0..LANES {
-                    let p = w[l] * d[l];
-                    dot[l] += p;
-                    total[l] += p.abs();
-                    px[l] += p.abs() * q[l];
+                    dot[l] += w[l] * d[l];
+                    signed[l] += w[l].abs() * c[l];
                 }
             }
-            *out = [hsum(dot), hsum(total), hsum(px)];
+            *out = [hsum(dot), hsum(signed)];
         }
     }
 }

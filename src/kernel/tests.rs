@@ -48,52 +48,56 @@ fn matrix_rows_are_padded_and_aligned() {
     assert_eq!(m.as_slice().as_ptr() as usize % 32, 0);
 }
 
-/// Runs `dots` and `dots_abs` on `list` for every available ISA and
+/// Runs `dots` and `dots_signed` on `list` for every available ISA and
 /// checks each result against the f64 values within the documented
 /// bound (rows out of range give zeros), that entries of `out` past
 /// `list.len()` are left alone, and that the ISAs agree closely.
 fn check_all_isas(w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
     let cols = d64.len();
     let m = Matrix::from_fn(w64.len(), cols, |r, c| w64[r][c] as f32);
+    // Every third feature a proxy, threshold 0.3.
+    let c64: Vec<f64> = (0..cols).map(|i| d64[i].abs() * (f64::from(u8::from(i % 3 == 0)) - 0.3)).collect();
     let mut d = vec![0.0f32; m.stride()];
-    let mut proxy = vec![0.0f32; m.stride()];
-    for c in 0..cols {
-        d[c] = d64[c] as f32;
-        proxy[c] = if c % 3 == 0 { 1.0 } else { 0.0 };
+    let mut c = vec![0.0f32; m.stride()];
+    for i in 0..cols {
+        d[i] = d64[i] as f32;
+        c[i] = c64[i] as f32;
     }
     let max_w = w64.iter().flatten().fold(0.0f64, |a, w| a.max(w.abs()));
     let abs_d: f64 = d64.iter().map(|d| d.abs()).sum();
     let n = list.len();
-    let mut results: Vec<(Isa, Vec<f32>, Vec<[f32; 3]>)> = Vec::new();
+    let mut results: Vec<(Isa, Vec<f32>, Vec<[f32; 2]>)> = Vec::new();
     for isa in Isa::available() {
         let mut out = vec![7.0f32; n + 1];
-        let mut out3 = vec![[7.0f32; 3]; n + 1];
+        let mut out2 = vec![[7.0f32; 2]; n + 1];
         dots(isa, &m, list, &d, &mut out);
-        dots_abs(isa, &m, list, &d, &proxy, &mut out3);
-        assert_eq!((out[n], out3[n]), (7.0, [7.0; 3]), "{isa:?} wrote past the row list");
+        dots_signed(isa, &m, list, &d, &c, &mut out2);
+        assert_eq!((out[n], out2[n]), (7.0, [7.0; 2]), "{isa:?} wrote past the row list");
         for (j, &r) in list.iter().enumerate() {
             let ctx = format!("{isa:?}, {cols} columns, row {r} at {j} of {n}");
             let Some(w) = w64.get(r as usize) else {
-                assert_eq!((out[j], out3[j]), (0.0, [0.0; 3]), "out-of-range row: {ctx}");
+                assert_eq!((out[j], out2[j]), (0.0, [0.0; 2]), "out-of-range row: {ctx}");
                 continue;
             };
             let exact: f64 = w.iter().zip(d64).map(|(w, d)| w * d).sum();
             let total: f64 = w.iter().zip(d64).map(|(w, d)| (w * d).abs()).sum();
-            let px: f64 = w.iter().zip(d64).step_by(3).map(|(w, d)| (w * d).abs()).sum();
+            let proxy: f64 = w.iter().zip(d64).step_by(3).map(|(w, d)| (w * d).abs()).sum();
+            let signed: f64 = w.iter().zip(&c64).map(|(w, c)| w.abs() * c).sum();
+            assert!((signed - (proxy - 0.3 * total)).abs() <= 1e-9 * total, "signed sum is P − θT: {ctx}");
             let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), max_w, abs_d);
             assert!((f64::from(out[j]) - exact).abs() <= bound, "dot: {ctx}");
-            assert!((f64::from(out3[j][0]) - exact).abs() <= bound, "dot_abs: {ctx}");
-            assert!((f64::from(out3[j][1]) - total).abs() <= bound, "total: {ctx}");
-            assert!((f64::from(out3[j][2]) - px).abs() <= bound, "proxy: {ctx}");
+            assert!((f64::from(out2[j][0]) - exact).abs() <= bound, "dots_signed: {ctx}");
+            // |cᵢ| ≤ |dᵢ|, so the same bound covers the signed sum.
+            assert!((f64::from(out2[j][1]) - signed).abs() <= bound, "signed: {ctx}");
         }
-        results.push((isa, out, out3));
+        results.push((isa, out, out2));
     }
-    let (_, a, a3) = &results[0];
-    for (isa, b, b3) in &results[1..] {
+    let (_, a, a2) = &results[0];
+    for (isa, b, b2) in &results[1..] {
         for j in 0..n {
-            let tol = 1e-4 * (1.0 + a3[j][1].abs());
-            assert!((a[j] - b[j]).abs() <= tol && (a3[j][0] - b3[j][0]).abs() <= tol, "{isa:?} {j}");
-            assert!((a3[j][1] - b3[j][1]).abs() <= tol && (a3[j][2] - b3[j][2]).abs() <= tol, "{isa:?} {j}");
+            let tol = 1e-4 * (1.0 + a[j].abs() + a2[j][1].abs());
+            assert!((a[j] - b[j]).abs() <= tol && (a2[j][0] - b2[j][0]).abs() <= tol, "{isa:?} {j}");
+            assert!((a2[j][1] - b2[j][1]).abs() <= tol, "{isa:?} {j}");
         }
     }
 }
@@ -154,7 +158,7 @@ fn ns_per_call(iters: u32, mut f: impl FnMut()) -> f64 {
 }
 
 /// Kernel timings for the engine's shapes (1,000 × 64 weights, ~700
-/// rows for `dots`, ~250 for `dots_abs`, ascending), for every
+/// rows for `dots`, ~250 for `dots_signed`, ascending), for every
 /// instruction set this CPU runs, in three interleaved rounds. Run with
 /// `cargo test --release --lib kernel -- --ignored --nocapture`.
 #[test]
@@ -164,27 +168,27 @@ fn kernel_timings() {
     let mut rnd = stream(42);
     let m = Matrix::from_fn(1000, 64, |_, _| rnd() as f32);
     let d: Vec<f32> = (0..m.stride()).map(|_| rnd() as f32).collect();
-    let proxy: Vec<f32> = (0..m.stride()).map(|c| if c % 5 == 0 { 1.0 } else { 0.0 }).collect();
+    let signed: Vec<f32> = (0..m.stride()).map(|c| d[c].abs() * if c % 5 == 0 { 0.75 } else { -0.25 }).collect();
     let pick =
         |p: f64, rnd: &mut dyn FnMut() -> f64| -> Vec<u32> { (0..1000).filter(|_| rnd() < 2.0 * p - 1.0).collect() };
     let rows = pick(0.7, &mut rnd);
     let abs_rows = pick(0.25, &mut rnd);
     let mut out = vec![0.0f32; rows.len()];
-    let mut out3 = vec![[0.0f32; 3]; abs_rows.len()];
+    let mut out2 = vec![[0.0f32; 2]; abs_rows.len()];
     let isas = Isa::available();
     let mut best = vec![(f64::INFINITY, f64::INFINITY); isas.len()];
     for _round in 0..3 {
         for (&isa, best) in isas.iter().zip(&mut best) {
             let t = ns_per_call(1000, || dots(isa, &m, black_box(&rows), black_box(&d), black_box(&mut out)));
             let t3 = ns_per_call(1000, || {
-                dots_abs(isa, &m, black_box(&abs_rows), black_box(&d), black_box(&proxy), black_box(&mut out3));
+                dots_signed(isa, &m, black_box(&abs_rows), black_box(&d), black_box(&signed), black_box(&mut out2));
             });
             *best = (best.0.min(t), best.1.min(t3));
         }
     }
     for (isa, (t, t3)) in isas.iter().zip(best) {
         println!(
-            "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_abs ({} rows) {t3:.0} ns/call",
+            "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_signed ({} rows) {t3:.0} ns/call",
             rows.len(),
             abs_rows.len()
         );
