@@ -275,10 +275,23 @@ impl Engine {
         self
     }
 
-    /// `true` when the AVX2+FMA kernels are in use.
+    /// `true` when SIMD kernels (AVX2+FMA, or AVX-512) are in use.
     #[doc(hidden)]
     pub fn uses_avx2(&self) -> bool {
-        self.isa == Isa::Avx2Fma
+        self.isa != Isa::Portable
+    }
+
+    /// The kernels in use: `"avx512"`, `"avx2"` or `"portable"`.
+    #[doc(hidden)]
+    pub fn kernels(&self) -> &'static str {
+        self.isa.name()
+    }
+
+    /// This engine with each instruction set this CPU runs, portable
+    /// first (for tests and comparisons; results are identical on all).
+    #[doc(hidden)]
+    pub fn kernel_variants(&self) -> Vec<Engine> {
+        Isa::available().into_iter().map(|isa| Engine { isa, ..self.clone() }).collect()
     }
 
     fn non_finite(&self, customer: &Customer, i: usize, value: f64) -> RequestError {
@@ -585,7 +598,7 @@ impl Engine {
             let words = ws.fail.words().len();
             let proxy_words = self.models.proxy_bits.words();
             for w in 0..words {
-                let valid = if w + 1 == words && n % 64 != 0 { (1u64 << (n % 64)) - 1 } else { u64::MAX };
+                let valid = if w + 1 == words && !n.is_multiple_of(64) { (1u64 << (n % 64)) - 1 } else { u64::MAX };
                 let reach = !ws.fail.words()[w] & valid;
                 let proxy = if active_proxy { proxy_words.get(w).copied().unwrap_or(0) } else { 0 };
                 kernel::append_positions(self.isa, reach & !proxy, (w * 64) as u32, &mut ws.rows);

@@ -2,7 +2,8 @@
 //! exact f64 rescoring, compiled rules, in-place decisions) against the
 //! naive f64 reference of `tests/support/reference.rs`: the same decision,
 //! bit for bit (rankings, withheld reasons, shares, explanations), with the
-//! AVX2 kernels and with the portable ones, on fresh and reused buffers.
+//! kernels of every instruction set this CPU runs (AVX-512, AVX2,
+//! portable), on fresh and reused buffers.
 
 mod common;
 #[path = "support/reference.rs"]
@@ -229,15 +230,14 @@ fn relationship_world(seed: u64, offers: &mut [Offer], customer: &mut Customer, 
 /// Every path gives the reference's answer, exactly.
 fn check(engine: &Engine, customer: &Customer, request: &Request) -> Result<(), TestCaseError> {
     let expected = Reference::new(engine).recommend(customer, request, Dot::Sequential);
-    let portable = engine.clone().with_portable_kernels();
-    for e in [engine, &portable] {
+    for e in &engine.kernel_variants() {
         let fresh = e.recommend(customer, request);
-        prop_assert_eq!(&fresh, &expected, "fresh buffers, avx2 = {}", e.uses_avx2());
+        prop_assert_eq!(&fresh, &expected, "fresh buffers, {} kernels", e.kernels());
         let reused = REUSED.with(|cell| {
             let (ws, decision) = &mut *cell.borrow_mut();
             e.recommend_into(customer, request, ws, decision).map(|()| decision.clone())
         });
-        prop_assert_eq!(&reused, &expected, "reused buffers, avx2 = {}", e.uses_avx2());
+        prop_assert_eq!(&reused, &expected, "reused buffers, {} kernels", e.kernels());
         if let Ok(decision) = &fresh {
             check_withheld_list(decision)?;
         }

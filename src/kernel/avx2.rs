@@ -326,7 +326,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 ///
 /// The CPU must support AVX.
 #[inline(always)]
-unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+pub(super) unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
     let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
     _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
 }
@@ -338,7 +338,7 @@ unsafe fn hsum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
 ///
 /// The CPU must support AVX.
 #[inline(always)]
-unsafe fn hsum8(v: &[__m256; 8]) -> __m256 {
+pub(super) unsafe fn hsum8(v: &[__m256; 8]) -> __m256 {
     // u0 = [Σa Σb Σc Σd over lanes 0-3 | the same over lanes 4-7], u1
     // the same for e-h; adding the matching halves finishes the sums.
     let u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
@@ -396,7 +396,7 @@ unsafe fn dot_block<const K: usize>(p: &[*const f32; K], d: *const f32, stride: 
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
     let stride = m.stride();
-    debug_assert!(d.len() == stride && stride % LANES == 0);
+    debug_assert!(d.len() == stride && stride.is_multiple_of(LANES));
     let dp = d.as_ptr();
     let n = rows.len().min(out.len());
     let (rows, out) = (&rows[..n], &mut out[..n]);
@@ -450,7 +450,7 @@ unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32], out: &mut [[f32; 2]]) {
     let stride = m.stride();
-    debug_assert!(d.len() == stride && c.len() == stride && stride % LANES == 0);
+    debug_assert!(d.len() == stride && c.len() == stride && stride.is_multiple_of(LANES));
     let (dp, cp) = (d.as_ptr(), c.as_ptr());
     let n = rows.len().min(out.len());
     let (rows, out) = (&rows[..n], &mut out[..n]);

@@ -2,12 +2,10 @@
 //!
 //! - [`dots`] and [`dots_signed`]: one f32 dot product per selected row of an
 //!   offer-major, padded weight [`Matrix`] (plus, for [`dots_signed`], the
-//!   signed sum that decides the proxy-share rule), with an
-//!   AVX2+FMA version chosen at run time and a portable fallback. (An
-//!   AVX-512F version was about 6% faster on an AVX-512 Zen 4 machine at
-//!   stride 64, where these kernels are bound by L2 bandwidth and
-//!   horizontal sums; its intrinsics need Rust 1.89, above this crate's
-//!   `rust-version`, so it is not included.)
+//!   signed sum that decides the proxy-share rule), in AVX-512F
+//!   (`avx512.rs`) or AVX2+FMA (`avx2.rs`) chosen at run time, with a
+//!   portable fallback. At stride 64 the AVX-512 versions take half the
+//!   instructions and reach the L2 bandwidth.
 //! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
 //!   σ(logit))` per offer, the coarse ones dense and vectorised (no libm call), with a proven error margin.
 //!
@@ -24,12 +22,17 @@
 //! valgrind --tool=memcheck --error-exitcode=1 target/release/deps/tactful-<hash> kernel::
 //! ```
 //!
-//! Valgrind reports AVX2 and FMA (not AVX-512) to the program, so both the
-//! AVX2 and the portable kernels run under it.
+//! Valgrind reports AVX2 and FMA (not AVX-512) to the program, so the AVX2
+//! and the portable kernels run under it; the AVX-512 ones only natively.
 #![allow(unsafe_code)]
 
-/// Lanes of one SIMD register (AVX2: 8 × f32); rows are padded to this.
+/// Lanes of one AVX2 register (8 × f32): the portable and AVX2 kernels sum
+/// in this many lanes.
 pub(crate) const LANES: usize = 8;
+
+/// Rows are padded to a multiple of this (one AVX-512 register, 16 × f32)
+/// and start on 64-byte boundaries (a cache line).
+pub(crate) const PAD: usize = 16;
 
 /// The instruction set the kernels use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,10 @@ pub(crate) const LANES: usize = 8;
 pub(crate) enum Isa {
     /// x86-64 AVX2 with FMA, detected at run time.
     Avx2Fma,
+    /// x86-64 AVX-512F (with AVX2 and FMA), detected at run time: the dot
+    /// products and position lists in 16 lanes, the other kernels as
+    /// [`Isa::Avx2Fma`].
+    Avx512,
     /// Plain Rust, any target.
     Portable,
 }
@@ -44,44 +51,52 @@ pub(crate) enum Isa {
 impl Isa {
     /// The best instruction set this CPU supports.
     pub(crate) fn detect() -> Isa {
-        if Isa::Avx2Fma.supported() {
-            Isa::Avx2Fma
-        } else {
-            Isa::Portable
-        }
+        Isa::available().pop().unwrap_or(Isa::Portable)
     }
 
     /// Every instruction set this CPU supports, [`Isa::Portable`] first and
     /// [`Isa::detect`]'s choice last (so that tests can compare them all).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn available() -> Vec<Isa> {
-        [Isa::Portable, Isa::Avx2Fma].into_iter().filter(|&isa| isa.supported()).collect()
+        [Isa::Portable, Isa::Avx2Fma, Isa::Avx512].into_iter().filter(|&isa| isa.supported()).collect()
     }
 
     /// Whether this CPU runs the kernels of `self`. The SIMD kernels are
     /// only called for an `Isa` returned by [`Isa::detect`] or
     /// [`Isa::available`], that is, after this check.
     fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = || std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
         match self {
             Isa::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            Isa::Avx2Fma => avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => avx2() && std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
     }
+
+    /// A short name, for tests and benchmarks.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Portable => "portable",
+        }
+    }
 }
 
-/// One register's worth of f32, 32-byte aligned.
+/// One cache line of f32, 64-byte aligned.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-#[repr(C, align(32))]
-struct Lane([f32; LANES]);
+#[repr(C, align(64))]
+struct Line([f32; PAD]);
 
 /// A row-major f32 matrix whose rows are padded with zeros to a multiple of
-/// [`LANES`] and start on 32-byte boundaries.
+/// [`PAD`] and start on 64-byte boundaries.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Matrix {
-    data: Vec<Lane>,
+    data: Vec<Line>,
     rows: usize,
     stride: usize,
 }
@@ -89,33 +104,33 @@ pub(crate) struct Matrix {
 impl Matrix {
     /// Padded row length for `cols` columns.
     pub(crate) fn stride_for(cols: usize) -> usize {
-        cols.div_ceil(LANES).max(1) * LANES
+        cols.div_ceil(PAD).max(1) * PAD
     }
 
     /// A `rows × cols` matrix with entries `value(r, c)`.
     pub(crate) fn from_fn(rows: usize, cols: usize, mut value: impl FnMut(usize, usize) -> f32) -> Matrix {
         let stride = Matrix::stride_for(cols);
-        let mut data = vec![Lane::default(); rows * stride / LANES];
+        let mut data = vec![Line::default(); rows * stride / PAD];
         for r in 0..rows {
             for c in 0..cols {
-                data[(r * stride + c) / LANES].0[c % LANES] = value(r, c);
+                data[(r * stride + c) / PAD].0[c % PAD] = value(r, c);
             }
         }
         Matrix { data, rows, stride }
     }
 
-    /// Padded row length (a multiple of [`LANES`]).
+    /// Padded row length (a multiple of [`PAD`]).
     pub(crate) fn stride(&self) -> usize {
         self.stride
     }
 
     /// All entries, row after row, padding included.
     pub(crate) fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Lane` is `repr(C)` around `[f32; LANES]` and its alignment
-        // (32) is a multiple of its size (32), so a `[Lane]` of length n is
-        // exactly n × LANES consecutive, initialised, aligned f32 values
-        // owned by `self.data` for the lifetime of the borrow.
-        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() * LANES) }
+        // SAFETY: `Line` is `repr(C)` around `[f32; PAD]` and its size (64)
+        // is its alignment, so a `[Line]` of length n is exactly n × PAD
+        // consecutive, initialised, aligned f32 values owned by `self.data`
+        // for the lifetime of the borrow.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() * PAD) }
     }
 
     /// Row `r` (padded), or `None` when out of range.
@@ -154,6 +169,11 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
             // entries (asserted above).
             unsafe { avx2::dots(m, rows, d, out) }
         }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: as above, with avx512f found too.
+            unsafe { avx512::dots(m, rows, d, out) }
+        }
         _ => portable::dots(m, rows, d, out),
     }
 }
@@ -173,6 +193,11 @@ pub(crate) fn dots_signed(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], c: &[f3
             // SAFETY: as in `dots`, the CPU supports avx2 and fma, and `d`
             // and `c` have `m.stride()` entries.
             unsafe { avx2::dots_signed(m, rows, d, c, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: as above, with avx512f found too.
+            unsafe { avx512::dots_signed(m, rows, d, c, out) }
         }
         _ => portable::dots_signed(m, rows, d, c, out),
     }
@@ -247,7 +272,7 @@ pub(crate) fn coarse_bounds(isa: Isa, x: &BoundsInputs<'_>, lo: &mut [f32], hi: 
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => {
+        Isa::Avx2Fma | Isa::Avx512 => {
             // SAFETY: as in `dots`, the CPU supports avx2 and fma. The
             // function body is safe code; only its target features differ.
             unsafe { avx2::coarse_bounds(x, &mut lo[..n], &mut hi[..n]) }
@@ -478,6 +503,12 @@ pub(crate) fn append_positions(isa: Isa, word: u64, base: u32, out: &mut Vec<u32
             // found avx2 (see `Isa::detect`).
             unsafe { avx2::append_positions(word, base, out) }
         }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: `Isa::Avx512` is only used after `Isa::supported`
+            // found avx512f.
+            unsafe { avx512::append_positions(word, base, out) }
+        }
         _ => out.extend(crate::compiled::bits(word, base as usize).map(|o| o as u32)),
     }
 }
@@ -511,9 +542,9 @@ pub(crate) fn largest(isa: Isa, values: &[f32], best: &mut [f32]) {
     }
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => {
-            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
-            // found avx2 (see `Isa::detect`).
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2
+            // (see `Isa::detect`).
             unsafe { avx2::largest(values, best) }
         }
         _ => {
@@ -544,9 +575,9 @@ fn keep_larger(best: &mut [f32], v: f32) {
 pub(crate) fn positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut Vec<u32>) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => {
-            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
-            // found avx2 (see `Isa::detect`).
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2
+            // (see `Isa::detect`).
             unsafe { avx2::positions_at_least(values, tau, out) }
         }
         _ => out.extend((0..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32)),
@@ -567,9 +598,9 @@ pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mu
     let (w, d, m) = (&w[..n], &d[..n], &m[..n]);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => {
-            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
-            // found avx2 (see `Isa::detect`); the three slices have the
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2
+            // (see `Isa::detect`); the three slices have the
             // same length (cut above).
             unsafe { avx2::select_largest(w, d, m, top) }
         }
@@ -617,6 +648,8 @@ impl Kept {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
 mod tests;

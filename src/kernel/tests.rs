@@ -45,7 +45,9 @@ fn matrix_rows_are_padded_and_aligned() {
     assert_eq!(row[9], 209.0);
     assert_eq!(row[10..], [0.0; 6]);
     assert!(m.row(3).is_none());
-    assert_eq!(m.as_slice().as_ptr() as usize % 32, 0);
+    assert_eq!(m.as_slice().as_ptr() as usize % 64, 0);
+    let wide = Matrix::from_fn(2, 17, |_, _| 1.0);
+    assert_eq!((wide.stride(), wide.row(1).unwrap().as_ptr() as usize % 64), (32, 0));
 }
 
 /// Runs `dots` and `dots_signed` on `list` for every available ISA and

@@ -1,0 +1,244 @@
+//! The AVX-512F kernels, chosen at run time (see [`super::Isa`]): the dot
+//! products in 16 lanes (half the instructions of AVX2 per row) and the
+//! position lists by compression. Rows are padded to 16 ([`super::PAD`]).
+//!
+//! Each lane sums `stride / 16` products; the two halves of a register are
+//! then added, and the 8 lanes by the AVX2 tree of three additions: chains
+//! of `stride / 16 + 4`, within the `stride + 8` that [`super::logit_error`]
+//! allows.
+
+use std::arch::x86_64::{
+    __m256, __m512, _mm256_add_ps, _mm256_castpd_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_add_epi32,
+    _mm512_and_si512, _mm512_castps512_ps256, _mm512_castps_pd, _mm512_castps_si512, _mm512_castsi512_ps,
+    _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_compress_epi32, _mm512_set1_epi32,
+    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_si512,
+};
+
+use super::avx2::{hsum4, hsum8};
+use super::{all_in_range, row_ptrs, Matrix, PAD};
+
+/// The sums of the matching lanes of the two halves of `v`.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn fold(v: __m512) -> __m256 {
+    let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    _mm256_add_ps(_mm512_castps512_ps256(v), high)
+}
+
+/// `|w|`, by clearing the sign bits.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn abs(w: __m512) -> __m512 {
+    _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(w), _mm512_set1_epi32(i32::MAX)))
+}
+
+/// The accumulators of `K` rows' dot products with `d` (16 lanes each),
+/// sharing the loads of `d`.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F; each row and `d` must be valid for
+/// reading `stride` f32 values, a multiple of 16.
+#[inline(always)]
+unsafe fn dot_block<const K: usize>(p: &[*const f32; K], d: *const f32, stride: usize) -> [__m512; K] {
+    let mut acc = [_mm512_setzero_ps(); K];
+    let mut i = 0;
+    while i < stride {
+        // SAFETY: `i + PAD <= stride`, within `d` and each row.
+        unsafe {
+            let x = _mm512_loadu_ps(d.add(i));
+            for (a, &w) in acc.iter_mut().zip(p) {
+                *a = _mm512_fmadd_ps(_mm512_loadu_ps(w.add(i)), x, *a);
+            }
+        }
+        i += PAD;
+    }
+    acc
+}
+
+/// AVX-512 version of [`super::dots`] (same contract).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, AVX2 and FMA, and `d.len()` must be
+/// `m.stride()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
+    let stride = m.stride();
+    debug_assert!(d.len() == stride && stride.is_multiple_of(PAD));
+    let dp = d.as_ptr();
+    let n = rows.len().min(out.len());
+    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let in_range = all_in_range(m, rows);
+    let mut j = 0;
+    // Eight rows at a time: the loads of `d` are shared and the
+    // horizontal sums done together.
+    while j + 8 <= n {
+        if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+            // SAFETY: `row_ptrs` checked that each row holds `stride`
+            // values; `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
+            unsafe {
+                let acc = dot_block(&p, dp, stride);
+                let mut halves = [_mm256_setzero_ps(); 8];
+                for (h, &a) in halves.iter_mut().zip(&acc) {
+                    *h = fold(a);
+                }
+                _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&halves));
+            }
+        } else {
+            checked(m, &rows[j..j + 8], dp, &mut out[j..j + 8]);
+        }
+        j += 8;
+    }
+    checked(m, &rows[j..], dp, &mut out[j..]);
+}
+
+/// [`dots`] row by row, with bounds checks.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F and AVX2, and `d` must be valid for
+/// reading `m.stride()` f32 values.
+#[inline(always)]
+unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
+    for (&r, out) in rows.iter().zip(out) {
+        *out = match m.row(r as usize) {
+            // SAFETY: the row and `d` hold `m.stride()` values.
+            Some(w) => unsafe {
+                let [a] = dot_block(&[w.as_ptr()], d, w.len());
+                let z = _mm256_setzero_ps();
+                std::arch::x86_64::_mm_cvtss_f32(hsum4(fold(a), z, z, z))
+            },
+            None => 0.0,
+        };
+    }
+}
+
+/// AVX-512 version of [`super::dots_signed`] (same contract).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, AVX2 and FMA, and `d.len()` and
+/// `c.len()` must be `m.stride()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32], out: &mut [[f32; 2]]) {
+    let stride = m.stride();
+    debug_assert!(d.len() == stride && c.len() == stride && stride.is_multiple_of(PAD));
+    let (dp, cp) = (d.as_ptr(), c.as_ptr());
+    let n = rows.len().min(out.len());
+    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let in_range = all_in_range(m, rows);
+    let mut j = 0;
+    // Eight rows at a time, two accumulators each (sixteen chains).
+    while j + 8 <= n {
+        if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+            // SAFETY: `row_ptrs` checked that each row holds `stride`
+            // values, as do `d` and `c`; `out[j..j + 8]` is sixteen
+            // consecutive f32 (arrays have no padding) and `j + 8 <= n`.
+            unsafe {
+                let acc = signed_block(&p, dp, cp, stride);
+                // Rows 0-3 then 4-7, each as [dot, signed] pairs.
+                let mut halves = [[_mm256_setzero_ps(); 8]; 2];
+                for (r, pair) in acc.iter().enumerate() {
+                    halves[r / 4][2 * (r % 4)] = fold(pair[0]);
+                    halves[r / 4][2 * (r % 4) + 1] = fold(pair[1]);
+                }
+                let o = out.as_mut_ptr().add(j).cast::<f32>();
+                _mm256_storeu_ps(o, hsum8(&halves[0]));
+                _mm256_storeu_ps(o.add(8), hsum8(&halves[1]));
+            }
+        } else {
+            signed_checked(m, &rows[j..j + 8], (dp, cp), &mut out[j..j + 8]);
+        }
+        j += 8;
+    }
+    signed_checked(m, &rows[j..], (dp, cp), &mut out[j..]);
+}
+
+/// The accumulators of `K` rows of [`dots_signed`]: per row, the dot
+/// product's and the signed sum's.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F; each row, `d` and `c` must be valid for
+/// reading `stride` f32 values, a multiple of 16.
+#[inline(always)]
+unsafe fn signed_block<const K: usize>(
+    p: &[*const f32; K],
+    d: *const f32,
+    c: *const f32,
+    stride: usize,
+) -> [[__m512; 2]; K] {
+    let mut acc = [[_mm512_setzero_ps(); 2]; K];
+    let mut i = 0;
+    while i < stride {
+        // SAFETY: `i + PAD <= stride`, within `d`, `c` and each row.
+        unsafe {
+            let (x, q) = (_mm512_loadu_ps(d.add(i)), _mm512_loadu_ps(c.add(i)));
+            for (a, &w) in acc.iter_mut().zip(p) {
+                let w = _mm512_loadu_ps(w.add(i));
+                a[0] = _mm512_fmadd_ps(w, x, a[0]);
+                a[1] = _mm512_fmadd_ps(abs(w), q, a[1]);
+            }
+        }
+        i += PAD;
+    }
+    acc
+}
+
+/// [`dots_signed`] row by row, with bounds checks.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F and AVX2; `d` and `c` must be valid for
+/// reading `m.stride()` f32 values.
+#[inline(always)]
+unsafe fn signed_checked(m: &Matrix, rows: &[u32], (d, c): (*const f32, *const f32), out: &mut [[f32; 2]]) {
+    for (&r, out) in rows.iter().zip(out) {
+        *out = match m.row(r as usize) {
+            // SAFETY: the row, `d` and `c` hold `m.stride()` values.
+            Some(w) => unsafe {
+                let [[dot, signed]] = signed_block(&[w.as_ptr()], d, c, w.len());
+                let z = _mm256_setzero_ps();
+                let sums = hsum4(fold(dot), fold(signed), z, z);
+                let mut v = [0.0f32; 4];
+                std::arch::x86_64::_mm_storeu_ps(v.as_mut_ptr(), sums);
+                [v[0], v[1]]
+            },
+            None => [0.0; 2],
+        };
+    }
+}
+
+/// [`super::append_positions`], sixteen bits at a time: the positions of a
+/// 16-bit mask compressed into one register, stored whole.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn append_positions(word: u64, base: u32, out: &mut Vec<u32>) {
+    // Each store writes sixteen lanes from the current length on; the
+    // length grows by at most sixteen a quarter, so 64 spare slots suffice.
+    out.reserve(64);
+    let mut len = out.len();
+    let p = out.as_mut_ptr();
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for q in 0..4u32 {
+        let mask = (word >> (16 * q)) as u16;
+        let positions = _mm512_add_epi32(iota, _mm512_set1_epi32((base + 16 * q) as i32));
+        // SAFETY: `len + 16 <= old len + 64 <= capacity` (at most three
+        // quarters of 16 positions precede).
+        unsafe { _mm512_storeu_si512(p.add(len).cast(), _mm512_maskz_compress_epi32(mask, positions)) };
+        len += mask.count_ones() as usize;
+    }
+    // SAFETY: the first `len` values are initialised: the old ones, and
+    // each quarter's positions, written above before the length passed them.
+    unsafe { out.set_len(len) };
+}
