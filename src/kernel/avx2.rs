@@ -168,11 +168,13 @@ unsafe fn store_positions(p: *mut u32, byte: u8, base: u32) -> usize {
     byte.count_ones() as usize
 }
 
-/// [`super::select_largest`], testing four contributions at a time.
-/// Up to four kept (the default is three), they sit in registers, sorted
-/// with ties to the earlier feature, and a block with a newcomer is
-/// inserted lane by lane without a branch. A NaN (never expected) hands
-/// over to the scalar insertion, whose NaN rule is the definition.
+/// [`super::select_largest`] by repeated maximum: the absolute
+/// contributions go to a buffer once (four at a time), then each of the
+/// `top.len()` rounds takes their maximum and the first feature holding
+/// it, which is then struck out. No branch depends on the data but a
+/// round's end, so nothing mispredicts per feature. A NaN (never
+/// expected), more than 256 features or more than 8 kept hand over to the
+/// scalar insertion, whose rule is the definition.
 ///
 /// # Safety
 ///
@@ -180,130 +182,102 @@ unsafe fn store_positions(p: *mut u32, byte: u8, base: u32) -> usize {
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
     use std::arch::x86_64::{
-        _mm256_andnot_pd, _mm256_cmp_pd, _mm256_loadu_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_set1_pd,
-        _mm256_setzero_pd, _mm256_setzero_si256, _mm256_storeu_pd, _CMP_NLE_UQ, _CMP_UNORD_Q,
+        _mm256_andnot_pd, _mm256_blendv_pd, _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_cmpeq_epi64, _mm256_cvtsd_f64,
+        _mm256_loadu_pd, _mm256_max_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_or_pd, _mm256_permute4x64_pd,
+        _mm256_permute_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setr_epi64x, _mm256_setzero_pd, _mm256_storeu_pd,
+        _CMP_EQ_OQ, _CMP_UNORD_Q,
     };
-    let n = w.len();
-    let max = top.len();
+    const CAP: usize = 256;
+    let n = w.len().min(d.len()).min(m.len());
+    let padded = n.div_ceil(4) * 4;
+    if padded > CAP || top.len() > 8 {
+        return super::select_scalar(&w[..n], &d[..n], &m[..n], top);
+    }
+    // |wᵢ·dᵢ·mᵢ|, then −1 (never a maximum) up to a multiple of four.
+    let mut abs = [std::mem::MaybeUninit::<f64>::uninit(); CAP];
+    let a = abs.as_mut_ptr().cast::<f64>();
     let sign = _mm256_set1_pd(-0.0);
-    let mut kept = super::Kept::default();
-    // Kept contributions and their features, while in registers.
-    let mut regs = (max <= 4).then(|| (_mm256_setzero_pd(), _mm256_setzero_si256()));
+    let mut nan = _mm256_setzero_pd();
     let mut i = 0;
     while i + 4 <= n {
-        // SAFETY: `i + 4 <= n`, the length of all three slices.
-        let (wv, dv, mv) = unsafe {
-            (_mm256_loadu_pd(w.as_ptr().add(i)), _mm256_loadu_pd(d.as_ptr().add(i)), _mm256_loadu_pd(m.as_ptr().add(i)))
-        };
-        let c = _mm256_mul_pd(_mm256_mul_pd(wv, dv), mv);
-        // "Not ≤ floor", as the scalar test (NaN included).
-        let above = _mm256_cmp_pd::<_CMP_NLE_UQ>(_mm256_andnot_pd(sign, c), _mm256_set1_pd(kept.floor));
-        if _mm256_movemask_pd(above) != 0 {
-            let mut lanes = [0.0f64; 4];
-            // SAFETY: `lanes` holds four f64.
-            unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), c) };
-            match &mut regs {
-                Some((kc, ki)) if _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_UNORD_Q>(c, c)) == 0 => {
-                    // Only the lanes above the floor, in order: each
-                    // insertion waits on the previous one.
-                    let mut above = _mm256_movemask_pd(above);
-                    while above != 0 {
-                        let j = above.trailing_zeros() as usize;
-                        // SAFETY: AVX2, as this function.
-                        unsafe { insert_largest(kc, ki, lanes[j], (i + j) as i64) };
-                        above &= above - 1;
-                    }
-                    // SAFETY: AVX2; `max <= 4`.
-                    kept.floor = unsafe { lane_abs(*kc, max - 1) };
-                }
-                _ => {
-                    if let Some((kc, ki)) = regs.take() {
-                        // SAFETY: AVX2; `max <= 4`.
-                        kept = unsafe { spill(kc, ki, top) };
-                    }
-                    for (j, &c) in lanes.iter().enumerate() {
-                        kept.offer(top, i + j, c);
-                    }
-                }
-            }
+        // SAFETY: `i + 4 <= n`, the length of all three slices, and
+        // `n <= CAP`, the length of `abs`.
+        unsafe {
+            let c = _mm256_mul_pd(
+                _mm256_mul_pd(_mm256_loadu_pd(w.as_ptr().add(i)), _mm256_loadu_pd(d.as_ptr().add(i))),
+                _mm256_loadu_pd(m.as_ptr().add(i)),
+            );
+            nan = _mm256_or_pd(nan, _mm256_cmp_pd::<_CMP_UNORD_Q>(c, c));
+            _mm256_storeu_pd(a.add(i), _mm256_andnot_pd(sign, c));
         }
         i += 4;
     }
-    if let Some((kc, ki)) = regs {
-        // SAFETY: AVX2; `max <= 4`.
-        kept = unsafe { spill(kc, ki, top) };
+    let mut tail_nan = false;
+    for j in i..padded {
+        let c = if j < n { w[j] * d[j] * m[j] } else { 0.0 };
+        tail_nan |= c.is_nan();
+        // SAFETY: `j < padded <= CAP`.
+        unsafe { a.add(j).write(if j < n { c.abs() } else { -1.0 }) };
     }
-    for j in i..n {
-        kept.offer(top, j, w[j] * d[j] * m[j]);
+    if tail_nan || _mm256_movemask_pd(nan) != 0 {
+        return super::select_scalar(&w[..n], &d[..n], &m[..n], top);
     }
-    kept.len
-}
-
-/// Inserts contribution `c` (not NaN) of feature `i` into the four kept
-/// contributions `kc` (sorted by absolute size, largest first) and their
-/// features `ki`: after every kept one at least as large (an earlier
-/// feature wins a tie), the smallest dropped; 0 is never inserted.
-///
-/// # Safety
-///
-/// The CPU must support AVX2.
-#[inline(always)]
-unsafe fn insert_largest(kc: &mut std::arch::x86_64::__m256d, ki: &mut std::arch::x86_64::__m256i, c: f64, i: i64) {
-    use std::arch::x86_64::{
-        _mm256_andnot_pd, _mm256_blend_pd, _mm256_blendv_epi8, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_cmp_pd,
-        _mm256_permute4x64_epi64, _mm256_permute4x64_pd, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_setzero_pd,
-        _CMP_GT_OQ,
-    };
-    let abs = _mm256_andnot_pd(_mm256_set1_pd(-0.0), *kc);
-    // Lanes whose kept value the newcomer beats, and the same shifted
-    // down one lane (none before the first): those take the lane above.
-    let beats = _mm256_cmp_pd::<_CMP_GT_OQ>(_mm256_set1_pd(c.abs()), abs);
-    let shifted = _mm256_blend_pd::<1>(_mm256_permute4x64_pd::<0b10_01_00_00>(beats), _mm256_setzero_pd());
-    let (beats_i, shifted_i) = (_mm256_castpd_si256(beats), _mm256_castpd_si256(shifted));
-    let c_here = _mm256_blendv_pd(*kc, _mm256_set1_pd(c), beats);
-    let i_here = _mm256_blendv_epi8(*ki, _mm256_set1_epi64x(i), beats_i);
-    *kc = _mm256_blendv_pd(c_here, _mm256_permute4x64_pd::<0b10_01_00_00>(*kc), shifted);
-    *ki = _mm256_blendv_epi8(i_here, _mm256_permute4x64_epi64::<0b10_01_00_00>(*ki), shifted_i);
-}
-
-/// `|kc[lane]|`.
-///
-/// # Safety
-///
-/// The CPU must support AVX; `lane < 4`.
-#[inline(always)]
-unsafe fn lane_abs(kc: std::arch::x86_64::__m256d, lane: usize) -> f64 {
-    let mut v = [0.0f64; 4];
-    // SAFETY: `v` holds four f64.
-    unsafe { std::arch::x86_64::_mm256_storeu_pd(v.as_mut_ptr(), kc) };
-    v[lane].abs()
-}
-
-/// The kept contributions in registers as the scalar state: the
-/// nonzero ones (they come first) into `top`, and the floor.
-///
-/// # Safety
-///
-/// The CPU must support AVX; `top.len() <= 4`.
-#[inline(always)]
-#[allow(clippy::cast_ptr_alignment)] // `storeu` takes an unaligned pointer
-unsafe fn spill(
-    kc: std::arch::x86_64::__m256d,
-    ki: std::arch::x86_64::__m256i,
-    top: &mut [(usize, f64)],
-) -> super::Kept {
-    let (mut c, mut i) = ([0.0f64; 4], [0i64; 4]);
-    // SAFETY: `c` and `i` hold four 8-byte values.
-    unsafe {
-        std::arch::x86_64::_mm256_storeu_pd(c.as_mut_ptr(), kc);
-        std::arch::x86_64::_mm256_storeu_si256(i.as_mut_ptr().cast(), ki);
+    let mut len = 0;
+    while len < top.len() {
+        let low = _mm256_set1_pd(-1.0);
+        let (mut b0, mut b1, mut b2, mut b3) = (low, low, low, low);
+        let mut j = 0;
+        // SAFETY (both loops): `j + 16 <= padded` and `j + 4 <= padded`,
+        // all written above.
+        while j + 16 <= padded {
+            unsafe {
+                b0 = _mm256_max_pd(b0, _mm256_loadu_pd(a.add(j)));
+                b1 = _mm256_max_pd(b1, _mm256_loadu_pd(a.add(j + 4)));
+                b2 = _mm256_max_pd(b2, _mm256_loadu_pd(a.add(j + 8)));
+                b3 = _mm256_max_pd(b3, _mm256_loadu_pd(a.add(j + 12)));
+            }
+            j += 16;
+        }
+        while j < padded {
+            b0 = _mm256_max_pd(b0, unsafe { _mm256_loadu_pd(a.add(j)) });
+            j += 4;
+        }
+        // Every lane holds the maximum: swap halves, then pairs.
+        let v = _mm256_max_pd(_mm256_max_pd(b0, b1), _mm256_max_pd(b2, b3));
+        let v = _mm256_max_pd(v, _mm256_permute4x64_pd::<0b01_00_11_10>(v));
+        let target = _mm256_max_pd(v, _mm256_permute_pd::<0b0101>(v));
+        let top_abs = _mm256_cvtsd_f64(target);
+        // Zero contributions are never kept (nor the padding).
+        if top_abs <= 0.0 {
+            break;
+        }
+        let mut j = 0;
+        let at = loop {
+            // SAFETY: some lane of `abs[..padded]` holds the maximum, so
+            // the loop stops at `j < padded`.
+            let hit = _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(unsafe { _mm256_loadu_pd(a.add(j)) }, target));
+            if hit != 0 {
+                break j + hit.trailing_zeros() as usize;
+            }
+            j += 4;
+        };
+        top[len] = (at, w[at] * d[at] * m[at]);
+        // Struck out with a store of the whole block, so that the next
+        // round's loads of it are forwarded from the store (a narrower one
+        // would stall them).
+        let block = at & !3;
+        let lane = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+            _mm256_setr_epi64x(0, 1, 2, 3),
+            _mm256_set1_epi64x((at - block) as i64),
+        ));
+        // SAFETY: `block + 4 <= padded <= CAP`, all written above.
+        unsafe {
+            let v = _mm256_loadu_pd(a.add(block));
+            _mm256_storeu_pd(a.add(block), _mm256_blendv_pd(v, _mm256_set1_pd(-1.0), lane));
+        }
+        len += 1;
     }
-    let max = top.len();
-    let len = c[..max].iter().take_while(|c| c.abs() > 0.0).count();
-    for j in 0..len {
-        top[j] = (i[j] as usize, c[j]);
-    }
-    super::Kept { len, floor: if len == max && max > 0 { c[max - 1].abs() } else { 0.0 } }
+    len
 }
 
 /// Sum of the 8 lanes (a tree of three additions).

@@ -604,14 +604,18 @@ pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mu
             // same length (cut above).
             unsafe { avx2::select_largest(w, d, m, top) }
         }
-        _ => {
-            let mut kept = Kept::default();
-            for i in 0..n {
-                kept.offer(top, i, w[i] * d[i] * m[i]);
-            }
-            kept.len
-        }
+        _ => select_scalar(w, d, m, top),
     }
+}
+
+/// [`select_largest`] by insertion, one contribution at a time: the
+/// definition (the SIMD path hands NaN over to it).
+fn select_scalar(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    let mut kept = Kept::default();
+    for i in 0..w.len().min(d.len()).min(m.len()) {
+        kept.offer(top, i, w[i] * d[i] * m[i]);
+    }
+    kept.len
 }
 
 /// The state of [`select_largest`]: how many are kept, and the size a
