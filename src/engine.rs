@@ -428,8 +428,10 @@ impl Engine {
         let prepared = self.prepare(customer, request, workspace)?;
         if let (Mode::Fast { .. }, Ok(_)) = (prepared.mode, &prepared.budget) {
             let ws = &mut *workspace;
-            ws.dots.resize(ws.rows.len(), 0.0);
-            kernel::dots(self.isa, &self.models.w32, &ws.rows, &ws.d32, &mut ws.dots);
+            // Every offer's f32 partial logit, −∞ for those not scored.
+            ws.dense.clear();
+            ws.dense.resize(self.offers.len(), f32::NEG_INFINITY);
+            kernel::dots(self.isa, &self.models.w32, &ws.rows, &ws.d32, &mut ws.dense);
             ws.abs_scores.resize(ws.abs_rows.len(), [0.0; 2]);
             kernel::dots_signed(self.isa, &self.models.w32, &ws.abs_rows, &ws.d32, &ws.signed32, &mut ws.abs_scores);
         }
@@ -758,33 +760,29 @@ impl Engine {
         match prepared.mode {
             _ if prepared.budget.is_err() => {}
             Mode::Fast { scale, floor, proxy } => {
-                // Every offer's f32 partial logit, −∞ for those not scored.
                 let n = self.offers.len();
-                ws.dense.clear();
-                ws.dense.resize(n, f32::NEG_INFINITY);
-                for (&o, &dot) in ws.rows.iter().zip(&ws.dots) {
-                    if let Some(slot) = ws.dense.get_mut(o as usize) {
-                        *slot = dot;
-                    }
-                }
-                for j in 0..ws.abs_rows.len() {
-                    let o = ws.abs_rows[j] as usize;
-                    let [dot, signed] = ws.abs_scores[j];
-                    // `signed` is within `e` of `P − θ·T`, with the margin of
-                    // the f64 rule: its sign decides unless it is within `e`.
+                // The offers needing the proxy share: `signed` is within `e`
+                // of `P − θ·T`, with the margin of the f64 rule, so its sign
+                // decides unless it is within `e` (then the f64 rule does).
+                ws.near.clear();
+                for (&o, &[dot, signed]) in ws.abs_rows.iter().zip(&ws.abs_scores) {
+                    let o = o as usize;
                     let e = proxy.0 * f64::from(self.models.norm(o)) + proxy.1;
                     let s = f64::from(signed);
-                    let driven = if s > e {
-                        true
-                    } else if s < -e {
-                        false
-                    } else {
-                        self.proxy_share(o, ws) > threshold
-                    };
-                    if driven {
+                    if s > e {
                         ws.codes[o] = Code::Driven;
                     } else {
                         ws.dense[o] = dot;
+                        if s.is_nan() || s >= -e {
+                            ws.near.push(o as u32);
+                        }
+                    }
+                }
+                for j in 0..ws.near.len() {
+                    let o = ws.near[j] as usize;
+                    if self.proxy_share(o, ws) > threshold {
+                        ws.codes[o] = Code::Driven;
+                        ws.dense[o] = f32::NEG_INFINITY;
                     }
                 }
                 // Arbitration: coarse bounds on every candidate's priority,

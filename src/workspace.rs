@@ -77,9 +77,8 @@ pub struct Workspace {
     /// Offers whose reasons, if withheld, need the customer: contacted,
     /// or failing a target or suitability rule (may repeat).
     pub(crate) detailed: Vec<u32>,
-    /// Offers reaching scoring that need only the logit, and their scores.
+    /// Offers reaching scoring that need only the logit.
     pub(crate) rows: Vec<u32>,
-    pub(crate) dots: Vec<f32>,
     /// Offers reaching scoring that also need the proxy share, and their
     /// `[logit, Σ|wᵢ|·signed32ᵢ]` scores.
     pub(crate) abs_rows: Vec<u32>,
@@ -89,7 +88,8 @@ pub struct Workspace {
     pub(crate) dense: Vec<f32>,
     pub(crate) lo: Vec<f32>,
     pub(crate) hi: Vec<f32>,
-    /// Offers that the coarse bounds keep, and their fine bounds.
+    /// Offers that the coarse bounds keep (before them, those whose proxy
+    /// share is decided in f64), and their fine bounds.
     pub(crate) near: Vec<u32>,
     pub(crate) fine_lo: Vec<f32>,
     pub(crate) fine_hi: Vec<f32>,

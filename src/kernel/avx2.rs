@@ -4,7 +4,6 @@ use std::arch::x86_64::{
     __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_extractf128_ps,
     _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_setzero_ps,
     _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_shuffle_ps,
-    _mm_storeu_ps,
 };
 
 use super::{all_in_range, row_ptrs, Matrix, LANES};
@@ -372,33 +371,24 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     let stride = m.stride();
     debug_assert!(d.len() == stride && stride.is_multiple_of(LANES));
     let dp = d.as_ptr();
-    let n = rows.len().min(out.len());
-    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let n = rows.len();
     let in_range = all_in_range(m, rows);
     let mut j = 0;
     // Eight rows at a time: the loads of `d` are shared and the
     // horizontal sums done together.
     while j + 8 <= n {
         if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+            let mut sums = [0.0f32; 8];
             // SAFETY: `row_ptrs` checked that each row holds `stride`
-            // values; `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&dot_block(&p, dp, stride))) };
+            // values; `sums` holds eight f32.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), hsum8(&dot_block(&p, dp, stride))) };
+            super::scatter(out, &rows[j..j + 8], &sums);
         } else {
-            checked(m, &rows[j..j + 8], dp, &mut out[j..j + 8]);
+            checked(m, &rows[j..j + 8], dp, out);
         }
         j += 8;
     }
-    if j + 4 <= n {
-        if let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) {
-            let [a, b, c, e] = dot_block(&p, dp, stride);
-            // SAFETY: as above, with four rows.
-            unsafe { _mm_storeu_ps(out.as_mut_ptr().add(j), hsum4(a, b, c, e)) };
-        } else {
-            checked(m, &rows[j..j + 4], dp, &mut out[j..j + 4]);
-        }
-        j += 4;
-    }
-    checked(m, &rows[j..], dp, &mut out[j..]);
+    checked(m, &rows[j..], dp, out);
 }
 
 /// [`dots`] row by row, with bounds checks.
@@ -409,9 +399,10 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
 /// reading `m.stride()` f32 values.
 #[inline(always)]
 unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
-    for (&r, out) in rows.iter().zip(out) {
+    for &r in rows {
         // SAFETY: the row and `d` hold `m.stride()` values.
-        *out = m.row(r as usize).map_or(0.0, |w| unsafe { dot1(w.as_ptr(), d, w.len()) });
+        let dot = m.row(r as usize).map_or(0.0, |w| unsafe { dot1(w.as_ptr(), d, w.len()) });
+        super::scatter(out, &[r], &[dot]);
     }
 }
 

@@ -73,30 +73,31 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     let stride = m.stride();
     debug_assert!(d.len() == stride && stride.is_multiple_of(PAD));
     let dp = d.as_ptr();
-    let n = rows.len().min(out.len());
-    let (rows, out) = (&rows[..n], &mut out[..n]);
+    let n = rows.len();
     let in_range = all_in_range(m, rows);
     let mut j = 0;
     // Eight rows at a time: the loads of `d` are shared and the
     // horizontal sums done together.
     while j + 8 <= n {
         if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+            let mut sums = [0.0f32; 8];
             // SAFETY: `row_ptrs` checked that each row holds `stride`
-            // values; `j + 8 <= n = out.len()`, so eight f32 fit at `j`.
+            // values; `sums` holds eight f32.
             unsafe {
                 let acc = dot_block(&p, dp, stride);
                 let mut halves = [_mm256_setzero_ps(); 8];
                 for (h, &a) in halves.iter_mut().zip(&acc) {
                     *h = fold(a);
                 }
-                _mm256_storeu_ps(out.as_mut_ptr().add(j), hsum8(&halves));
+                _mm256_storeu_ps(sums.as_mut_ptr(), hsum8(&halves));
             }
+            super::scatter(out, &rows[j..j + 8], &sums);
         } else {
-            checked(m, &rows[j..j + 8], dp, &mut out[j..j + 8]);
+            checked(m, &rows[j..j + 8], dp, out);
         }
         j += 8;
     }
-    checked(m, &rows[j..], dp, &mut out[j..]);
+    checked(m, &rows[j..], dp, out);
 }
 
 /// [`dots`] row by row, with bounds checks.
@@ -107,8 +108,8 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
 /// reading `m.stride()` f32 values.
 #[inline(always)]
 unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
-    for (&r, out) in rows.iter().zip(out) {
-        *out = match m.row(r as usize) {
+    for &r in rows {
+        let dot = match m.row(r as usize) {
             // SAFETY: the row and `d` hold `m.stride()` values.
             Some(w) => unsafe {
                 let [a] = dot_block(&[w.as_ptr()], d, w.len());
@@ -117,6 +118,7 @@ unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
             },
             None => 0.0,
         };
+        super::scatter(out, &[r], &[dot]);
     }
 }
 

@@ -157,10 +157,11 @@ pub(crate) fn underflow_error(stride: usize, max_abs_weight: f64, abs_sum_d: f64
     f64::powi(2.0, -140) * (stride as f64 * (max_abs_weight + 1.0) + abs_sum_d + 1.0)
 }
 
-/// `out[j] = rows[j]·d` for each selected row. Rows out of range give 0.
+/// `out[r] = row r · d` for each row `r` of `rows` (written in place, by
+/// row: no compact list to scatter afterwards). Rows out of the matrix's
+/// range give 0; rows out of `out`'s range are skipped.
 pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
     assert_eq!(d.len(), m.stride(), "feature vector must match the padded row length");
-    assert!(out.len() >= rows.len(), "output shorter than the row list");
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
@@ -200,6 +201,16 @@ pub(crate) fn dots_signed(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], c: &[f3
             unsafe { avx512::dots_signed(m, rows, d, c, out) }
         }
         _ => portable::dots_signed(m, rows, d, c, out),
+    }
+}
+
+/// `out[rows[i]] = values[i]`, skipping rows out of `out`'s range.
+#[inline(always)]
+fn scatter(out: &mut [f32], rows: &[u32], values: &[f32]) {
+    for (&r, &v) in rows.iter().zip(values) {
+        if let Some(slot) = out.get_mut(r as usize) {
+            *slot = v;
+        }
     }
 }
 
@@ -459,18 +470,17 @@ mod portable {
     }
 
     pub(super) fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) {
-        for (&r, out) in rows.iter().zip(out) {
-            let Some(w) = m.row(r as usize) else {
-                *out = 0.0;
-                continue;
-            };
-            let mut acc = [0.0f32; LANES];
-            for (w, d) in chunks(w).zip(chunks(d)) {
-                for l in 0..LANES {
-                    acc[l] += w[l] * d[l];
+        for &r in rows {
+            let dot = m.row(r as usize).map_or(0.0, |w| {
+                let mut acc = [0.0f32; LANES];
+                for (w, d) in chunks(w).zip(chunks(d)) {
+                    for l in 0..LANES {
+                        acc[l] += w[l] * d[l];
+                    }
                 }
-            }
-            *out = hsum(acc);
+                hsum(acc)
+            });
+            super::scatter(out, &[r], &[dot]);
         }
     }
 
