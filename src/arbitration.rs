@@ -87,6 +87,16 @@ pub(crate) fn shortlist(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), scratch:
     kernel::positions_at_least(isa, &hi[..n], tau, out);
 }
 
+/// [`shortlist`] with a threshold at most its `τ` (the k-th largest of a
+/// subset of the lower bounds, see [`kernel::kth_largest_at_most`]): the
+/// offers it keeps and perhaps a few more, found without a branch per
+/// offer. For the first of two shortlists, whose second is exact.
+pub(crate) fn shortlist_loose(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), out: &mut Vec<u32>) {
+    let n = lo.len().min(hi.len());
+    let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo[..n], k) };
+    kernel::positions_at_least(isa, &hi[..n], tau, out);
+}
+
 /// Largest `k` handled by insertion in [`shortlist`].
 const SMALL_K: usize = 16;
 
@@ -246,6 +256,30 @@ mod tests {
                 let mut out = Vec::new();
                 shortlist(isa, k, (&lo, &hi), &mut Vec::new(), &mut out);
                 proptest::prop_assert_eq!(&out, &naive_shortlist(k, &lo, &hi), "{:?}", isa);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The loose shortlist keeps every offer of the exact one: those
+        /// reaching the threshold of `kth_largest_at_most` (tested there).
+        #[test]
+        fn loose_shortlist_contains_the_exact_one(
+            bounds in proptest::collection::vec((-8i8..8, 0u8..4, proptest::bool::weighted(0.1)), 0..150),
+            k in 0usize..24,
+        ) {
+            let lo: Vec<f32> = bounds.iter().map(|&(l, _, nan)| if nan { f32::NAN } else { f32::from(l) }).collect();
+            let hi: Vec<f32> = bounds.iter().map(|&(l, w, nan)| if nan { f32::NAN } else { f32::from(l) + f32::from(w) }).collect();
+            let exact = naive_shortlist(k, &lo, &hi);
+            for isa in Isa::available() {
+                let mut out = Vec::new();
+                shortlist_loose(isa, k, (&lo, &hi), &mut out);
+                proptest::prop_assert!(exact.iter().all(|j| out.contains(j)), "{:?}: {:?} ⊉ {:?}", isa, out, exact);
+                let tau = if lo.len() <= k && k > 0 { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo, k) };
+                let reaching: Vec<u32> = (0..hi.len() as u32).filter(|&j| hi[j as usize] >= tau).collect();
+                proptest::prop_assert_eq!(&out, &reaching, "{:?}", isa);
+                let listed: Vec<u32> = (0..hi.len() as u32).filter(|j| out.contains(j)).collect();
+                proptest::prop_assert_eq!(&listed, &out, "ascending, no repeats");
             }
         }
     }

@@ -94,6 +94,42 @@ pub(super) unsafe fn largest(values: &[f32], best: &mut [f32]) {
     best.copy_from_slice(&kept[..k]);
 }
 
+/// [`super::kth_largest_at_most`]'s candidates: the two largest values of
+/// each of the eight lanes (−∞ where a lane has fewer), into `best[..16]`.
+/// Branch-free: per block, `first = max(v, first)` and `second =
+/// max(min(first, v), second)`, with the operands in the order that lets a
+/// NaN fall through (`max_ps` and `min_ps` give their second operand when
+/// one is NaN). The tail goes into lane 0's place by the same rule.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `best` holds at least 16 values.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn two_largest_per_lane<'a>(values: &[f32], best: &'a mut [f32]) -> &'a [f32] {
+    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_max_ps, _mm256_min_ps, _mm256_set1_ps, _mm256_storeu_ps};
+    let blocks = values.chunks_exact(LANES);
+    let rest = blocks.remainder();
+    let (mut first, mut second) = (_mm256_set1_ps(f32::NEG_INFINITY), _mm256_set1_ps(f32::NEG_INFINITY));
+    for block in blocks {
+        // SAFETY: `block` holds LANES f32.
+        let v = unsafe { _mm256_loadu_ps(block.as_ptr()) };
+        second = _mm256_max_ps(_mm256_min_ps(first, v), second);
+        first = _mm256_max_ps(v, first);
+    }
+    let best = &mut best[..2 * LANES];
+    // SAFETY: `best` holds 2 · LANES f32.
+    unsafe {
+        _mm256_storeu_ps(best.as_mut_ptr(), first);
+        _mm256_storeu_ps(best.as_mut_ptr().add(LANES), second);
+    }
+    for &v in rest {
+        let (f, s) = (best[0], best[LANES]);
+        best[LANES] = if v.is_nan() { s } else { s.max(f.min(v)) };
+        best[0] = if v.is_nan() { f } else { f.max(v) };
+    }
+    best
+}
+
 /// Inserts `x` (not NaN) into the 16 values `top` then `low`, sorted
 /// largest first, dropping the smallest.
 ///

@@ -244,3 +244,139 @@ pub(super) unsafe fn append_positions(word: u64, base: u32, out: &mut Vec<u32>) 
     // each quarter's positions, written above before the length passed them.
     unsafe { out.set_len(len) };
 }
+
+/// [`super::kth_largest_at_most`]'s candidates, as
+/// [`super::avx2::two_largest_per_lane`] with sixteen lanes: into
+/// `best[..32]`.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F; `best` holds at least 32 values.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn two_largest_per_lane<'a>(values: &[f32], best: &'a mut [f32]) -> &'a [f32] {
+    use std::arch::x86_64::{_mm512_max_ps, _mm512_min_ps, _mm512_set1_ps, _mm512_storeu_ps};
+    let blocks = values.chunks_exact(PAD);
+    let rest = blocks.remainder();
+    let (mut first, mut second) = (_mm512_set1_ps(f32::NEG_INFINITY), _mm512_set1_ps(f32::NEG_INFINITY));
+    for block in blocks {
+        // SAFETY: `block` holds PAD f32.
+        let v = unsafe { _mm512_loadu_ps(block.as_ptr()) };
+        second = _mm512_max_ps(_mm512_min_ps(first, v), second);
+        first = _mm512_max_ps(v, first);
+    }
+    let best = &mut best[..2 * PAD];
+    // SAFETY: `best` holds 2 · PAD f32.
+    unsafe {
+        _mm512_storeu_ps(best.as_mut_ptr(), first);
+        _mm512_storeu_ps(best.as_mut_ptr().add(PAD), second);
+    }
+    for &v in rest {
+        let (f, s) = (best[0], best[PAD]);
+        best[PAD] = if v.is_nan() { s } else { s.max(f.min(v)) };
+        best[0] = if v.is_nan() { f } else { f.max(v) };
+    }
+    best
+}
+
+/// [`super::positions_at_least`], sixteen at a time: the positions of a
+/// block's lanes `≥ tau` compressed into one register, stored whole.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
+    use std::arch::x86_64::{_mm512_cmp_ps_mask, _mm512_set1_ps, _CMP_GE_OQ};
+    let t = _mm512_set1_ps(tau);
+    let blocks = values.chunks_exact(PAD);
+    let full = values.len() - blocks.remainder().len();
+    // Each block stores sixteen lanes at the current length, which has
+    // grown by at most `PAD` per earlier block: `full` spare slots do.
+    out.reserve(full);
+    let mut len = out.len();
+    let p = out.as_mut_ptr();
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (b, block) in blocks.enumerate() {
+        // SAFETY: `block` holds PAD f32.
+        let mask = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(unsafe { _mm512_loadu_ps(block.as_ptr()) }, t);
+        let positions = _mm512_add_epi32(iota, _mm512_set1_epi32((b * PAD) as i32));
+        // SAFETY: `len + PAD <= old len + (b + 1)·PAD <= old len + full <=
+        // capacity`.
+        unsafe { _mm512_storeu_si512(p.add(len).cast(), _mm512_maskz_compress_epi32(mask, positions)) };
+        len += mask.count_ones() as usize;
+    }
+    // SAFETY: the first `len` values are initialised (the old ones, and
+    // each block's positions before the length passed them).
+    unsafe { out.set_len(len) };
+    out.extend((full..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32));
+}
+
+/// [`super::coarse_bounds`] in sixteen lanes: the operations of the AVX2
+/// version (and of [`super::Bound`]) in the same order, with masks for the
+/// lane tests, so that every path gives the same bits.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
+    use super::consts as k;
+    use std::arch::x86_64::{
+        _mm512_abs_ps, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_mask_blend_ps, _mm512_maskz_add_ps, _mm512_min_ps,
+        _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps, _mm512_sub_ps, _CMP_NEQ_UQ, _CMP_NGE_UQ, _CMP_UNORD_Q,
+    };
+    let n = [x.base.len(), x.norm.len(), x.slack.len(), x.logv.len(), lo.len(), hi.len()]
+        .into_iter()
+        .fold(x.dot.len(), usize::min);
+    let full = n - n % PAD;
+    let c = |v: f32| _mm512_set1_ps(v);
+    let (scale, floor) = (c(x.error.0), c(x.error.1));
+    let (zero, nan, neg_inf) = (_mm512_setzero_ps(), c(f32::NAN), c(f32::NEG_INFINITY));
+    let mut outside = 0u16;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + PAD <= full <= n`, the length of every slice.
+        let (dot, b, w, s, lv) = unsafe {
+            (
+                _mm512_loadu_ps(x.dot.as_ptr().add(i)),
+                _mm512_loadu_ps(x.base.as_ptr().add(i)),
+                _mm512_loadu_ps(x.norm.as_ptr().add(i)),
+                _mm512_loadu_ps(x.slack.as_ptr().add(i)),
+                _mm512_loadu_ps(x.logv.as_ptr().add(i)),
+            )
+        };
+        // As `Bound::new`: scored (NaN included), `a` (0 when not
+        // scored), `e`, and the lanes outside the validity.
+        let scored = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(dot, neg_inf);
+        let a = _mm512_maskz_add_ps(scored, b, dot);
+        let e = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(scale, w), floor), s), c(k::E_WIDEN));
+        let bad = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(lv, lv)
+            | _mm512_cmp_ps_mask::<_CMP_NGE_UQ>(_mm512_sub_ps(a, e), c(k::VALID_FROM));
+        let out = scored & bad;
+        outside |= out;
+        let valid = scored & !out;
+        // `min_ps(v, k)` gives `k` for a NaN `v`, as `f32::min`.
+        let a = _mm512_min_ps(a, c(k::A_CAP));
+        // As `Bound::rounding` and `Bound::coarse`.
+        let abs_lv = _mm512_min_ps(_mm512_abs_ps(lv), c(k::LV_CAP));
+        let sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_abs_ps(a), e), abs_lv), c(1.0));
+        let rounding = _mm512_mul_ps(c(k::EPS), sum);
+        let margin = _mm512_mul_ps(_mm512_add_ps(rounding, c(super::KEY_EPS)), c(k::MARGIN_WIDEN));
+        let low = _mm512_sub_ps(_mm512_min_ps(_mm512_sub_ps(a, e), zero), c(k::LN_2_UP));
+        let l = _mm512_sub_ps(_mm512_add_ps(lv, low), margin);
+        let h = _mm512_add_ps(_mm512_add_ps(lv, _mm512_min_ps(_mm512_add_ps(a, e), zero)), margin);
+        // SAFETY: as the loads.
+        unsafe {
+            _mm512_storeu_ps(lo.as_mut_ptr().add(i), _mm512_mask_blend_ps(valid, nan, l));
+            _mm512_storeu_ps(hi.as_mut_ptr().add(i), _mm512_mask_blend_ps(valid, nan, h));
+        }
+        i += PAD;
+    }
+    let mut outside = outside != 0;
+    for i in full..n {
+        let lane = super::Bound::new(x.dot[i], x.base[i], x.norm[i], x.slack[i], x.logv[i], x.error);
+        (lo[i], hi[i]) = lane.coarse();
+        outside |= lane.outside;
+    }
+    outside
+}

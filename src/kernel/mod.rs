@@ -283,10 +283,14 @@ pub(crate) fn coarse_bounds(isa: Isa, x: &BoundsInputs<'_>, lo: &mut [f32], hi: 
     );
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma | Isa::Avx512 => {
-            // SAFETY: as in `dots`, the CPU supports avx2 and fma. The
-            // function body is safe code; only its target features differ.
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2 and fma.
             unsafe { avx2::coarse_bounds(x, &mut lo[..n], &mut hi[..n]) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: as in `dots`, the CPU supports avx512f.
+            unsafe { avx512::coarse_bounds(x, &mut lo[..n], &mut hi[..n]) }
         }
         _ => coarse_loop(x, &mut lo[..n], &mut hi[..n]),
     }
@@ -332,7 +336,7 @@ struct Bound {
     lv: f32,
 }
 
-/// The constants of [`Bound`], shared with the AVX2 coarse bounds.
+/// The constants of [`Bound`], shared with the SIMD coarse bounds.
 mod consts {
     /// `e` is widened by this factor for its own roundings.
     pub(super) const E_WIDEN: f32 = 1.0 + 1e-6;
@@ -565,6 +569,48 @@ pub(crate) fn largest(isa: Isa, values: &[f32], best: &mut [f32]) {
     }
 }
 
+/// A threshold `τ′` at most the `k`-th largest of `values` (NaN never
+/// counts) that is itself the `k`-th largest of a subset of them, so that at
+/// least `k` values are `≥ τ′` (−∞ when fewer than `k` are not NaN). The
+/// SIMD paths take the two largest of each lane, branch-free, and the
+/// `k`-th largest of those (the values of one lane beyond its two largest
+/// are what `τ′` may miss); the portable path is exact.
+pub(crate) fn kth_largest_at_most(isa: Isa, values: &[f32], k: usize) -> f32 {
+    /// Largest `k` for the per-lane path (twice the lanes of AVX2).
+    const LANE_K: usize = 2 * LANES;
+    /// Largest `k` selected by insertion.
+    const INSERT_K: usize = 4 * PAD;
+    if k == 0 {
+        return f32::INFINITY;
+    }
+    if k > INSERT_K {
+        let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+        return sorted.get(k - 1).copied().unwrap_or(f32::NEG_INFINITY);
+    }
+    let mut best = [f32::NEG_INFINITY; 2 * PAD];
+    let kept: &[f32] = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma if k <= LANE_K => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
+            unsafe { avx2::two_largest_per_lane(values, &mut best) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if k <= LANE_K => {
+            // SAFETY: `Isa::Avx512` is only used after `Isa::supported`
+            // found avx512f.
+            unsafe { avx512::two_largest_per_lane(values, &mut best) }
+        }
+        _ => values,
+    };
+    let mut top = [f32::NEG_INFINITY; INSERT_K];
+    for &v in kept {
+        keep_larger(&mut top[..k], v);
+    }
+    top[k - 1]
+}
+
 /// Inserts `v` into `best` (sorted, largest first) if it is larger than the
 /// smallest kept (so NaN never is).
 #[inline(always)]
@@ -585,10 +631,16 @@ fn keep_larger(best: &mut [f32], v: f32) {
 pub(crate) fn positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut Vec<u32>) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma | Isa::Avx512 => {
-            // SAFETY: both are only used after `Isa::supported` found avx2
-            // (see `Isa::detect`).
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 (see `Isa::detect`).
             unsafe { avx2::positions_at_least(values, tau, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: `Isa::Avx512` is only used after `Isa::supported`
+            // found avx512f.
+            unsafe { avx512::positions_at_least(values, tau, out) }
         }
         _ => out.extend((0..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32)),
     }

@@ -320,3 +320,42 @@ fn bounds_hold_for_every_logit_within_the_error() {
         }
     }
 }
+
+/// `kth_largest_at_most` is at most the k-th largest value, and at least
+/// `k` values reach it, on every path (the SIMD ones keep two values per
+/// lane; sorted input puts several large values in one lane).
+#[test]
+fn kth_largest_at_most_is_a_reached_lower_bound() {
+    let mut next = stream(5);
+    for len in [0, 1, 5, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 257] {
+        for case in 0..6 {
+            let values: Vec<f32> = (0..len)
+                .map(|i| match case {
+                    0 => (next() * 100.0) as f32,
+                    1 => i as f32,
+                    2 => -(i as f32),
+                    3 if i % 5 == 0 => f32::NAN,
+                    4 => (i % 3) as f32,
+                    _ => ((next() * 4.0) as i32) as f32,
+                })
+                .collect();
+            let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            for k in [1, 2, 3, 5, 16, 17, 40, 70] {
+                let exact = sorted.get(k - 1).copied().unwrap_or(f32::NEG_INFINITY);
+                for isa in Isa::available() {
+                    let tau = kth_largest_at_most(isa, &values, k);
+                    let ctx = format!("{isa:?}, {len} values, case {case}, k = {k}");
+                    assert!(tau <= exact, "{ctx}: {tau} > {exact}");
+                    let reaching = values.iter().filter(|&&v| v >= tau).count();
+                    assert!(reaching >= k || sorted.len() < k, "{ctx}: {reaching} reach {tau}");
+                    assert!(tau == f32::NEG_INFINITY || values.contains(&tau), "{ctx}");
+                    if isa == Isa::Portable {
+                        assert_eq!(tau, exact, "{ctx}: the portable path is exact");
+                    }
+                }
+            }
+            assert_eq!(kth_largest_at_most(Isa::detect(), &values, 0), f32::INFINITY);
+        }
+    }
+}
