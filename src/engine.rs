@@ -103,6 +103,9 @@ pub struct Engine {
     /// Per feature: its baseline, and [`SignalState::bits`] of its class.
     baselines: Vec<f64>,
     sensitivity_bits: Vec<(u32, u32)>,
+    /// The features that may be masked (special, life event), in schema
+    /// order, with their masking bits.
+    maskable: Vec<(u32, u32)>,
     /// Per offer: its product family, numbered.
     family_of: Vec<u32>,
     /// Per family: its offers.
@@ -217,7 +220,10 @@ impl Engine {
         let ordinary =
             schema.features.iter().map(|f| f64::from(u8::from(f.sensitivity == Sensitivity::Ordinary))).collect();
         let baselines = schema.features.iter().map(|f| f.baseline).collect();
-        let sensitivity_bits = schema.features.iter().map(|f| SignalState::bits(f.sensitivity)).collect();
+        let sensitivity_bits: Vec<(u32, u32)> =
+            schema.features.iter().map(|f| SignalState::bits(f.sensitivity)).collect();
+        let maskable =
+            sensitivity_bits.iter().enumerate().filter(|(_, b)| b.0 != 0).map(|(i, b)| (i as u32, b.0)).collect();
         let mut families: HashMap<&str, u32> = HashMap::new();
         let family_of: Vec<u32> = offers
             .iter()
@@ -245,6 +251,7 @@ impl Engine {
             ordinary,
             baselines,
             sensitivity_bits,
+            maskable,
             family_of,
             family_members,
             isa: Isa::detect(),
@@ -733,11 +740,29 @@ impl Engine {
             // Only some families differ from the catalog's `value × weight`:
             // the catalog's logs, with those families' offers redone.
             // (`log_multiplier(value, weight, 1)` equals the catalog's log.)
+            // With no customer value and a value weight of 1 the stake is
+            // the offer's value, so `log_multiplier`'s sum is the catalog's
+            // `ln v + ln w` plus one `ln` per family.
             ws.log_stake.extend_from_slice(&self.models.log_value);
-            for j in 0..ws.dismissed_families.len() {
-                for &o in &self.family_members[ws.dismissed_families[j].0 as usize] {
-                    let (stake, family) = self.stake(o as usize, ws);
-                    ws.log_stake[o as usize] = log_multiplier(stake.stake, self.offers[o as usize].weight, family);
+            let factor = fatigue.family_dismissal_factor;
+            for &(f, dismissals) in &ws.dismissed_families {
+                let family = factor.powi(dismissals);
+                let ln_family = family.ln();
+                for &o in &self.family_members[f as usize] {
+                    let (o, offer) = (o as usize, &self.offers[o as usize]);
+                    debug_assert_eq!((self.stake(o, ws).0.stake, self.stake(o, ws).1), (offer.value, family));
+                    ws.log_stake[o] = if offer.value == 0.0 || offer.weight == 0.0 || family == 0.0 {
+                        f32::NEG_INFINITY
+                    } else if (1e-100..=1e100).contains(&family) {
+                        // NaN (exact scoring) when value or weight is outside.
+                        (self.models.ln_value_weight[o] + ln_family) as f32
+                    } else {
+                        f32::NAN
+                    };
+                    debug_assert_eq!(
+                        ws.log_stake[o].to_bits(),
+                        log_multiplier(offer.value, offer.weight, family).to_bits()
+                    );
                 }
             }
         }
@@ -873,8 +898,16 @@ impl Engine {
         out.status = prepared.status;
         out.funnel.returned = ws.shortlist.len();
         out.customer_value = ws.value;
-        let masked = ws.names.features.iter().filter(|f| prepared.signals.masks(f.sensitivity));
-        set_names(&mut out.masked_features, masked.map(|f| &f.name));
+        // Rule 2's masks, as in `prepare` (the maskable features only).
+        let not_usable = !prepared.signals.usable_mask();
+        let masked = self.maskable.iter().filter(|m| m.1 & not_usable != 0);
+        set_names(&mut out.masked_features, masked.map(|m| &ws.names.features[m.0 as usize].name));
+        debug_assert!(out.masked_features.iter().map(|f| &**f).eq(ws
+            .names
+            .features
+            .iter()
+            .filter(|f| prepared.signals.masks(f.sensitivity))
+            .map(|f| &*f.name)));
         Ok(())
     }
 

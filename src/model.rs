@@ -68,6 +68,10 @@ pub(crate) struct ModelMatrix {
     /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
     /// value or weight is outside `[1e-100, 1e100]` (exact scoring only).
     pub(crate) log_value: Vec<f32>,
+    /// Per offer, `ln(value) + ln(weight)` in f64 (NaN unless both are in
+    /// `[1e-100, 1e100]`): what `log_value` rounds, kept for adding a
+    /// family factor's log without two more `ln` per offer.
+    pub(crate) ln_value_weight: Vec<f64>,
     /// Largest `|wᵢ|` over all offers.
     pub(crate) max_abs_weight: f64,
     /// Largest `|base logit|` over all offers.
@@ -144,6 +148,11 @@ impl ModelMatrix {
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
         let log_value = offers.iter().map(|o| log_value(o.value, o.weight)).collect();
+        let normal = |v: f64| (1e-100..=1e100).contains(&v);
+        let ln_value_weight = offers
+            .iter()
+            .map(|o| if normal(o.value) && normal(o.weight) { o.value.ln() + o.weight.ln() } else { f64::NAN })
+            .collect();
         let base32 = base_logit.iter().map(|&b| b as f32).collect();
         // `b as f32` is within 2⁻²⁴·|b| of b; twice that, rounded up.
         let slack32 = base_logit.iter().map(|&b| (b.abs() * f64::powi(2.0, -23) * (1.0 + 1e-6)) as f32).collect();
@@ -157,6 +166,7 @@ impl ModelMatrix {
             norm32: norm,
             slack32,
             log_value,
+            ln_value_weight,
             max_abs_weight,
             max_abs_base,
         })
