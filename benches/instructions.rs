@@ -13,7 +13,8 @@
 //! Arguments: offers (default 1,000), calls (default 500), distinct
 //! customers cycled through (default 1: the latency benchmark's case);
 //! a fourth argument `batch` times `recommend_batch_into` over the
-//! distinct customers instead (both cores).
+//! distinct customers instead (both cores). `KERNELS=avx2` (or
+//! `portable`) uses those kernels instead of the detected ones.
 //! Without Valgrind it also prints the mean time per call and that of the
 //! fastest batch of calls (the least disturbed on a shared machine).
 
@@ -34,6 +35,12 @@ fn main() {
     let (n, calls, distinct) = (arg(1, 1_000), arg(2, 500), arg(3, 1).max(1));
     let engine =
         Engine::builder().catalog(synthetic::catalog(n, 42)).params(synthetic::params()).build().expect("valid");
+    // `KERNELS=avx2` (or `portable`) times another instruction set than
+    // the detected one, where the CPU has it.
+    let engine = match std::env::var("KERNELS") {
+        Ok(name) => engine.kernel_variants().into_iter().find(|e| e.kernels() == name).expect("kernels available"),
+        Err(_) => engine,
+    };
     let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
     let request = synthetic::request();
     let mut workspace = Workspace::new();
