@@ -417,8 +417,9 @@ impl Engine {
     ///
     /// How it stays exact while fast: scores are computed in f32 by SIMD
     /// kernels, with proven error bounds; the proxy-share rule is decided
-    /// from the f32 sums when they are far from the threshold and in f64
-    /// otherwise; candidates whose priority bounds cannot reach the top-k
+    /// by the sign of an f32 sum computed beside each score (`P − θ·T`)
+    /// when it is clear of its error bound, and in f64 otherwise;
+    /// candidates whose priority bounds cannot reach the top-k
     /// are dropped, and the few that can are rescored in f64 exactly as
     /// [`Engine::recommend`] defines them. Explanations are computed for the
     /// returned offers only. Rankings are therefore identical, bit for bit,
