@@ -739,10 +739,9 @@ impl Engine {
             }
         } else if ws.custom_stakes {
             // Only some families differ from the catalog's `value × weight`:
-            // the catalog's logs, with those families' offers redone.
-            // (`log_multiplier(value, weight, 1)` equals the catalog's log.)
-            // With no customer value and a value weight of 1 the stake is
-            // the offer's value, so `log_multiplier`'s sum is the catalog's
+            // the catalog's logs, with those families' offers redone. With
+            // no customer value and a value weight of 1 the stake is the
+            // offer's value, so `log_multiplier`'s sum is the catalog's
             // `ln v + ln w` plus one `ln` per family.
             ws.log_stake.extend_from_slice(&self.models.log_value);
             let factor = fatigue.family_dismissal_factor;
