@@ -201,6 +201,10 @@ pub(crate) struct Plan {
     pool: Vec<u32>,
     /// Per channel, the offers *not* made on it.
     not_on_channel: [Bitset; CHANNELS],
+    /// Per channel, every offer's code before the other rules: `Channel`
+    /// for those not made on it, else `Passed` (copied, not rebuilt, per
+    /// request).
+    channel_codes: [Vec<Code>; CHANNELS],
     /// Offers with targets, and per offer the targets as life-event bits.
     targeted: Vec<u32>,
     targets: Vec<u32>,
@@ -291,6 +295,9 @@ impl Plan {
             requiring,
             excluded_by: Groups::new(n_products, &exclusions),
             pool,
+            channel_codes: std::array::from_fn(|c| {
+                (0..offers.len()).map(|o| if not_on_channel[c].get(o) { Code::Channel } else { Code::Passed }).collect()
+            }),
             not_on_channel,
             targeted,
             targets,
@@ -326,17 +333,14 @@ impl Plan {
         (fail, codes, missing_base, detailed): (&mut Bitset, &mut Vec<Code>, &mut Bitset, &mut Vec<u32>),
     ) {
         let n = self.product_of.len();
-        codes.resize(n, Code::Passed);
-        codes.truncate(n);
-        codes.fill(Code::Passed);
+        codes.clear();
         if eligibility_only {
+            codes.resize(n, Code::Passed);
             fail.fill(n);
         } else {
-            let off = &self.not_on_channel[channel_index(channel)];
-            fail.copy_from(off);
-            for (w, &word) in off.words().iter().enumerate() {
-                bits(word, w * 64).for_each(|o| codes[o] = Code::Channel);
-            }
+            let c = channel_index(channel);
+            codes.extend_from_slice(&self.channel_codes[c]);
+            fail.copy_from(&self.not_on_channel[c]);
         }
         for (w, &word) in held.words().iter().enumerate() {
             for p in bits(word, w * 64) {
