@@ -28,17 +28,6 @@ impl Bitset {
         self.words.resize(len.div_ceil(64), 0);
     }
 
-    /// `len` bits, all set (reuses the allocation; bits past `len` clear).
-    pub(crate) fn fill(&mut self, len: usize) {
-        self.words.clear();
-        self.words.resize(len.div_ceil(64), u64::MAX);
-        if !len.is_multiple_of(64) {
-            if let Some(last) = self.words.last_mut() {
-                *last = (1u64 << (len % 64)) - 1;
-            }
-        }
-    }
-
     /// A copy of `other` (reuses the allocation).
     pub(crate) fn copy_from(&mut self, other: &Bitset) {
         self.words.clear();
@@ -199,11 +188,8 @@ pub(crate) struct Plan {
     /// The offers each product excludes.
     excluded_by: Groups,
     pool: Vec<u32>,
-    /// Per channel, the offers *not* made on it.
-    not_on_channel: [Bitset; CHANNELS],
     /// Per channel, every offer's code before the other rules: `Channel`
-    /// for those not made on it, else `Passed` (copied, not rebuilt, per
-    /// request).
+    /// for the offers not made on it, else `Passed` (copied per request).
     channel_codes: [Vec<Code>; CHANNELS],
     /// Offers with targets, and per offer the targets as life-event bits.
     targeted: Vec<u32>,
@@ -298,7 +284,6 @@ impl Plan {
             channel_codes: std::array::from_fn(|c| {
                 (0..offers.len()).map(|o| if not_on_channel[c].get(o) { Code::Channel } else { Code::Passed }).collect()
             }),
-            not_on_channel,
             targeted,
             targets,
             sensitive,
@@ -316,13 +301,13 @@ impl Plan {
         }
     }
 
-    /// Marks in `fail` every offer that fails a rule before scoring
-    /// (eligibility, channel, targets, suitability) and records in `codes`
-    /// the first such rule in pipeline order; the contact history is the
-    /// caller's. Offers failing a target or suitability rule are also
-    /// listed in `detailed` (their reasons need the customer). With
-    /// `eligibility_only` (nothing may be offered at all), every offer is
-    /// marked and only eligibility is checked.
+    /// Records in `codes` each offer's first failing rule before scoring
+    /// (eligibility, channel, targets, suitability), in pipeline order,
+    /// and `Passed` for the others; the contact history is the caller's.
+    /// Offers failing a target or suitability rule are also listed in
+    /// `detailed` (their reasons need the customer). With
+    /// `eligibility_only` (nothing may be offered at all), only eligibility
+    /// is checked.
     pub(crate) fn mark_failures(
         &self,
         customer: &Customer,
@@ -330,22 +315,18 @@ impl Plan {
         usable_events: u32,
         held: &Bitset,
         eligibility_only: bool,
-        (fail, codes, missing_base, detailed): (&mut Bitset, &mut Vec<Code>, &mut Bitset, &mut Vec<u32>),
+        (codes, missing_base, detailed): (&mut Vec<Code>, &mut Bitset, &mut Vec<u32>),
     ) {
         let n = self.product_of.len();
         codes.clear();
         if eligibility_only {
             codes.resize(n, Code::Passed);
-            fail.fill(n);
         } else {
-            let c = channel_index(channel);
-            codes.extend_from_slice(&self.channel_codes[c]);
-            fail.copy_from(&self.not_on_channel[c]);
+            codes.extend_from_slice(&self.channel_codes[channel_index(channel)]);
         }
         for (w, &word) in held.words().iter().enumerate() {
             for p in bits(word, w * 64) {
                 for &o in self.by_product.get(p) {
-                    fail.set(o as usize);
                     codes[o as usize] = Code::Held;
                 }
             }
@@ -353,7 +334,6 @@ impl Plan {
         // The age and holdings rules, each touching only the offers it
         // fails (which of them fails first is worked out for the audit).
         let mut mark = |o: u32| {
-            fail.set(o as usize);
             codes[o as usize] = codes[o as usize].min(Code::Extra);
         };
         match customer.age {
@@ -385,7 +365,6 @@ impl Plan {
         for &o in &self.targeted {
             let o = o as usize;
             if self.targets[o] & !usable_events != 0 {
-                fail.set(o);
                 codes[o] = codes[o].min(Code::Target);
                 detailed.push(o as u32);
             }
@@ -395,7 +374,6 @@ impl Plan {
             for &o in &self.sensitive {
                 let o = o as usize;
                 if self.unsuitable[o] & vulnerable != 0 {
-                    fail.set(o);
                     codes[o] = codes[o].min(Code::Suitability);
                     detailed.push(o as u32);
                 }
@@ -479,10 +457,8 @@ mod tests {
     #[test]
     fn bitset_basics() {
         let mut b = Bitset::default();
-        b.fill(70);
-        assert!(b.get(69) && !b.get(70));
-        assert_eq!(b.words()[1], (1 << 6) - 1);
         b.reset(70);
+        assert_eq!(b.words(), [0, 0]);
         b.set(3);
         assert!(b.get(3) && !b.get(2));
         assert_eq!(bits(b.words()[0], 0).collect::<Vec<_>>(), vec![3]);

@@ -581,13 +581,12 @@ impl Engine {
             Ok(left) => (DecisionStatus::Ranked, request.k.min(*left as usize)),
             Err((status, _)) => (*status, 0),
         };
-        let n = self.offers.len();
         self.plan.held(customer, &mut ws.held);
         ws.detailed.clear();
         ws.rows.clear();
         ws.abs_rows.clear();
         let usable = signals.usable_mask();
-        let marks = (&mut ws.fail, &mut ws.codes, &mut ws.missing_base, &mut ws.detailed);
+        let marks = (&mut ws.codes, &mut ws.missing_base, &mut ws.detailed);
         self.plan.mark_failures(customer, request.channel, usable, &ws.held, budget.is_err(), marks);
         if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
@@ -598,18 +597,15 @@ impl Engine {
                     continue;
                 }
                 if self.contact_rule(o, customer, request, &ws.contact_offers).is_err() {
-                    ws.fail.set(o);
                     ws.codes[o] = Code::History;
                     ws.detailed.push(o as u32);
                 }
             }
             // Offers reaching scoring, split by whether the proxy share must
             // be computed (word by word, without a branch per offer).
-            let words = ws.fail.words().len();
+            kernel::passed_words(self.isa, &ws.codes, &mut ws.reach);
             let proxy_words = self.models.proxy_bits.words();
-            for w in 0..words {
-                let valid = if w + 1 == words && !n.is_multiple_of(64) { (1u64 << (n % 64)) - 1 } else { u64::MAX };
-                let reach = !ws.fail.words()[w] & valid;
+            for (w, &reach) in ws.reach.iter().enumerate() {
                 let proxy = if active_proxy { proxy_words.get(w).copied().unwrap_or(0) } else { 0 };
                 kernel::append_positions(self.isa, reach & !proxy, (w * 64) as u32, &mut ws.rows);
                 kernel::append_positions(self.isa, reach & proxy, (w * 64) as u32, &mut ws.abs_rows);

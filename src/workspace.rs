@@ -68,8 +68,8 @@ pub struct Workspace {
     pub(crate) contact_offers: Vec<usize>,
     /// Catalog products held.
     pub(crate) held: Bitset,
-    /// Offers failing a rule before scoring.
-    pub(crate) fail: Bitset,
+    /// Offers passing every rule before scoring, as bits (from `codes`).
+    pub(crate) reach: Vec<u64>,
     /// Offers whose base product is not held.
     pub(crate) missing_base: Bitset,
     /// Per offer, the first rule it failed before scoring.

@@ -609,3 +609,29 @@ pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], 
     }
     outside
 }
+
+/// [`super::equal_bits`], 32 bytes a comparison.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::cast_ptr_alignment)] // `loadu` takes an unaligned pointer
+pub(super) unsafe fn equal_bits(bytes: &[u8], value: u8, out: &mut [u64]) {
+    use std::arch::x86_64::{__m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8};
+    let v = _mm256_set1_epi8(value as i8);
+    for (word, chunk) in out.iter_mut().zip(bytes.chunks(64)) {
+        if let Ok(chunk) = <&[u8; 64]>::try_from(chunk) {
+            // SAFETY: `chunk` holds 64 bytes, two unaligned loads of 32.
+            let (low, high) = unsafe {
+                let p = chunk.as_ptr().cast::<__m256i>();
+                (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
+            };
+            let low = _mm256_movemask_epi8(_mm256_cmpeq_epi8(low, v)) as u32;
+            let high = _mm256_movemask_epi8(_mm256_cmpeq_epi8(high, v)) as u32;
+            *word = u64::from(low) | u64::from(high) << 32;
+        } else {
+            super::equal_bits(chunk, value, std::slice::from_mut(word));
+        }
+    }
+}

@@ -26,6 +26,8 @@
 //! and the portable kernels run under it; the AVX-512 ones only natively.
 #![allow(unsafe_code)]
 
+use crate::compiled::Code;
+
 /// Lanes of one AVX2 register (8 × f32): the portable and AVX2 kernels sum
 /// in this many lanes.
 pub(crate) const LANES: usize = 8;
@@ -201,6 +203,34 @@ pub(crate) fn dots_signed(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], c: &[f3
             unsafe { avx512::dots_signed(m, rows, d, c, out) }
         }
         _ => portable::dots_signed(m, rows, d, c, out),
+    }
+}
+
+/// The offers that passed every rule before scoring, as bits: bit `o % 64`
+/// of `out[o / 64]` is set when `codes[o]` is [`Code::Passed`] (`out` is
+/// resized; bits past the end are clear). AVX2 compares 32 codes at a time.
+pub(crate) fn passed_words(isa: Isa, codes: &[Code], out: &mut Vec<u64>) {
+    // SAFETY: `Code` is `repr(u8)`, so a slice of codes is a slice of as
+    // many initialised bytes, borrowed for as long.
+    let bytes = unsafe { std::slice::from_raw_parts(codes.as_ptr().cast::<u8>(), codes.len()) };
+    let passed = Code::Passed as u8;
+    out.clear();
+    out.resize(codes.len().div_ceil(64), 0);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2.
+            unsafe { avx2::equal_bits(bytes, passed, out) }
+        }
+        _ => equal_bits(bytes, passed, out),
+    }
+}
+
+/// Bit `i % 64` of `out[i / 64]` set when `bytes[i] == value`, for the
+/// chunks of 64 that `out` covers.
+fn equal_bits(bytes: &[u8], value: u8, out: &mut [u64]) {
+    for (word, chunk) in out.iter_mut().zip(bytes.chunks(64)) {
+        *word = chunk.iter().enumerate().fold(0, |w, (i, &b)| w | (u64::from(b == value) << i));
     }
 }
 

@@ -359,3 +359,23 @@ fn kth_largest_at_most_is_a_reached_lower_bound() {
         }
     }
 }
+
+/// `passed_words` marks exactly the `Passed` codes, on every path and for
+/// lengths that are and are not multiples of 64.
+#[test]
+fn passed_words_mark_the_passed_codes() {
+    use crate::compiled::Code;
+    let all = [Code::Held, Code::Extra, Code::Channel, Code::History, Code::Target, Code::Passed, Code::Driven];
+    let mut next = stream(3);
+    for len in [0usize, 1, 31, 32, 63, 64, 65, 128, 200, 1000] {
+        let codes: Vec<Code> = (0..len).map(|_| all[((next() + 1.0) * 3.5) as usize % all.len()]).collect();
+        let expected: Vec<u64> = (0..len.div_ceil(64))
+            .map(|w| (0..64).filter(|b| codes.get(w * 64 + b) == Some(&Code::Passed)).fold(0, |m, b| m | 1 << b))
+            .collect();
+        for isa in Isa::available() {
+            let mut out = vec![u64::MAX; 3];
+            passed_words(isa, &codes, &mut out);
+            assert_eq!(out, expected, "{isa:?}, {len} codes");
+        }
+    }
+}
