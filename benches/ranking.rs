@@ -23,8 +23,8 @@
 //! At 100 offers the explanations are a quarter, and the fixed costs (the
 //! customer's features, contacts and holdings, the contact limits, the
 //! exact rescoring) most of the rest. With the AVX2 kernels a decision is
-//! about 81,700 instructions at 1,000 offers (84,100 for distinct
-//! customers; 25,300 at 100 offers, 1.02 million at 10,000): see
+//! about 79,300 instructions at 1,000 offers (81,500 for distinct
+//! customers; 25,000 at 100 offers, 995,000 at 10,000): see
 //! `benches/instructions.rs` for the commands.
 
 use std::hint::black_box;
