@@ -6,7 +6,7 @@ use std::arch::x86_64::{
     _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_shuffle_ps,
 };
 
-use super::{all_in_range, row_ptrs, Matrix, LANES};
+use super::{by_blocks, Matrix, LANES};
 
 /// [`super::append_positions`], a byte of the word at a time.
 ///
@@ -407,39 +407,25 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     let stride = m.stride();
     debug_assert!(d.len() == stride && stride.is_multiple_of(LANES));
     let dp = d.as_ptr();
-    let n = rows.len();
-    let in_range = all_in_range(m, rows);
-    let mut j = 0;
-    // Eight rows at a time: the loads of `d` are shared and the
-    // horizontal sums done together.
-    while j + 8 <= n {
-        if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+    // Eight rows at a time: the loads of `d` are shared and the horizontal
+    // sums done together.
+    by_blocks::<8, [f32]>(
+        m,
+        rows,
+        out,
+        |out, j, p| {
             let mut sums = [0.0f32; 8];
             // SAFETY: `row_ptrs` checked that each row holds `stride`
-            // values; `sums` holds eight f32.
-            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), hsum8(&dot_block(&p, dp, stride))) };
+            // values, as does `d`; `sums` holds eight f32.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), hsum8(&dot_block(p, dp, stride))) };
             super::scatter(out, &rows[j..j + 8], &sums);
-        } else {
-            checked(m, &rows[j..j + 8], dp, out);
-        }
-        j += 8;
-    }
-    checked(m, &rows[j..], dp, out);
-}
-
-/// [`dots`] row by row, with bounds checks.
-///
-/// # Safety
-///
-/// The CPU must support AVX2 and FMA, and `d` must be valid for
-/// reading `m.stride()` f32 values.
-#[inline(always)]
-unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
-    for &r in rows {
-        // SAFETY: the row and `d` hold `m.stride()` values.
-        let dot = m.row(r as usize).map_or(0.0, |w| unsafe { dot1(w.as_ptr(), d, w.len()) });
-        super::scatter(out, &[r], &[dot]);
-    }
+        },
+        |out, i, w| {
+            // SAFETY: the row and `d` hold `m.stride()` values.
+            let dot = w.map_or(0.0, |w| unsafe { dot1(w.as_ptr(), dp, w.len()) });
+            super::scatter(out, &rows[i..=i], &[dot]);
+        },
+    );
 }
 
 /// AVX2 version of [`super::dots_signed`] (same contract).
@@ -454,35 +440,25 @@ pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32],
     debug_assert!(d.len() == stride && c.len() == stride && stride.is_multiple_of(LANES));
     let (dp, cp) = (d.as_ptr(), c.as_ptr());
     let n = rows.len().min(out.len());
-    let (rows, out) = (&rows[..n], &mut out[..n]);
-    let in_range = all_in_range(m, rows);
-    let mut j = 0;
     // Four rows at a time, two accumulators each (eight independent
     // chains); the loads of `d` and `c` are shared.
-    while j + 4 <= n {
-        let Some(p) = row_ptrs::<4>(m, &rows[j..], in_range) else {
-            for (&r, out) in rows[j..j + 4].iter().zip(&mut out[j..j + 4]) {
-                // SAFETY: as in `dots`.
-                *out = m.row(r as usize).map_or([0.0; 2], |w| unsafe { signed1(w.as_ptr(), dp, cp, stride) });
+    by_blocks::<4, [[f32; 2]]>(
+        m,
+        &rows[..n],
+        &mut out[..n],
+        |out, j, p| {
+            // SAFETY: `row_ptrs` checked that each row holds `stride`
+            // values, as do `d` and `c`; `out[j..j + 4]` is eight
+            // consecutive f32 (arrays have no padding) within `out`.
+            unsafe {
+                let [d0, s0, d1, s1, d2, s2, d3, s3] = signed_block(p, dp, cp, stride);
+                let o = out[j..j + 4].as_mut_ptr().cast::<f32>();
+                _mm256_storeu_ps(o, hsum8(&[d0, s0, d1, s1, d2, s2, d3, s3]));
             }
-            j += 4;
-            continue;
-        };
-        // SAFETY: `row_ptrs` checked that each row holds `stride` values,
-        // as do `d` and `c`.
-        let [d0, s0, d1, s1, d2, s2, d3, s3] = unsafe { signed_block(&p, dp, cp, stride) };
-        // SAFETY: `out[j..j + 4]` is eight consecutive f32 (arrays have no
-        // padding), and `j + 4 <= n = out.len()`.
-        unsafe {
-            let o = out.as_mut_ptr().add(j).cast::<f32>();
-            _mm256_storeu_ps(o, hsum8(&[d0, s0, d1, s1, d2, s2, d3, s3]));
-        }
-        j += 4;
-    }
-    for (&r, out) in rows[j..].iter().zip(&mut out[j..]) {
-        // SAFETY: as in `dots`.
-        *out = m.row(r as usize).map_or([0.0; 2], |w| unsafe { signed1(w.as_ptr(), dp, cp, stride) });
-    }
+        },
+        // SAFETY: the row, `d` and `c` hold `m.stride()` values.
+        |out, i, w| out[i] = w.map_or([0.0; 2], |w| unsafe { signed1(w.as_ptr(), dp, cp, stride) }),
+    );
 }
 
 /// The accumulators of four rows of [`dots_signed`], interleaved: the dot

@@ -15,7 +15,7 @@ use std::arch::x86_64::{
 };
 
 use super::avx2::{hsum4, hsum8};
-use super::{all_in_range, row_ptrs, Matrix, PAD};
+use super::{by_blocks, Matrix, PAD};
 
 /// The sums of the matching lanes of the two halves of `v`.
 ///
@@ -73,18 +73,18 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     let stride = m.stride();
     debug_assert!(d.len() == stride && stride.is_multiple_of(PAD));
     let dp = d.as_ptr();
-    let n = rows.len();
-    let in_range = all_in_range(m, rows);
-    let mut j = 0;
-    // Eight rows at a time: the loads of `d` are shared and the
-    // horizontal sums done together.
-    while j + 8 <= n {
-        if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+    // Eight rows at a time: the loads of `d` are shared and the horizontal
+    // sums done together.
+    by_blocks::<8, [f32]>(
+        m,
+        rows,
+        out,
+        |out, j, p| {
             let mut sums = [0.0f32; 8];
             // SAFETY: `row_ptrs` checked that each row holds `stride`
-            // values; `sums` holds eight f32.
+            // values, as does `d`; `sums` holds eight f32.
             unsafe {
-                let acc = dot_block(&p, dp, stride);
+                let acc = dot_block(p, dp, stride);
                 let mut halves = [_mm256_setzero_ps(); 8];
                 for (h, &a) in halves.iter_mut().zip(&acc) {
                     *h = fold(a);
@@ -92,34 +92,20 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
                 _mm256_storeu_ps(sums.as_mut_ptr(), hsum8(&halves));
             }
             super::scatter(out, &rows[j..j + 8], &sums);
-        } else {
-            checked(m, &rows[j..j + 8], dp, out);
-        }
-        j += 8;
-    }
-    checked(m, &rows[j..], dp, out);
-}
-
-/// [`dots`] row by row, with bounds checks.
-///
-/// # Safety
-///
-/// The CPU must support AVX-512F and AVX2, and `d` must be valid for
-/// reading `m.stride()` f32 values.
-#[inline(always)]
-unsafe fn checked(m: &Matrix, rows: &[u32], d: *const f32, out: &mut [f32]) {
-    for &r in rows {
-        let dot = match m.row(r as usize) {
-            // SAFETY: the row and `d` hold `m.stride()` values.
-            Some(w) => unsafe {
-                let [a] = dot_block(&[w.as_ptr()], d, w.len());
-                let z = _mm256_setzero_ps();
-                std::arch::x86_64::_mm_cvtss_f32(hsum4(fold(a), z, z, z))
-            },
-            None => 0.0,
-        };
-        super::scatter(out, &[r], &[dot]);
-    }
+        },
+        |out, i, w| {
+            let dot = match w {
+                // SAFETY: the row and `d` hold `m.stride()` values.
+                Some(w) => unsafe {
+                    let [a] = dot_block(&[w.as_ptr()], dp, w.len());
+                    let z = _mm256_setzero_ps();
+                    std::arch::x86_64::_mm_cvtss_f32(hsum4(fold(a), z, z, z))
+                },
+                None => 0.0,
+            };
+            super::scatter(out, &rows[i..=i], &[dot]);
+        },
+    );
 }
 
 /// AVX-512 version of [`super::dots_signed`] (same contract).
@@ -134,33 +120,43 @@ pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32],
     debug_assert!(d.len() == stride && c.len() == stride && stride.is_multiple_of(PAD));
     let (dp, cp) = (d.as_ptr(), c.as_ptr());
     let n = rows.len().min(out.len());
-    let (rows, out) = (&rows[..n], &mut out[..n]);
-    let in_range = all_in_range(m, rows);
-    let mut j = 0;
     // Eight rows at a time, two accumulators each (sixteen chains).
-    while j + 8 <= n {
-        if let Some(p) = row_ptrs::<8>(m, &rows[j..], in_range) {
+    by_blocks::<8, [[f32; 2]]>(
+        m,
+        &rows[..n],
+        &mut out[..n],
+        |out, j, p| {
             // SAFETY: `row_ptrs` checked that each row holds `stride`
             // values, as do `d` and `c`; `out[j..j + 8]` is sixteen
-            // consecutive f32 (arrays have no padding) and `j + 8 <= n`.
+            // consecutive f32 (arrays have no padding) within `out`.
             unsafe {
-                let acc = signed_block(&p, dp, cp, stride);
+                let acc = signed_block(p, dp, cp, stride);
                 // Rows 0-3 then 4-7, each as [dot, signed] pairs.
                 let mut halves = [[_mm256_setzero_ps(); 8]; 2];
                 for (r, pair) in acc.iter().enumerate() {
                     halves[r / 4][2 * (r % 4)] = fold(pair[0]);
                     halves[r / 4][2 * (r % 4) + 1] = fold(pair[1]);
                 }
-                let o = out.as_mut_ptr().add(j).cast::<f32>();
+                let o = out[j..j + 8].as_mut_ptr().cast::<f32>();
                 _mm256_storeu_ps(o, hsum8(&halves[0]));
                 _mm256_storeu_ps(o.add(8), hsum8(&halves[1]));
             }
-        } else {
-            signed_checked(m, &rows[j..j + 8], (dp, cp), &mut out[j..j + 8]);
-        }
-        j += 8;
-    }
-    signed_checked(m, &rows[j..], (dp, cp), &mut out[j..]);
+        },
+        |out, i, w| {
+            out[i] = match w {
+                // SAFETY: the row, `d` and `c` hold `m.stride()` values.
+                Some(w) => unsafe {
+                    let [[dot, signed]] = signed_block(&[w.as_ptr()], dp, cp, w.len());
+                    let z = _mm256_setzero_ps();
+                    let sums = hsum4(fold(dot), fold(signed), z, z);
+                    let mut v = [0.0f32; 4];
+                    std::arch::x86_64::_mm_storeu_ps(v.as_mut_ptr(), sums);
+                    [v[0], v[1]]
+                },
+                None => [0.0; 2],
+            };
+        },
+    );
 }
 
 /// The accumulators of `K` rows of [`dots_signed`]: per row, the dot
@@ -192,30 +188,6 @@ unsafe fn signed_block<const K: usize>(
         i += PAD;
     }
     acc
-}
-
-/// [`dots_signed`] row by row, with bounds checks.
-///
-/// # Safety
-///
-/// The CPU must support AVX-512F and AVX2; `d` and `c` must be valid for
-/// reading `m.stride()` f32 values.
-#[inline(always)]
-unsafe fn signed_checked(m: &Matrix, rows: &[u32], (d, c): (*const f32, *const f32), out: &mut [[f32; 2]]) {
-    for (&r, out) in rows.iter().zip(out) {
-        *out = match m.row(r as usize) {
-            // SAFETY: the row, `d` and `c` hold `m.stride()` values.
-            Some(w) => unsafe {
-                let [[dot, signed]] = signed_block(&[w.as_ptr()], d, c, w.len());
-                let z = _mm256_setzero_ps();
-                let sums = hsum4(fold(dot), fold(signed), z, z);
-                let mut v = [0.0f32; 4];
-                std::arch::x86_64::_mm_storeu_ps(v.as_mut_ptr(), sums);
-                [v[0], v[1]]
-            },
-            None => [0.0; 2],
-        };
-    }
 }
 
 /// [`super::append_positions`], sixteen bits at a time: the positions of a

@@ -266,6 +266,32 @@ fn all_in_range(m: &Matrix, rows: &[u32]) -> bool {
     !rows.is_empty() && (rows.iter().fold(0u32, |a, &r| a.max(r)) as usize) < m.rows
 }
 
+/// The row loop of the SIMD dot-product kernels: each block of `K` rows
+/// whose pointers [`row_ptrs`] vouched for goes to `block` (with the
+/// block's first position in `rows`); the rows of the other blocks, and the
+/// tail, go to `one` one at a time (`None` for a row out of the matrix's
+/// range). `out` is handed to both.
+#[inline(always)]
+fn by_blocks<const K: usize, O: ?Sized>(
+    m: &Matrix,
+    rows: &[u32],
+    out: &mut O,
+    mut block: impl FnMut(&mut O, usize, &[*const f32; K]),
+    mut one: impl FnMut(&mut O, usize, Option<&[f32]>),
+) {
+    let n = rows.len();
+    let in_range = all_in_range(m, rows);
+    let mut j = 0;
+    while j + K <= n {
+        match row_ptrs::<K>(m, &rows[j..], in_range) {
+            Some(p) => block(out, j, &p),
+            None => (j..j + K).for_each(|i| one(out, i, m.row(rows[i] as usize))),
+        }
+        j += K;
+    }
+    (j..n).for_each(|i| one(out, i, m.row(rows[i] as usize)));
+}
+
 /// Absolute error of [`fine_bounds`]' `ln(1 + e^-z)` approximation
 /// is below 3·10⁻⁶ (checked on a dense grid by the tests); the margin used
 /// is thirty times that.
