@@ -209,10 +209,7 @@ impl Plan {
         let mut product = Vec::with_capacity(offers.len());
         let mut extra = Vec::with_capacity(offers.len());
         let mut pool = Vec::new();
-        let mut not_on_channel: [Bitset; CHANNELS] = Default::default();
-        for b in &mut not_on_channel {
-            b.reset(offers.len());
-        }
+        let mut channel_codes: [Vec<Code>; CHANNELS] = Default::default();
         let (mut targeted, mut targets, mut sensitive, mut unsuitable) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut age_rules, mut min_ages, mut max_ages, mut requiring) =
@@ -249,10 +246,9 @@ impl Plan {
                 requiring.push(o32);
             }
             exclusions.extend(pool[excludes.0 as usize..excludes.1 as usize].iter().map(|&p| (p, o32)));
-            for (c, bits) in not_on_channel.iter_mut().enumerate() {
-                if !offer.channels.iter().any(|&ch| channel_index(ch) == c) {
-                    bits.set(o);
-                }
+            for (c, codes) in channel_codes.iter_mut().enumerate() {
+                let on = offer.channels.iter().any(|&ch| channel_index(ch) == c);
+                codes.push(if on { Code::Passed } else { Code::Channel });
             }
             targets.push(offer.targets.iter().fold(0u32, |m, e| m | 1 << e.index()));
             if !offer.targets.is_empty() {
@@ -281,9 +277,7 @@ impl Plan {
             requiring,
             excluded_by: Groups::new(n_products, &exclusions),
             pool,
-            channel_codes: std::array::from_fn(|c| {
-                (0..offers.len()).map(|o| if not_on_channel[c].get(o) { Code::Channel } else { Code::Passed }).collect()
-            }),
+            channel_codes,
             targeted,
             targets,
             sensitive,

@@ -18,7 +18,7 @@ use crate::error::{ConfigError, RequestError};
 use crate::explain::{self, Components, Explanation, Rule};
 use crate::guard::{self, SignalState};
 use crate::kernel::{self, Isa};
-use crate::model::{sigmoid, ModelMatrix};
+use crate::model::{ln_sum, log_f32, sigmoid, ModelMatrix};
 use crate::schema::{FeatureSchema, Sensitivity};
 use crate::workspace::{set_arc, set_contributions, set_names, ContributionRef, Names, Workspace};
 
@@ -743,18 +743,17 @@ impl Engine {
             let factor = fatigue.family_dismissal_factor;
             for &(f, dismissals) in &ws.dismissed_families {
                 let family = factor.powi(dismissals);
-                let ln_family = family.ln();
+                let ln_family = ln_sum(&[family]);
                 for &o in &self.family_members[f as usize] {
                     let (o, offer) = (o as usize, &self.offers[o as usize]);
-                    debug_assert_eq!((self.stake(o, ws).0.stake, self.stake(o, ws).1), (offer.value, family));
-                    ws.log_stake[o] = if offer.value == 0.0 || offer.weight == 0.0 || family == 0.0 {
-                        f32::NEG_INFINITY
-                    } else if (1e-100..=1e100).contains(&family) {
-                        // NaN (exact scoring) when value or weight is outside.
-                        (self.models.ln_value_weight[o] + ln_family) as f32
-                    } else {
-                        f32::NAN
-                    };
+                    #[cfg(debug_assertions)]
+                    {
+                        let (stake, factor) = self.stake(o, ws);
+                        assert_eq!((stake.stake, factor), (offer.value, family));
+                    }
+                    let zero = offer.value == 0.0 || offer.weight == 0.0 || family == 0.0;
+                    let ln = self.models.ln_value_weight[o].zip(ln_family).map(|(vw, f)| vw + f);
+                    ws.log_stake[o] = log_f32(zero, ln);
                     debug_assert_eq!(
                         ws.log_stake[o].to_bits(),
                         log_multiplier(offer.value, offer.weight, family).to_bits()
@@ -1046,14 +1045,7 @@ impl Engine {
 /// catalog's `log_value`: −∞ when the product is 0, NaN (scored exactly)
 /// when a factor is outside `[1e-100, 1e100]`.
 fn log_multiplier(stake: f64, weight: f64, family: f64) -> f32 {
-    let normal = |v: f64| (1e-100..=1e100).contains(&v);
-    if stake == 0.0 || weight == 0.0 || family == 0.0 {
-        f32::NEG_INFINITY
-    } else if normal(stake) && normal(weight) && normal(family) {
-        (stake.ln() + weight.ln() + family.ln()) as f32
-    } else {
-        f32::NAN
-    }
+    log_f32(stake == 0.0 || weight == 0.0 || family == 0.0, ln_sum(&[stake, weight, family]))
 }
 
 #[cfg(test)]

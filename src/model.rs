@@ -68,24 +68,31 @@ pub(crate) struct ModelMatrix {
     /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
     /// value or weight is outside `[1e-100, 1e100]` (exact scoring only).
     pub(crate) log_value: Vec<f32>,
-    /// Per offer, `ln(value) + ln(weight)` in f64 (NaN unless both are in
-    /// `[1e-100, 1e100]`): what `log_value` rounds, kept for adding a
-    /// family factor's log without two more `ln` per offer.
-    pub(crate) ln_value_weight: Vec<f64>,
+    /// Per offer, `ln(value) + ln(weight)` in f64 ([`ln_sum`]): what
+    /// `log_value` rounds, kept for adding a family factor's log without
+    /// two more `ln` per offer.
+    pub(crate) ln_value_weight: Vec<Option<f64>>,
     /// Largest `|wᵢ|` over all offers.
     pub(crate) max_abs_weight: f64,
     /// Largest `|base logit|` over all offers.
     pub(crate) max_abs_base: f64,
 }
 
-fn log_value(value: f64, weight: f64) -> f32 {
-    let normal = |v: f64| (1e-100..=1e100).contains(&v);
-    if value == 0.0 || weight == 0.0 {
-        f32::NEG_INFINITY
-    } else if normal(value) && normal(weight) {
-        (value.ln() + weight.ln()) as f32
-    } else {
-        f32::NAN
+/// `ln` of a product's factors, summed left to right, when every factor is
+/// within `[1e-100, 1e100]` (the bounds' validity); `None` otherwise.
+pub(crate) fn ln_sum(factors: &[f64]) -> Option<f64> {
+    let normal = factors.iter().all(|v| (1e-100..=1e100).contains(v));
+    normal.then(|| factors.iter().map(|v| v.ln()).reduce(|a, b| a + b).unwrap_or(0.0))
+}
+
+/// A log multiplier in f32 with the fast path's conventions: −∞ when the
+/// product is 0, `ln` (from [`ln_sum`]) rounded, or NaN (scored exactly)
+/// when a factor is outside the bounds' validity.
+pub(crate) fn log_f32(zero: bool, ln: Option<f64>) -> f32 {
+    match (zero, ln) {
+        (true, _) => f32::NEG_INFINITY,
+        (false, Some(ln)) => ln as f32,
+        (false, None) => f32::NAN,
     }
 }
 
@@ -147,11 +154,11 @@ impl ModelMatrix {
             .collect();
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
-        let log_value = offers.iter().map(|o| log_value(o.value, o.weight)).collect();
-        let normal = |v: f64| (1e-100..=1e100).contains(&v);
-        let ln_value_weight = offers
+        let ln_value_weight: Vec<Option<f64>> = offers.iter().map(|o| ln_sum(&[o.value, o.weight])).collect();
+        let log_value = offers
             .iter()
-            .map(|o| if normal(o.value) && normal(o.weight) { o.value.ln() + o.weight.ln() } else { f64::NAN })
+            .zip(&ln_value_weight)
+            .map(|(o, &ln)| log_f32(o.value == 0.0 || o.weight == 0.0, ln))
             .collect();
         let base32 = base_logit.iter().map(|&b| b as f32).collect();
         // `b as f32` is within 2⁻²⁴·|b| of b; twice that, rounded up.
