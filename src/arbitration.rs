@@ -243,6 +243,18 @@ mod tests {
         (0..hi.len() as u32).filter(|&j| hi[j as usize] >= tau).collect()
     }
 
+    /// `(lower, width, NaN)` triples as bounds: NaN for both, or `[l, l + w]`.
+    fn bounds_of(bounds: &[(i8, u8, bool)]) -> (Vec<f32>, Vec<f32>) {
+        let pair = |&(l, w, nan): &(i8, u8, bool)| {
+            if nan {
+                (f32::NAN, f32::NAN)
+            } else {
+                (f32::from(l), f32::from(l) + f32::from(w))
+            }
+        };
+        bounds.iter().map(pair).unzip()
+    }
+
     proptest::proptest! {
         #[test]
         fn shortlist_equals_the_naive_oracle(
@@ -250,8 +262,7 @@ mod tests {
             k in 0usize..24,
         ) {
             // Few distinct values, so that ties are common.
-            let lo: Vec<f32> = bounds.iter().map(|&(l, _, nan)| if nan { f32::NAN } else { f32::from(l) }).collect();
-            let hi: Vec<f32> = bounds.iter().map(|&(l, w, nan)| if nan { f32::NAN } else { f32::from(l) + f32::from(w) }).collect();
+            let (lo, hi) = bounds_of(&bounds);
             for isa in Isa::available() {
                 let mut out = Vec::new();
                 shortlist(isa, k, (&lo, &hi), &mut Vec::new(), &mut out);
@@ -268,8 +279,7 @@ mod tests {
             bounds in proptest::collection::vec((-8i8..8, 0u8..4, proptest::bool::weighted(0.1)), 0..150),
             k in 0usize..24,
         ) {
-            let lo: Vec<f32> = bounds.iter().map(|&(l, _, nan)| if nan { f32::NAN } else { f32::from(l) }).collect();
-            let hi: Vec<f32> = bounds.iter().map(|&(l, w, nan)| if nan { f32::NAN } else { f32::from(l) + f32::from(w) }).collect();
+            let (lo, hi) = bounds_of(&bounds);
             let exact = naive_shortlist(k, &lo, &hi);
             for isa in Isa::available() {
                 let mut out = Vec::new();

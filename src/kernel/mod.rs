@@ -563,8 +563,9 @@ mod portable {
 }
 
 /// Appends to `out` the positions of the set bits of `word`, ascending,
-/// offset by `base`. The AVX2 path writes eight positions per byte of the
-/// word from a table, with no branch per bit.
+/// offset by `base`, with no branch per bit: the AVX2 path writes eight
+/// positions per byte of the word from a table, the AVX-512 path sixteen
+/// per quarter by compression.
 pub(crate) fn append_positions(isa: Isa, word: u64, base: u32, out: &mut Vec<u32>) {
     match isa {
         #[cfg(target_arch = "x86_64")]
