@@ -146,9 +146,10 @@ impl Matrix {
 /// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
 /// to f32, one rounding per product and per addition along the longest
 /// accumulation chain (at most `stride + 8` for every summation order
-/// used), and the f64 reference's own rounding. The kernels here sum
-/// `stride / 8` products per lane, then the 8 lanes by a tree of 3
-/// additions: chains of at most `stride / 8 + 3`.
+/// used), and the f64 reference's own rounding. The portable and AVX2
+/// kernels sum `stride / 8` products per lane, then the 8 lanes by a tree
+/// of 3 additions (chains of `stride / 8 + 3`); the AVX-512 ones
+/// `stride / 16` per lane, then 4 additions (`stride / 16 + 4`).
 pub(crate) fn logit_error(stride: usize) -> f64 {
     (stride as f64 + 16.0) * f64::powi(2.0, -23)
 }
