@@ -784,19 +784,15 @@ impl Engine {
                 // The offers needing the proxy share: `signed` is within `e`
                 // of `P − θ·T`, with the margin of the f64 rule, so its sign
                 // decides unless it is within `e` (then the f64 rule does).
-                ws.near.clear();
-                for (&o, &[dot, signed]) in ws.abs_rows.iter().zip(&ws.abs_scores) {
-                    let o = o as usize;
-                    let e = proxy.0 * f64::from(self.models.norm(o)) + proxy.1;
-                    let s = f64::from(signed);
-                    if s > e {
-                        ws.codes[o] = Code::Driven;
-                    } else {
-                        ws.dense[o] = dot;
-                        if s.is_nan() || s >= -e {
-                            ws.near.push(o as u32);
-                        }
-                    }
+                let inputs = kernel::ProxyInputs {
+                    rows: &ws.abs_rows,
+                    scores: &ws.abs_scores,
+                    norms: &self.models.norm32,
+                    band: proxy,
+                };
+                kernel::proxy_decisions(self.isa, &inputs, &mut ws.dense, &mut ws.driven, &mut ws.near);
+                for &o in &ws.driven {
+                    ws.codes[o as usize] = Code::Driven;
                 }
                 for j in 0..ws.near.len() {
                     let o = ws.near[j] as usize;

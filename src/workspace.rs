@@ -91,6 +91,8 @@ pub struct Workspace {
     /// Offers that the coarse bounds keep (before them, those whose proxy
     /// share is decided in f64), and their fine bounds.
     pub(crate) near: Vec<u32>,
+    /// Offers found proxy-driven from their f32 signed sums.
+    pub(crate) driven: Vec<u32>,
     pub(crate) fine_lo: Vec<f32>,
     pub(crate) fine_hi: Vec<f32>,
     /// Candidates scored exactly whatever their bounds.

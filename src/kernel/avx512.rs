@@ -352,3 +352,74 @@ pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], 
     }
     outside
 }
+
+/// [`super::proxy_decisions`] for the first `n / 16` blocks of 16 rows;
+/// returns how many rows it decided (the caller does the rest).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F; `n <= rows.len(), scores.len()`, and
+/// every one of the first `n` rows is below `dense.len()` and
+/// `norms.len()`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn proxy_decisions(
+    p: &super::ProxyInputs,
+    n: usize,
+    dense: &mut [f32],
+    driven: &mut Vec<u32>,
+    near: &mut Vec<u32>,
+) -> usize {
+    use std::arch::x86_64::{
+        _mm512_cmp_pd_mask, _mm512_cvtps_pd, _mm512_i32gather_ps, _mm512_loadu_si512,
+        _mm512_mask_i32scatter_ps, _mm512_mul_pd, _mm512_permutex2var_ps, _mm512_set1_pd, _mm512_sub_pd,
+        _mm512_setzero_pd, _mm512_add_pd, _CMP_GE_OQ, _CMP_GT_OQ, _CMP_UNORD_Q,
+    };
+    let blocks = n / PAD;
+    // Each round stores 16 lanes from the current length on.
+    driven.reserve(n + PAD);
+    near.reserve(n + PAD);
+    let (mut nd, mut nn) = (driven.len(), near.len());
+    let (pd, pn) = (driven.as_mut_ptr(), near.as_mut_ptr());
+    let (scale, floor) = (_mm512_set1_pd(p.band.0), _mm512_set1_pd(p.band.1));
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    // The decisions of 8 lanes in f64: (driven, near) masks.
+    let decide = |norm: __m256, s: __m256| {
+        let e = _mm512_add_pd(_mm512_mul_pd(scale, _mm512_cvtps_pd(norm)), floor);
+        let s = _mm512_cvtps_pd(s);
+        let is_driven = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(s, e);
+        let close = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(s, s) | _mm512_cmp_pd_mask::<_CMP_GE_OQ>(s, _mm512_sub_pd(_mm512_setzero_pd(), e));
+        (u16::from(is_driven), u16::from(!is_driven & close))
+    };
+    let high = |v: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    for b in 0..blocks {
+        let i = b * PAD;
+        // SAFETY: `i + 16 <= n`, within `rows` and `scores` (32 f32 from
+        // `2i`); the gather and scatter read and write offers below
+        // `norms.len()` and `dense.len()` (the caller's contract); each
+        // list has room for 16 more (reserved above, at most 16 a round).
+        unsafe {
+            let rows = _mm512_loadu_si512(p.rows.as_ptr().add(i).cast());
+            let norms = _mm512_i32gather_ps::<4>(rows, p.norms.as_ptr().cast());
+            let pairs = p.scores.as_ptr().add(i).cast::<f32>();
+            let (a, c) = (_mm512_loadu_ps(pairs), _mm512_loadu_ps(pairs.add(PAD)));
+            let dots = _mm512_permutex2var_ps(a, even, c);
+            let signed = _mm512_permutex2var_ps(a, odd, c);
+            let (d0, n0) = decide(_mm512_castps512_ps256(norms), _mm512_castps512_ps256(signed));
+            let (d1, n1) = decide(high(norms), high(signed));
+            let (is_driven, close) = (d0 | d1 << 8, n0 | n1 << 8);
+            _mm512_mask_i32scatter_ps::<4>(dense.as_mut_ptr().cast(), !is_driven, rows, dots);
+            _mm512_storeu_si512(pd.add(nd).cast(), _mm512_maskz_compress_epi32(is_driven, rows));
+            _mm512_storeu_si512(pn.add(nn).cast(), _mm512_maskz_compress_epi32(close, rows));
+            nd += is_driven.count_ones() as usize;
+            nn += close.count_ones() as usize;
+        }
+    }
+    // SAFETY: the first `nd` and `nn` values are initialised: the old
+    // ones, and each round's, written before the lengths passed them.
+    unsafe {
+        driven.set_len(nd);
+        near.set_len(nn);
+    }
+    blocks * PAD
+}

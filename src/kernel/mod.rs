@@ -293,6 +293,63 @@ fn by_blocks<const K: usize, O: ?Sized>(
     (j..n).for_each(|i| one(out, i, m.row(rows[i] as usize)));
 }
 
+/// The offers whose proxy share needs the rule (see
+/// [`proxy_decisions`]), with their scores and the error band.
+pub(crate) struct ProxyInputs<'a> {
+    /// The offers, in offer order.
+    pub(crate) rows: &'a [u32],
+    /// Per row, `[logit, signed sum]` from [`dots_signed`].
+    pub(crate) scores: &'a [[f32; 2]],
+    /// Per offer, `‖w‖₂` rounded up.
+    pub(crate) norms: &'a [f32],
+    /// `(scale, floor)`: the signed sum's error bound for offer `o` is
+    /// `scale · norms[o] + floor`, in f64.
+    pub(crate) band: (f64, f64),
+}
+
+/// The proxy-share rule where the f32 signed sum `s` settles it. For each
+/// listed offer `o = rows[i]` with `scores[i] = [dot, s]`, `e = scale ·
+/// norms[o] + floor` (f64; a product, then a sum):
+/// - `s > e`: proxy-driven, `o` is appended to `driven`;
+/// - otherwise `dense[o] = dot`, and when `s` is NaN or `s ≥ −e`, `o` is
+///   appended to `near` (too close to call: the f64 rule decides).
+///
+/// Both lists keep the rows' order. Rows out of range of `dense` or
+/// `norms` are skipped. AVX-512 decides 16 offers a round: the norms
+/// gathered, the comparisons in f64 as above, the logits scattered, the
+/// lists compressed; so no branch depends on the outcome.
+pub(crate) fn proxy_decisions(isa: Isa, p: &ProxyInputs, dense: &mut [f32], driven: &mut Vec<u32>, near: &mut Vec<u32>) {
+    driven.clear();
+    near.clear();
+    let n = p.rows.len().min(p.scores.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        let bound = dense.len().min(p.norms.len());
+        if n > 0 && (p.rows[..n].iter().fold(0u32, |a, &r| a.max(r)) as usize) < bound {
+            // SAFETY: AVX-512F is supported (`Isa::supported`), and every
+            // row is within `dense` and `norms` (checked just above).
+            done = unsafe { avx512::proxy_decisions(p, n, dense, driven, near) };
+        }
+    }
+    let _ = isa;
+    for i in done..n {
+        let o = p.rows[i] as usize;
+        let (Some(&norm), Some(slot)) = (p.norms.get(o), dense.get_mut(o)) else { continue };
+        let [dot, s] = p.scores[i];
+        let e = p.band.0 * f64::from(norm) + p.band.1;
+        let s = f64::from(s);
+        if s > e {
+            driven.push(o as u32);
+        } else {
+            *slot = dot;
+            if s.is_nan() || s >= -e {
+                near.push(o as u32);
+            }
+        }
+    }
+}
+
 /// Absolute error of [`fine_bounds`]' `ln(1 + e^-z)` approximation
 /// is below 3·10⁻⁶ (checked on a dense grid by the tests); the margin used
 /// is thirty times that.

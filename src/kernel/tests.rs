@@ -379,3 +379,69 @@ fn passed_words_mark_the_passed_codes() {
         }
     }
 }
+
+/// `proxy_decisions` against its definition, on every path: signed sums
+/// above, at and below `±e` (by an ulp either way), NaN, infinite;
+/// lengths around the 16-lane rounds; rows out of range skipped.
+#[test]
+fn proxy_decisions_follow_their_definition() {
+    let mut next = stream(5);
+    for n in [0usize, 1, 15, 16, 17, 31, 32, 33, 100, 250] {
+        let n_offers = 300;
+        // Norms in 64ths and a band in powers of two: each `e` is an f32,
+        // so that the signed sums can sit exactly on it.
+        let norms: Vec<f32> = (0..n_offers).map(|_| ((next() + 1.5) * 64.0).round() as f32 / 64.0).collect();
+        let band = (2f64.powi(-10), 2f64.powi(-20));
+        // Distinct rows in offer order, once with one out of range at the end.
+        let mut rows: Vec<u32> = (0..n_offers as u32).filter(|_| next() < 0.0).collect();
+        rows.truncate(n);
+        if n == 33 {
+            rows.push(n_offers as u32 + 3);
+        }
+        let scores: Vec<[f32; 2]> = rows
+            .iter()
+            .map(|&o| {
+                let e = norms.get(o as usize).map_or(1.0, |&m| band.0 * f64::from(m) + band.1);
+                let at = |v: f64| v as f32;
+                let s = match ((next() + 1.0) * 6.0) as usize {
+                    0 => at(e),
+                    1 => f32::from_bits(at(e).to_bits() + 1),
+                    2 => at(-e),
+                    3 => f32::from_bits(at(-e).to_bits() + 1),
+                    4 => f32::NAN,
+                    5 => [f32::INFINITY, f32::NEG_INFINITY][usize::from(next() < 0.0)],
+                    _ => (next() * 3.0 * e) as f32,
+                };
+                [next() as f32, s]
+            })
+            .collect();
+        let mut expected = (vec![f32::NEG_INFINITY; n_offers], Vec::new(), Vec::new());
+        for (&o, &[dot, s]) in rows.iter().zip(&scores) {
+            let o = o as usize;
+            let Some(&m) = norms.get(o) else { continue };
+            let (e, s) = (band.0 * f64::from(m) + band.1, f64::from(s));
+            if s > e {
+                expected.1.push(o as u32);
+            } else {
+                expected.0[o] = dot;
+                if s.is_nan() || s >= -e {
+                    expected.2.push(o as u32);
+                }
+            }
+        }
+        assert!(n < 100 || (!expected.1.is_empty() && !expected.2.is_empty()), "both outcomes occur");
+        let exact = rows.iter().zip(&scores).filter(|(&o, &[_, s])| {
+            norms.get(o as usize).is_some_and(|&m| f64::from(s).abs() == band.0 * f64::from(m) + band.1)
+        });
+        assert!(n < 100 || exact.count() > 10, "signed sums exactly at ±e");
+        let inputs = ProxyInputs { rows: &rows, scores: &scores, norms: &norms, band };
+        for isa in Isa::available() {
+            let mut dense = vec![f32::NEG_INFINITY; n_offers];
+            let (mut driven, mut near) = (vec![7], vec![9]);
+            proxy_decisions(isa, &inputs, &mut dense, &mut driven, &mut near);
+            let same = dense.iter().zip(&expected.0).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{isa:?}, {n} rows: logits");
+            assert_eq!((&driven, &near), (&expected.1, &expected.2), "{isa:?}, {n} rows");
+        }
+    }
+}
