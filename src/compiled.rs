@@ -8,12 +8,14 @@
 //! stage modules (debug builds check each one against them).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
 use crate::catalog::{Channel, Offer, Vulnerability};
 use crate::customer::Customer;
 use crate::decision::Reason;
+use crate::kernel::{self, Isa};
 
 /// A growable bit set over positions `0..len`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,28 +68,6 @@ pub(crate) fn bits(word: u64, base: usize) -> impl Iterator<Item = usize> {
         w &= w - 1;
         Some(base + i)
     })
-}
-
-/// FNV-1a: a fast, deterministic hash for short product names.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -166,7 +146,7 @@ struct Extra {
 /// The compiled rules of every offer, in engine order.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
-    product_index: HashMap<Arc<str>, u32, BuildHasherDefault<Fnv>>,
+    product_index: HashMap<Arc<str>, u32, FxBuildHasher>,
     n_products: usize,
     /// Per offer, its product.
     product_of: Vec<u32>,
@@ -183,8 +163,8 @@ pub(crate) struct Plan {
     /// Offers with a base product, and the offers of each base product.
     has_base: Bitset,
     by_base: Groups,
-    /// Offers requiring holdings.
-    requiring: Vec<u32>,
+    /// `(offer, product)` for each product an offer requires.
+    requiring: Vec<(u32, u32)>,
     /// The offers each product excludes.
     excluded_by: Groups,
     pool: Vec<u32>,
@@ -201,7 +181,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn compile(offers: &[Offer]) -> Plan {
-        let mut product_index: HashMap<Arc<str>, u32, BuildHasherDefault<Fnv>> = HashMap::default();
+        let mut product_index: HashMap<Arc<str>, u32, FxBuildHasher> = HashMap::default();
         let mut intern = |p: &crate::catalog::ProductId| {
             let next = product_index.len() as u32;
             *product_index.entry(p.0.clone()).or_insert(next)
@@ -242,9 +222,7 @@ impl Plan {
                 has_base.set(o);
                 bases.push((base, o32));
             }
-            if requires.0 < requires.1 {
-                requiring.push(o32);
-            }
+            requiring.extend(pool[requires.0 as usize..requires.1 as usize].iter().map(|&p| (o32, p)));
             exclusions.extend(pool[excludes.0 as usize..excludes.1 as usize].iter().map(|&p| (p, o32)));
             for (c, codes) in channel_codes.iter_mut().enumerate() {
                 let on = offer.channels.iter().any(|&ch| channel_index(ch) == c);
@@ -301,7 +279,9 @@ impl Plan {
     /// Offers failing a target or suitability rule are also listed in
     /// `detailed` (their reasons need the customer). With
     /// `eligibility_only` (nothing may be offered at all), only eligibility
-    /// is checked.
+    /// is checked. `isa` picks the kernel that marks the offers missing
+    /// their base product.
+    #[allow(clippy::too_many_arguments)] // one call site, in the engine
     pub(crate) fn mark_failures(
         &self,
         customer: &Customer,
@@ -309,6 +289,7 @@ impl Plan {
         usable_events: u32,
         held: &Bitset,
         eligibility_only: bool,
+        isa: Isa,
         (codes, missing_base, detailed): (&mut Vec<Code>, &mut Bitset, &mut Vec<u32>),
     ) {
         let n = self.product_of.len();
@@ -344,34 +325,21 @@ impl Plan {
                 self.excluded_by.get(p).iter().for_each(|&o| mark(o));
             }
         }
-        for (w, &word) in missing_base.words().iter().enumerate() {
-            bits(word, w * 64).for_each(|o| mark(o as u32));
-        }
-        for &o in &self.requiring {
-            let (a, b) = self.extra[o as usize].requires;
-            if self.pool[a as usize..b as usize].iter().any(|&p| !held.get(p as usize)) {
-                mark(o);
-            }
+        kernel::lower_where(isa, codes, missing_base.words(), Code::Extra);
+        // The rest without a branch per offer: which offers fail depends
+        // on the customer, so branches on it would mispredict.
+        for &(o, p) in &self.requiring {
+            lower(&mut codes[o as usize], !held.get(p as usize), Code::Extra);
         }
         if eligibility_only {
             return;
         }
-        for &o in &self.targeted {
-            let o = o as usize;
-            if self.targets[o] & !usable_events != 0 {
-                codes[o] = codes[o].min(Code::Target);
-                detailed.push(o as u32);
-            }
-        }
+        let fails = |o: u32| self.targets[o as usize] & !usable_events != 0;
+        mark_listed(codes, &self.targeted, fails, Code::Target, detailed);
         let vulnerable = customer.vulnerabilities.iter().fold(0u8, |m, v| m | vulnerability_bit(v.vulnerability));
         if vulnerable != 0 {
-            for &o in &self.sensitive {
-                let o = o as usize;
-                if self.unsuitable[o] & vulnerable != 0 {
-                    codes[o] = codes[o].min(Code::Suitability);
-                    detailed.push(o as u32);
-                }
-            }
+            let fails = |o: u32| self.unsuitable[o as usize] & vulnerable != 0;
+            mark_listed(codes, &self.sensitive, fails, Code::Suitability, detailed);
         }
     }
 
@@ -402,6 +370,28 @@ impl Plan {
         }
         None
     }
+}
+
+/// `*code = min(*code, lower)` when `fails`, as a select rather than a
+/// branch.
+fn lower(code: &mut Code, fails: bool, lower: Code) {
+    *code = (*code).min(std::hint::select_unpredictable(fails, lower, Code::Passed));
+}
+
+/// For each listed offer that `fails`: its code lowered to `code`, and the
+/// offer appended to `detailed` (in list order), without a branch per
+/// offer: every offer is written past the end, and the length counts
+/// those that fail.
+fn mark_listed(codes: &mut [Code], list: &[u32], fails: impl Fn(u32) -> bool, code: Code, detailed: &mut Vec<u32>) {
+    let mut len = detailed.len();
+    detailed.resize(len + list.len(), 0);
+    for &o in list {
+        let f = fails(o);
+        lower(&mut codes[o as usize], f, code);
+        detailed[len] = o;
+        len += usize::from(f);
+    }
+    detailed.truncate(len);
 }
 
 /// The first rule an offer failed before scoring, in pipeline order (so

@@ -2,13 +2,14 @@
 //! runs the pipeline stages in order.
 
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
+
+use rustc_hash::FxBuildHasher;
 
 use crate::arbitration::{self, Candidate};
 use crate::audit::{Compact, Context, Why};
 use crate::catalog::{Catalog, Offer};
-use crate::compiled::{Code, Fnv, Plan};
+use crate::compiled::{Code, Plan};
 use crate::config::{EngineParams, ValidEngineParams};
 use crate::contact;
 use crate::customer::{Customer, FeatureValues, Provenance, Request};
@@ -85,7 +86,7 @@ pub struct Engine {
     schema: FeatureSchema,
     /// Sorted by offer id, so positions follow the tie-break order.
     offers: Vec<Offer>,
-    offer_index: HashMap<Arc<str>, usize, BuildHasherDefault<Fnv>>,
+    offer_index: HashMap<Arc<str>, usize, FxBuildHasher>,
     /// Unique per compiled engine (clones share it): tells a workspace
     /// whose names it holds copies of.
     uid: u64,
@@ -587,7 +588,7 @@ impl Engine {
         ws.abs_rows.clear();
         let usable = signals.usable_mask();
         let marks = (&mut ws.codes, &mut ws.missing_base, &mut ws.detailed);
-        self.plan.mark_failures(customer, request.channel, usable, &ws.held, budget.is_err(), marks);
+        self.plan.mark_failures(customer, request.channel, usable, &ws.held, budget.is_err(), self.isa, marks);
         if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
                 let o = ws.contact_offers[h];

@@ -611,3 +611,46 @@ pub(super) unsafe fn equal_bits(bytes: &[u8], value: u8, out: &mut [u64]) {
         }
     }
 }
+
+/// [`super::lower_bytes_where`], 32 bytes at a time: the word's bits spread
+/// to byte masks (each byte gets its bit's byte of the word, then tests its
+/// own bit), `value` where set and 255 elsewhere, and a byte-wise minimum.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::cast_ptr_alignment)] // `loadu`/`storeu` take unaligned pointers
+pub(super) unsafe fn lower_where(bytes: &mut [u8], words: &[u64], value: u8) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_or_si256,
+        _mm256_set1_epi64x, _mm256_set1_epi8, _mm256_setr_epi8, _mm256_shuffle_epi8, _mm256_storeu_si256,
+    };
+    // Bytes 0–15 of a 128-bit lane read bytes 0 and 1 of the word, bytes
+    // 16–31 bytes 2 and 3 (the shuffle stays within lanes).
+    let spread = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+    let v = _mm256_set1_epi8(value as i8);
+    let half = |chunk: *mut __m256i, bits: u32| {
+        let m = _mm256_cmpeq_epi8(
+            _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi64x(i64::from(bits)), spread), bit),
+            bit,
+        );
+        // `value` where the bit is set, 255 elsewhere.
+        let lower = _mm256_or_si256(_mm256_cmpeq_epi8(m, _mm256_set1_epi8(0)), v);
+        // SAFETY: the caller passes a pointer to 32 bytes of a chunk of 64.
+        unsafe { _mm256_storeu_si256(chunk, _mm256_min_epu8(_mm256_loadu_si256(chunk), lower)) };
+    };
+    for (chunk, &word) in bytes.chunks_mut(64).zip(words) {
+        if let Ok(chunk) = <&mut [u8; 64]>::try_from(&mut *chunk) {
+            let p = chunk.as_mut_ptr().cast::<__m256i>();
+            half(p, word as u32);
+            // SAFETY: `p + 1` is the second half of the 64 bytes.
+            half(unsafe { p.add(1) }, (word >> 32) as u32);
+        } else {
+            super::lower_bytes_where(chunk, std::slice::from_ref(&word), value);
+        }
+    }
+}

@@ -370,9 +370,9 @@ pub(super) unsafe fn proxy_decisions(
     near: &mut Vec<u32>,
 ) -> usize {
     use std::arch::x86_64::{
-        _mm512_cmp_pd_mask, _mm512_cvtps_pd, _mm512_i32gather_ps, _mm512_loadu_si512,
-        _mm512_mask_i32scatter_ps, _mm512_mul_pd, _mm512_permutex2var_ps, _mm512_set1_pd, _mm512_sub_pd,
-        _mm512_setzero_pd, _mm512_add_pd, _CMP_GE_OQ, _CMP_GT_OQ, _CMP_UNORD_Q,
+        _mm512_add_pd, _mm512_cmp_pd_mask, _mm512_cvtps_pd, _mm512_i32gather_ps, _mm512_loadu_si512,
+        _mm512_mask_i32scatter_ps, _mm512_mul_pd, _mm512_permutex2var_ps, _mm512_set1_pd, _mm512_setzero_pd,
+        _mm512_sub_pd, _CMP_GE_OQ, _CMP_GT_OQ, _CMP_UNORD_Q,
     };
     let blocks = n / PAD;
     // Each round stores 16 lanes from the current length on.
@@ -388,7 +388,8 @@ pub(super) unsafe fn proxy_decisions(
         let e = _mm512_add_pd(_mm512_mul_pd(scale, _mm512_cvtps_pd(norm)), floor);
         let s = _mm512_cvtps_pd(s);
         let is_driven = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(s, e);
-        let close = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(s, s) | _mm512_cmp_pd_mask::<_CMP_GE_OQ>(s, _mm512_sub_pd(_mm512_setzero_pd(), e));
+        let close = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(s, s)
+            | _mm512_cmp_pd_mask::<_CMP_GE_OQ>(s, _mm512_sub_pd(_mm512_setzero_pd(), e));
         (u16::from(is_driven), u16::from(!is_driven & close))
     };
     let high = |v: __m512| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));

@@ -227,6 +227,35 @@ pub(crate) fn passed_words(isa: Isa, codes: &[Code], out: &mut Vec<u64>) {
     }
 }
 
+/// `codes[o] = min(codes[o], code)` for each `o` whose bit is set in
+/// `words` (bit `o % 64` of `words[o / 64]`; bits past `codes` are
+/// ignored): a rule marked on a bit set, without a branch per offer
+/// (the set bits are few and scattered, so a loop over them mispredicts).
+/// AVX2 expands 32 bits to byte masks at a time.
+pub(crate) fn lower_where(isa: Isa, codes: &mut [Code], words: &[u64], code: Code) {
+    // SAFETY: `Code` is `repr(u8)`, so the codes are as many initialised
+    // bytes, borrowed mutably for as long. Each byte written is the old one
+    // or `code`, whichever is smaller: a valid `Code` either way.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(codes.as_mut_ptr().cast::<u8>(), codes.len()) };
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2.
+            unsafe { avx2::lower_where(bytes, words, code as u8) }
+        }
+        _ => lower_bytes_where(bytes, words, code as u8),
+    }
+}
+
+/// [`lower_where`] on bytes, one at a time.
+fn lower_bytes_where(bytes: &mut [u8], words: &[u64], value: u8) {
+    for (chunk, &word) in bytes.chunks_mut(64).zip(words) {
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = (*b).min(if word >> i & 1 != 0 { value } else { u8::MAX });
+        }
+    }
+}
+
 /// Bit `i % 64` of `out[i / 64]` set when `bytes[i] == value`, for the
 /// chunks of 64 that `out` covers.
 fn equal_bits(bytes: &[u8], value: u8, out: &mut [u64]) {
@@ -318,7 +347,13 @@ pub(crate) struct ProxyInputs<'a> {
 /// `norms` are skipped. AVX-512 decides 16 offers a round: the norms
 /// gathered, the comparisons in f64 as above, the logits scattered, the
 /// lists compressed; so no branch depends on the outcome.
-pub(crate) fn proxy_decisions(isa: Isa, p: &ProxyInputs, dense: &mut [f32], driven: &mut Vec<u32>, near: &mut Vec<u32>) {
+pub(crate) fn proxy_decisions(
+    isa: Isa,
+    p: &ProxyInputs,
+    dense: &mut [f32],
+    driven: &mut Vec<u32>,
+    near: &mut Vec<u32>,
+) {
     driven.clear();
     near.clear();
     let n = p.rows.len().min(p.scores.len());

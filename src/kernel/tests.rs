@@ -445,3 +445,28 @@ fn proxy_decisions_follow_their_definition() {
         }
     }
 }
+
+/// `lower_where` lowers exactly the codes whose bits are set, to the given
+/// code where it is smaller, on every path and for lengths that are and
+/// are not multiples of 64 (bits past the end are ignored).
+#[test]
+fn lower_where_lowers_the_codes_of_set_bits() {
+    use crate::compiled::Code;
+    let all = [Code::Held, Code::Extra, Code::Channel, Code::History, Code::Target, Code::Passed, Code::Driven];
+    let mut next = stream(11);
+    for len in [0usize, 1, 31, 32, 33, 63, 64, 65, 128, 200, 1000] {
+        let codes: Vec<Code> = (0..len).map(|_| all[((next() + 1.0) * 3.5) as usize % all.len()]).collect();
+        let mut words: Vec<u64> = (0..=len.div_ceil(64)).map(|_| next().to_bits() ^ next().to_bits() << 7).collect();
+        words[0] |= 1;
+        for lower in [Code::Extra, Code::Target, Code::Passed] {
+            let expected: Vec<Code> = (0..len)
+                .map(|o| if words[o / 64] >> (o % 64) & 1 != 0 { codes[o].min(lower) } else { codes[o] })
+                .collect();
+            for isa in Isa::available() {
+                let mut out = codes.clone();
+                lower_where(isa, &mut out, &words, lower);
+                assert_eq!(out, expected, "{isa:?}, {len} codes, to {lower:?}");
+            }
+        }
+    }
+}
