@@ -861,9 +861,9 @@ impl Engine {
                 }
             }
         }
+        self.models.logits(&ws.always, &ws.d, &mut ws.exact);
         for j in 0..ws.always.len() {
-            let o = ws.always[j] as usize;
-            let candidate = self.candidate(o, self.models.logit(o, &ws.d), ws);
+            let candidate = self.candidate(ws.always[j] as usize, ws.exact[j], ws);
             ws.shortlist.push(candidate);
         }
         arbitration::top_k(&mut ws.shortlist, k);

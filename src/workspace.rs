@@ -95,8 +95,10 @@ pub struct Workspace {
     pub(crate) driven: Vec<u32>,
     pub(crate) fine_lo: Vec<f32>,
     pub(crate) fine_hi: Vec<f32>,
-    /// Candidates scored exactly whatever their bounds.
+    /// Candidates scored exactly whatever their bounds, and their exact
+    /// logits.
     pub(crate) always: Vec<u32>,
+    pub(crate) exact: Vec<f64>,
     pub(crate) scratch: Vec<f32>,
     /// Candidates rescored exactly in f64.
     pub(crate) shortlist: Vec<Candidate>,
