@@ -2,19 +2,20 @@
 //! products in 16 lanes (half the instructions of AVX2 per row) and the
 //! position lists by compression. Rows are padded to 16 ([`super::PAD`]).
 //!
-//! Each lane sums `stride / 16` products; the two halves of a register are
-//! then added, and the 8 lanes by the AVX2 tree of three additions: chains
-//! of `stride / 16 + 4`, within the `stride + 8` that [`super::logit_error`]
+//! Each lane sums `stride / 16` products; the 16 lanes of each sum are then
+//! added by a butterfly of four levels ([`hsum16`], [`hsum8x16`]; the
+//! single-row tail folds the halves, then the AVX2 tree of three): chains of
+//! `stride / 16 + 4`, within the `stride + 8` that [`super::logit_error`]
 //! allows.
 
 use std::arch::x86_64::{
-    __m256, __m512, _mm256_add_ps, _mm256_castpd_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm512_add_epi32,
+    __m256, __m512, _mm256_add_ps, _mm256_castpd_ps, _mm256_setzero_ps, _mm512_add_epi32, _mm512_add_ps,
     _mm512_and_si512, _mm512_castps512_ps256, _mm512_castps_pd, _mm512_castps_si512, _mm512_castsi512_ps,
     _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_compress_epi32, _mm512_set1_epi32,
-    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_si512,
+    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_storeu_si512,
 };
 
-use super::avx2::{hsum4, hsum8};
+use super::avx2::hsum4;
 use super::{by_blocks, Matrix, PAD};
 
 /// The sums of the matching lanes of the two halves of `v`.
@@ -26,6 +27,76 @@ use super::{by_blocks, Matrix, PAD};
 unsafe fn fold(v: __m512) -> __m256 {
     let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
     _mm256_add_ps(_mm512_castps512_ps256(v), high)
+}
+
+/// The sums of `v[0]` … `v[15]`, in that order, by a butterfly: each of
+/// four levels adds pairs of half-registers (256, 128, 64, then 32 bits
+/// apart) of two registers at once, so 15 additions and 30 shuffles serve
+/// all sixteen (a tree of four additions per sum, as [`fold`] then
+/// [`hsum8`]).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn hsum16(v: &[__m512; 16]) -> __m512 {
+    use std::arch::x86_64::{_mm512_permutexvar_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps};
+    // (Loops, not closures: a closure would not inherit the caller's
+    // target features.)
+    // Level 1: lanes 0–7 of `u[k]` are partial sums of `v[2k]`, 8–15 of
+    // `v[2k + 1]`.
+    let mut u = [_mm512_setzero_ps(); 8];
+    for (k, u) in u.iter_mut().enumerate() {
+        let (a, b) = (v[2 * k], v[2 * k + 1]);
+        *u = _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b));
+    }
+    // Level 2: 128-bit lane q of `t[k]` holds four partial sums of
+    // `v[4k + q]`.
+    let mut t = [_mm512_setzero_ps(); 4];
+    for (k, t) in t.iter_mut().enumerate() {
+        let (a, b) = (u[2 * k], u[2 * k + 1]);
+        *t = _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b));
+    }
+    // Level 3: lane q of `s[k]` holds two partial sums of `v[8k + q]`,
+    // then two of `v[8k + 4 + q]`.
+    let mut s = [_mm512_setzero_ps(); 2];
+    for (k, s) in s.iter_mut().enumerate() {
+        let (a, b) = (t[2 * k], t[2 * k + 1]);
+        *s = _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(a, b), _mm512_shuffle_ps::<0b11_10_11_10>(a, b));
+    }
+    // Level 4: element 4q + r is the sum of `v[4r + q]`; then in order.
+    let r =
+        _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(s[0], s[1]), _mm512_shuffle_ps::<0b11_01_11_01>(s[0], s[1]));
+    _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r)
+}
+
+/// The sums of `v[0]` … `v[7]`, in that order in the low half, by the
+/// butterfly of [`hsum16`] on eight registers (the last level pairs the
+/// one register left with itself).
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn hsum8x16(v: &[__m512; 8]) -> __m256 {
+    use std::arch::x86_64::{_mm512_permutexvar_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps};
+    let mut u = [_mm512_setzero_ps(); 4];
+    for (k, u) in u.iter_mut().enumerate() {
+        let (a, b) = (v[2 * k], v[2 * k + 1]);
+        *u = _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b));
+    }
+    let mut t = [_mm512_setzero_ps(); 2];
+    for (k, t) in t.iter_mut().enumerate() {
+        let (a, b) = (u[2 * k], u[2 * k + 1]);
+        *t = _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b));
+    }
+    // Lane q of `s`: two partial sums of `v[q]`, then two of `v[4 + q]`.
+    let s =
+        _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(t[0], t[1]), _mm512_shuffle_ps::<0b11_10_11_10>(t[0], t[1]));
+    // Elements 4q and 4q + 1: the sums of `v[q]` and `v[4 + q]`.
+    let r = _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(s, s), _mm512_shuffle_ps::<0b11_01_11_01>(s, s));
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_castps512_ps256(_mm512_permutexvar_ps(order, r))
 }
 
 /// `|w|`, by clearing the sign bits.
@@ -74,7 +145,8 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     debug_assert!(d.len() == stride && stride.is_multiple_of(PAD));
     let dp = d.as_ptr();
     // Eight rows at a time: the loads of `d` are shared and the horizontal
-    // sums done together.
+    // sums done together. (Sixteen would need more row pointers than
+    // there are registers.)
     by_blocks::<8, [f32]>(
         m,
         rows,
@@ -83,14 +155,7 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
             let mut sums = [0.0f32; 8];
             // SAFETY: `row_ptrs` checked that each row holds `stride`
             // values, as does `d`; `sums` holds eight f32.
-            unsafe {
-                let acc = dot_block(p, dp, stride);
-                let mut halves = [_mm256_setzero_ps(); 8];
-                for (h, &a) in halves.iter_mut().zip(&acc) {
-                    *h = fold(a);
-                }
-                _mm256_storeu_ps(sums.as_mut_ptr(), hsum8(&halves));
-            }
+            unsafe { std::arch::x86_64::_mm256_storeu_ps(sums.as_mut_ptr(), hsum8x16(&dot_block(p, dp, stride))) };
             super::scatter(out, &rows[j..j + 8], &sums);
         },
         |out, i, w| {
@@ -131,15 +196,12 @@ pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32],
             // consecutive f32 (arrays have no padding) within `out`.
             unsafe {
                 let acc = signed_block(p, dp, cp, stride);
-                // Rows 0-3 then 4-7, each as [dot, signed] pairs.
-                let mut halves = [[_mm256_setzero_ps(); 8]; 2];
-                for (r, pair) in acc.iter().enumerate() {
-                    halves[r / 4][2 * (r % 4)] = fold(pair[0]);
-                    halves[r / 4][2 * (r % 4) + 1] = fold(pair[1]);
+                // As [dot, signed] pairs, row after row.
+                let mut chains = [_mm512_setzero_ps(); 16];
+                for (i, c) in chains.iter_mut().enumerate() {
+                    *c = acc[i / 2][i % 2];
                 }
-                let o = out[j..j + 8].as_mut_ptr().cast::<f32>();
-                _mm256_storeu_ps(o, hsum8(&halves[0]));
-                _mm256_storeu_ps(o.add(8), hsum8(&halves[1]));
+                _mm512_storeu_ps(out[j..j + 8].as_mut_ptr().cast::<f32>(), hsum16(&chains));
             }
         },
         |out, i, w| {
