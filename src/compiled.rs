@@ -8,9 +8,9 @@
 //! stage modules (debug builds check each one against them).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
-use std::sync::Arc;
 
 use crate::catalog::{Channel, Offer, Vulnerability};
 use crate::customer::Customer;
