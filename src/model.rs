@@ -252,10 +252,10 @@ mod tests {
     /// The fast path's error bounds need `‖w‖₂` rounded *up*, also when it
     /// is beyond 1e30 while every weight is below it (it used to be capped
     /// at 1e30, an underestimate), and the base logit's f32 rounding.
-    #[test]
-    fn bound_constants_are_never_underestimates() {
-        let offer = |bias: f64, w: f64| crate::catalog::Offer {
-            id: "o".into(),
+    /// A plain offer `id` with this model.
+    fn offer(id: &str, bias: f64, weights: Vec<f64>) -> crate::catalog::Offer {
+        crate::catalog::Offer {
+            id: id.into(),
             product: "p".into(),
             kind: crate::catalog::OfferKind::CrossSell,
             value: 1.0,
@@ -265,10 +265,14 @@ mod tests {
             targets: vec![],
             unsuitable_for: vec![],
             family: None,
-            model: crate::catalog::PropensityModel { bias, weights: Weights::Dense(vec![w, w]) },
-        };
+            model: crate::catalog::PropensityModel { bias, weights: Weights::Dense(weights) },
+        }
+    }
+
+    #[test]
+    fn bound_constants_are_never_underestimates() {
         for (bias, w) in [(0.1, 0.3), (-5_000.000_123, 7.0e29), (1e20 / 3.0, -9e29), (0.0, 0.0)] {
-            let m = ModelMatrix::compile(&schema(), &[offer(bias, w)]).unwrap();
+            let m = ModelMatrix::compile(&schema(), &[offer("o", bias, vec![w, w])]).unwrap();
             let (b32, norm, slack) = (m.base32[0], m.norm32[0], m.slack32[0]);
             let exact_norm = (2.0 * w * w).sqrt();
             assert!(f64::from(norm) >= exact_norm, "{w}");
@@ -281,26 +285,14 @@ mod tests {
     /// for bit, in any order of offers, zero signs included.
     #[test]
     fn logits_are_the_logits_bit_for_bit() {
-        let offer = |i: usize| {
+        let numbered = |i: usize| {
             let w = |k: usize| [0.3, -1e-17, 7.25, -0.0, 1e300, 0.1][(i * 7 + k) % 6];
             // Offer 5: a base of −0.0, and products of −0.0 for d = 0.
             let (bias, weights) =
                 if i == 5 { (-0.0, vec![-1e-17, -0.0]) } else { ([0.0, 1.5][i % 2], vec![w(0), w(1)]) };
-            crate::catalog::Offer {
-                id: format!("o{i}").into(),
-                product: "p".into(),
-                kind: crate::catalog::OfferKind::CrossSell,
-                value: 1.0,
-                weight: 1.0,
-                channels: vec![crate::catalog::Channel::Email],
-                eligibility: crate::catalog::EligibilityRules::default(),
-                targets: vec![],
-                unsuitable_for: vec![],
-                family: None,
-                model: crate::catalog::PropensityModel { bias, weights: Weights::Dense(weights) },
-            }
+            offer(&format!("o{i}"), bias, weights)
         };
-        let offers: Vec<_> = (0..11).map(offer).collect();
+        let offers: Vec<_> = (0..11).map(numbered).collect();
         let m = ModelMatrix::compile(&schema(), &offers).unwrap();
         assert_eq!(m.logit(5, &[0.0, 0.0]).to_bits(), (-0.0f64).to_bits());
         for d in [[0.1, 3.0], [0.0, 0.0], [-0.0, -0.0], [1e10, -1e-300], [-2.5, 0.0]] {

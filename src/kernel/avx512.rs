@@ -11,8 +11,8 @@
 use std::arch::x86_64::{
     __m256, __m512, _mm256_add_ps, _mm256_castpd_ps, _mm256_setzero_ps, _mm512_add_epi32, _mm512_add_ps,
     _mm512_and_si512, _mm512_castps512_ps256, _mm512_castps_pd, _mm512_castps_si512, _mm512_castsi512_ps,
-    _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_compress_epi32, _mm512_set1_epi32,
-    _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_storeu_si512,
+    _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_compress_epi32, _mm512_permutexvar_ps,
+    _mm512_set1_epi32, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_storeu_si512,
 };
 
 use super::avx2::hsum4;
@@ -29,72 +29,79 @@ unsafe fn fold(v: __m512) -> __m256 {
     _mm256_add_ps(_mm512_castps512_ps256(v), high)
 }
 
+/// One level of the butterfly below: the two registers' elements `2^k`
+/// apart added (`k` = 3, 2: 128-bit blocks; 1, 0: elements within them),
+/// the first register's sums in the first half of each pair of blocks or
+/// elements, the second's in the other.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn butterfly<const LOW: i32, const HIGH: i32, const BLOCKS: bool>(a: __m512, b: __m512) -> __m512 {
+    use std::arch::x86_64::{_mm512_shuffle_f32x4, _mm512_shuffle_ps};
+    if BLOCKS {
+        _mm512_add_ps(_mm512_shuffle_f32x4::<LOW>(a, b), _mm512_shuffle_f32x4::<HIGH>(a, b))
+    } else {
+        _mm512_add_ps(_mm512_shuffle_ps::<LOW>(a, b), _mm512_shuffle_ps::<HIGH>(a, b))
+    }
+}
+
+/// Level 1: lanes 0–7 are partial sums of `a`, 8–15 of `b`.
+const L1: (i32, i32) = (0b01_00_01_00, 0b11_10_11_10);
+/// Level 2: 128-bit lane q holds partial sums of the q-th of the four
+/// registers the two came from.
+const L2: (i32, i32) = (0b10_00_10_00, 0b11_01_11_01);
+
 /// The sums of `v[0]` … `v[15]`, in that order, by a butterfly: each of
 /// four levels adds pairs of half-registers (256, 128, 64, then 32 bits
 /// apart) of two registers at once, so 15 additions and 30 shuffles serve
-/// all sixteen (a tree of four additions per sum, as [`fold`] then
-/// [`hsum8`]).
+/// all sixteen (a tree of four additions per sum, as `fold` then `hsum8`).
+/// (Loops, not closures: a closure would not inherit the caller's target
+/// features.)
 ///
 /// # Safety
 ///
 /// The CPU must support AVX-512F.
 #[inline(always)]
 unsafe fn hsum16(v: &[__m512; 16]) -> __m512 {
-    use std::arch::x86_64::{_mm512_permutexvar_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps};
-    // (Loops, not closures: a closure would not inherit the caller's
-    // target features.)
-    // Level 1: lanes 0–7 of `u[k]` are partial sums of `v[2k]`, 8–15 of
-    // `v[2k + 1]`.
     let mut u = [_mm512_setzero_ps(); 8];
     for (k, u) in u.iter_mut().enumerate() {
-        let (a, b) = (v[2 * k], v[2 * k + 1]);
-        *u = _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b));
+        *u = butterfly::<{ L1.0 }, { L1.1 }, true>(v[2 * k], v[2 * k + 1]);
     }
-    // Level 2: 128-bit lane q of `t[k]` holds four partial sums of
-    // `v[4k + q]`.
+    // 128-bit lane q of `t[k]`: four partial sums of `v[4k + q]`.
     let mut t = [_mm512_setzero_ps(); 4];
     for (k, t) in t.iter_mut().enumerate() {
-        let (a, b) = (u[2 * k], u[2 * k + 1]);
-        *t = _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b));
+        *t = butterfly::<{ L2.0 }, { L2.1 }, true>(u[2 * k], u[2 * k + 1]);
     }
-    // Level 3: lane q of `s[k]` holds two partial sums of `v[8k + q]`,
-    // then two of `v[8k + 4 + q]`.
-    let mut s = [_mm512_setzero_ps(); 2];
-    for (k, s) in s.iter_mut().enumerate() {
-        let (a, b) = (t[2 * k], t[2 * k + 1]);
-        *s = _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(a, b), _mm512_shuffle_ps::<0b11_10_11_10>(a, b));
-    }
-    // Level 4: element 4q + r is the sum of `v[4r + q]`; then in order.
-    let r =
-        _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(s[0], s[1]), _mm512_shuffle_ps::<0b11_01_11_01>(s[0], s[1]));
+    // Lane q of `s[k]`: two partial sums of `v[8k + q]`, then two of
+    // `v[8k + 4 + q]`.
+    let s0 = butterfly::<{ L1.0 }, { L1.1 }, false>(t[0], t[1]);
+    let s1 = butterfly::<{ L1.0 }, { L1.1 }, false>(t[2], t[3]);
+    // Element 4q + r: the sum of `v[4r + q]`; then in order.
+    let r = butterfly::<{ L2.0 }, { L2.1 }, false>(s0, s1);
     _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r)
 }
 
-/// The sums of `v[0]` … `v[7]`, in that order in the low half, by the
-/// butterfly of [`hsum16`] on eight registers (the last level pairs the
-/// one register left with itself).
+/// The sums of `v[0]` … `v[7]`, in that order, by the butterfly of
+/// [`hsum16`] on eight registers (the last level pairs the one register
+/// left with itself).
 ///
 /// # Safety
 ///
 /// The CPU must support AVX-512F.
 #[inline(always)]
 unsafe fn hsum8x16(v: &[__m512; 8]) -> __m256 {
-    use std::arch::x86_64::{_mm512_permutexvar_ps, _mm512_shuffle_f32x4, _mm512_shuffle_ps};
     let mut u = [_mm512_setzero_ps(); 4];
     for (k, u) in u.iter_mut().enumerate() {
-        let (a, b) = (v[2 * k], v[2 * k + 1]);
-        *u = _mm512_add_ps(_mm512_shuffle_f32x4::<0b01_00_01_00>(a, b), _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b));
+        *u = butterfly::<{ L1.0 }, { L1.1 }, true>(v[2 * k], v[2 * k + 1]);
     }
-    let mut t = [_mm512_setzero_ps(); 2];
-    for (k, t) in t.iter_mut().enumerate() {
-        let (a, b) = (u[2 * k], u[2 * k + 1]);
-        *t = _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(a, b), _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b));
-    }
+    let t0 = butterfly::<{ L2.0 }, { L2.1 }, true>(u[0], u[1]);
+    let t1 = butterfly::<{ L2.0 }, { L2.1 }, true>(u[2], u[3]);
     // Lane q of `s`: two partial sums of `v[q]`, then two of `v[4 + q]`.
-    let s =
-        _mm512_add_ps(_mm512_shuffle_ps::<0b01_00_01_00>(t[0], t[1]), _mm512_shuffle_ps::<0b11_10_11_10>(t[0], t[1]));
+    let s = butterfly::<{ L1.0 }, { L1.1 }, false>(t0, t1);
     // Elements 4q and 4q + 1: the sums of `v[q]` and `v[4 + q]`.
-    let r = _mm512_add_ps(_mm512_shuffle_ps::<0b10_00_10_00>(s, s), _mm512_shuffle_ps::<0b11_01_11_01>(s, s));
+    let r = butterfly::<{ L2.0 }, { L2.1 }, false>(s, s);
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
     _mm512_castps512_ps256(_mm512_permutexvar_ps(order, r))
 }
