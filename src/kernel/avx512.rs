@@ -428,8 +428,8 @@ pub(super) unsafe fn coarse_bounds(x: &super::BoundsInputs<'_>, lo: &mut [f32], 
 /// # Safety
 ///
 /// The CPU must support AVX-512F; `n <= rows.len(), scores.len()`, and
-/// every one of the first `n` rows is below `dense.len()` and
-/// `norms.len()`.
+/// every one of the first `n` rows is below `dense.len()`, `norms.len()`
+/// and 2³¹ (the gather's and scatter's indices are signed).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn proxy_decisions(
     p: &super::ProxyInputs,

@@ -360,10 +360,12 @@ pub(crate) fn proxy_decisions(
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
-        let bound = dense.len().min(p.norms.len());
+        // Gathers and scatters take signed 32-bit indices.
+        let bound = dense.len().min(p.norms.len()).min(i32::MAX as usize);
         if n > 0 && (p.rows[..n].iter().fold(0u32, |a, &r| a.max(r)) as usize) < bound {
             // SAFETY: AVX-512F is supported (`Isa::supported`), and every
-            // row is within `dense` and `norms` (checked just above).
+            // row is within `dense` and `norms`, and below 2³¹ (checked
+            // just above).
             done = unsafe { avx512::proxy_decisions(p, n, dense, driven, near) };
         }
     }
