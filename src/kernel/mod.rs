@@ -289,11 +289,18 @@ fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32], all_in_range: bool) -> Opt
     Some(rows.map(|r| base.wrapping_add(r as usize * m.stride)))
 }
 
-/// Whether every row of `rows` is a row of `m` (one vectorised pass, so
-/// that [`row_ptrs`] need not check each block when they all are).
+/// Whether `rows` is not empty and every row of it is below `bound` (one
+/// vectorised pass, so that the kernels need not check each row).
+#[inline(always)]
+fn all_below(rows: &[u32], bound: usize) -> bool {
+    !rows.is_empty() && (rows.iter().fold(0u32, |a, &r| a.max(r)) as usize) < bound
+}
+
+/// Whether every row of `rows` is a row of `m` (so that [`row_ptrs`] need
+/// not check each block when they all are).
 #[inline(always)]
 fn all_in_range(m: &Matrix, rows: &[u32]) -> bool {
-    !rows.is_empty() && (rows.iter().fold(0u32, |a, &r| a.max(r)) as usize) < m.rows
+    all_below(rows, m.rows)
 }
 
 /// The row loop of the SIMD dot-product kernels: each block of `K` rows
@@ -362,7 +369,7 @@ pub(crate) fn proxy_decisions(
     if isa == Isa::Avx512 {
         // Gathers and scatters take signed 32-bit indices.
         let bound = dense.len().min(p.norms.len()).min(i32::MAX as usize);
-        if n > 0 && (p.rows[..n].iter().fold(0u32, |a, &r| a.max(r)) as usize) < bound {
+        if all_below(&p.rows[..n], bound) {
             // SAFETY: AVX-512F is supported (`Isa::supported`), and every
             // row is within `dense` and `norms`, and below 2³¹ (checked
             // just above).
