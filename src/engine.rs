@@ -16,12 +16,13 @@ use crate::customer::{Customer, FeatureValues, Provenance, Request};
 use crate::decision::{Decision, DecisionStatus, Funnel, Reason, Recommendation, Stage};
 use crate::eligibility;
 use crate::error::{ConfigError, RequestError};
-use crate::explain::{self, Components, Explanation, Rule};
+use crate::explain::contributions::Cited;
+use crate::explain::{self, Components, Contributions, Explanation, Rule};
 use crate::guard::{self, SignalState};
 use crate::kernel::{self, Isa};
 use crate::model::{ln_sum, log_f32, sigmoid, ModelMatrix};
 use crate::schema::{FeatureSchema, Sensitivity};
-use crate::workspace::{set_arc, set_contributions, set_names, ContributionRef, Names, Workspace};
+use crate::workspace::{set_arc, set_names, Names, Workspace};
 
 /// Builds an [`Engine`] from a catalog and optional parameters.
 ///
@@ -978,7 +979,7 @@ impl Engine {
             explanation: Explanation {
                 priority: 0.0,
                 components: Components::default(),
-                contributions: Vec::new(),
+                contributions: Contributions::default(),
                 rules_passed: Vec::new(),
                 reason: String::new(),
             },
@@ -992,11 +993,10 @@ impl Engine {
         c: &Candidate,
         (stake, family_factor, value): (arbitration::Stake, f64, Option<crate::value::ValueSummary>),
         (x, d): (&[f64], &[f64]),
-        (names, top): (&Names, &mut Vec<(usize, f64)>),
+        (names, top): (&Arc<Names>, &mut Vec<(usize, f64)>),
     ) {
         let (offer, own) = (&self.offers[c.offer], &names.offers[c.offer]);
         let row = self.models.row(c.offer);
-        let features = &names.features;
         // Rule 6: only ordinary features are ever cited; the others'
         // contributions become 0 (exact products otherwise), which is never
         // cited either. No branch or bounds check per feature.
@@ -1020,12 +1020,12 @@ impl Engine {
             lifetime_value: value.lifetime_value,
             value_at_risk: value.value_at_risk,
         };
-        set_contributions(
-            &mut e.contributions,
-            top.iter().map(|&(i, contribution)| ContributionRef {
-                spec: &features[i],
-                value: x[i],
-                weight: row[i],
+        e.contributions.set(
+            names,
+            top.iter().map(|&(feature, contribution)| Cited {
+                feature,
+                value: x[feature],
+                weight: row[feature],
                 contribution,
             }),
         );

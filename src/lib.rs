@@ -131,7 +131,7 @@ pub use customer::{
 pub use decision::{Decision, DecisionStatus, Funnel, Reason, Recommendation, Stage, Withheld};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{ConfigError, Error, RequestError};
-pub use explain::{Components, Contribution, Explanation, Rule};
+pub use explain::{Components, Contribution, Contributions, Explanation, Rule};
 pub use relationship::{ChannelScope, FatigueParams, LevelPolicy, RelationshipLevel, RelationshipPolicy};
 pub use schema::{FeatureSchema, FeatureSpec, LifeEvent, ProxyTarget, Sensitivity, SpecialCategory};
 pub use value::{CustomerValue, ValueParams, ValueSummary};

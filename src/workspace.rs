@@ -12,7 +12,6 @@ use crate::arbitration::Candidate;
 use crate::catalog::{Channel, CustomerId, OfferId, ProductId};
 use crate::compiled::{Bitset, Plan};
 use crate::decision::{Decision, DecisionStatus, Funnel};
-use crate::explain::Contribution;
 use crate::model::ModelMatrix;
 use crate::schema::FeatureSpec;
 
@@ -228,39 +227,6 @@ pub(crate) fn set_names<'a>(list: &mut Vec<Arc<str>>, items: impl Iterator<Item 
         match list.get_mut(n) {
             Some(slot) => set_arc(slot, item),
             None => list.push(item.clone()),
-        }
-        n += 1;
-    }
-    list.truncate(n);
-}
-
-/// One contribution, borrowing its names from the schema.
-pub(crate) struct ContributionRef<'a> {
-    pub(crate) spec: &'a FeatureSpec,
-    pub(crate) value: f64,
-    pub(crate) weight: f64,
-    pub(crate) contribution: f64,
-}
-
-/// Overwrites `list` with `items`, reusing entries.
-pub(crate) fn set_contributions<'a>(list: &mut Vec<Contribution>, items: impl Iterator<Item = ContributionRef<'a>>) {
-    let mut n = 0;
-    for c in items {
-        match list.get_mut(n) {
-            Some(slot) => {
-                set_arc(&mut slot.feature, &c.spec.name);
-                set_arc(&mut slot.description, &c.spec.description);
-                slot.value = c.value;
-                slot.weight = c.weight;
-                slot.contribution = c.contribution;
-            }
-            None => list.push(Contribution {
-                feature: c.spec.name.clone(),
-                description: c.spec.description.clone(),
-                value: c.value,
-                weight: c.weight,
-                contribution: c.contribution,
-            }),
         }
         n += 1;
     }

@@ -235,7 +235,7 @@ fn rule6_explanations_cite_ordinary_features_only() {
     c.consents.life_event_use = LifeEventUse::Consented; // unmasks the life-event feature: used, still not cited
     let d = engine(vec![o]).recommend(&c, &request(1)).unwrap();
     let e = &d.recommendations[0].explanation;
-    let cited: Vec<&str> = e.contributions.iter().map(|k| &*k.feature).collect();
+    let cited: Vec<String> = e.contributions.iter().map(|k| k.feature.to_string()).collect();
     assert_eq!(cited, ["tenure", "income"]);
     for word in ["religion", "pregnancy", "baby", "child"] {
         assert!(!e.reason.contains(word), "{word} in {:?}", e.reason);

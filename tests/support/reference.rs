@@ -398,7 +398,7 @@ impl<'e> Reference<'e> {
                     lifetime_value: c.parts.value.lifetime_value,
                     value_at_risk: c.parts.value.value_at_risk,
                 },
-                contributions,
+                contributions: contributions.into(),
                 rules_passed: rules(offer),
                 reason,
             },

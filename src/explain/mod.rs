@@ -6,9 +6,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::kernel::{self, Isa};
-use serde::{Deserialize, Serialize};
+
+pub mod contributions;
+
+pub use contributions::Contributions;
 
 /// A rule an offer passed on its way into the ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -95,7 +99,7 @@ pub struct Explanation {
     /// The parts of the priority.
     pub components: Components,
     /// Largest contributions of cited (ordinary) features, by absolute size.
-    pub contributions: Vec<Contribution>,
+    pub contributions: Contributions,
     /// The rules the offer passed, in pipeline order.
     pub rules_passed: Vec<Rule>,
     /// One plain-language sentence.
@@ -131,16 +135,16 @@ pub(crate) fn top_contributions(
 
 /// "Suggested mainly because of your A, your B and your C." built from the
 /// positive contributions, or [`GENERIC_REASON`] when there are none.
-pub(crate) fn sentence(contributions: &[Contribution]) -> String {
+pub(crate) fn sentence(contributions: &Contributions) -> String {
     let mut s = String::new();
     write_sentence(contributions, &mut s);
     s
 }
 
 /// [`sentence`] into `out` (cleared first), reusing its allocation.
-pub(crate) fn write_sentence(contributions: &[Contribution], out: &mut String) {
+pub(crate) fn write_sentence(contributions: &Contributions, out: &mut String) {
     out.clear();
-    let positive = || contributions.iter().filter(|c| c.contribution > 0.0).map(|c| &*c.description);
+    let positive = || contributions.descriptions().filter(|c| c.1 > 0.0).map(|c| c.0);
     let n = positive().count();
     if n == 0 {
         out.push_str(GENERIC_REASON);
@@ -278,6 +282,7 @@ mod tests {
 
     #[test]
     fn sentence_lists_positive_contributions() {
+        let sentence = |cs: &[Contribution]| sentence(&cs.to_vec().into());
         let cs = [contribution("car policy", 0.5), contribution("age", -0.2), contribution("savings", 0.1)];
         assert_eq!(sentence(&cs), "Suggested mainly because of your car policy and your savings.");
         assert_eq!(sentence(&cs[..1]), "Suggested mainly because of your car policy.");
@@ -287,7 +292,7 @@ mod tests {
 
     #[test]
     fn sentence_without_positive_contribution_is_generic() {
-        assert_eq!(sentence(&[contribution("age", -0.2)]), GENERIC_REASON);
-        assert_eq!(sentence(&[]), GENERIC_REASON);
+        assert_eq!(sentence(&vec![contribution("age", -0.2)].into()), GENERIC_REASON);
+        assert_eq!(sentence(&Contributions::default()), GENERIC_REASON);
     }
 }
