@@ -827,7 +827,7 @@ impl Engine {
                 }
                 ws.near.clear();
                 arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.near);
-                kernel::fine_bounds(&inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
+                kernel::fine_bounds(self.isa, &inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
                 let start = ws.always.len();
                 arbitration::shortlist(self.isa, k, (&ws.fine_lo, &ws.fine_hi), &mut ws.scratch, &mut ws.always);
                 for j in &mut ws.always[start..] {

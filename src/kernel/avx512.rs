@@ -493,3 +493,106 @@ pub(super) unsafe fn proxy_decisions(
     }
     blocks * PAD
 }
+
+/// [`super::fine_bounds`] sixteen offers at a time: the inputs gathered,
+/// then `Bound::new`, `Bound::fine` and `ln1p_exp_neg` with the same
+/// operations in the same order (no FMA), so the bits are those of the
+/// portable path. `lo` and `hi` get one value per offer.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, every offer must be below the length of
+/// each of `x`'s slices, and those lengths below 2³¹ (the gathers take
+/// signed 32-bit indices).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn fine_bounds(x: &super::BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
+    use super::consts as k;
+    use std::arch::x86_64::{
+        _mm512_abs_ps, _mm512_cmp_ps_mask, _mm512_mask_blend_ps, _mm512_mask_i32gather_ps, _mm512_mask_storeu_ps,
+        _mm512_maskz_add_ps, _mm512_maskz_loadu_epi32, _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_sub_ps,
+        _CMP_GE_OQ, _CMP_NEQ_UQ, _CMP_UNORD_Q,
+    };
+    let n = offers.len();
+    lo.clear();
+    hi.clear();
+    lo.reserve(n);
+    hi.reserve(n);
+    let c = |v: f32| _mm512_set1_ps(v);
+    let (scale, floor) = (c(x.error.0), c(x.error.1));
+    let (zero, one, nan, neg_inf) = (_mm512_setzero_ps(), c(1.0), c(f32::NAN), c(f32::NEG_INFINITY));
+    let magic = c(MAGIC);
+    let mut j = 0;
+    while j < n {
+        let mask: u16 = if n - j >= PAD { u16::MAX } else { (1u16 << (n - j)) - 1 };
+        // SAFETY: the lanes of `mask` are offers `j..n`; each is below the
+        // length of every slice gathered from (the caller's contract).
+        let (dot, b, w, s, lv) = unsafe {
+            let idx = _mm512_maskz_loadu_epi32(mask, offers.as_ptr().add(j).cast::<i32>());
+            let gather = |v: &[f32]| _mm512_mask_i32gather_ps::<4>(nan, mask, idx, v.as_ptr());
+            (gather(x.dot), gather(x.base), gather(x.norm), gather(x.slack), gather(x.logv))
+        };
+        // As `Bound::new`.
+        let scored = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(dot, neg_inf);
+        let a = _mm512_maskz_add_ps(scored, b, dot);
+        let e = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(scale, w), floor), s), c(k::E_WIDEN));
+        let valid_from = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_sub_ps(a, e), c(k::VALID_FROM));
+        let valid = scored & !_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(lv, lv) & valid_from;
+        let a = _mm512_min_ps(a, c(k::A_CAP));
+        // As `Bound::fine`.
+        let abs_a = _mm512_abs_ps(a);
+        let key = _mm512_add_ps(lv, _mm512_sub_ps(_mm512_min_ps(a, zero), ln1p_exp_neg(abs_a, magic)));
+        let abs_lv = _mm512_min_ps(_mm512_abs_ps(lv), c(k::LV_CAP));
+        let rounding = _mm512_mul_ps(c(k::EPS), _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(abs_a, e), abs_lv), one));
+        let margin = _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(e, c(super::KEY_EPS)), rounding), c(k::MARGIN_WIDEN));
+        let l = _mm512_mask_blend_ps(valid, nan, _mm512_sub_ps(key, margin));
+        let h = _mm512_mask_blend_ps(valid, nan, _mm512_add_ps(key, margin));
+        // SAFETY: `reserve(n)` made room for `n` values; lanes `j..n` only.
+        unsafe {
+            _mm512_mask_storeu_ps(lo.as_mut_ptr().add(j), mask, l);
+            _mm512_mask_storeu_ps(hi.as_mut_ptr().add(j), mask, h);
+        }
+        j += PAD;
+    }
+    // SAFETY: every value up to `n` was written above.
+    unsafe {
+        lo.set_len(n);
+        hi.set_len(n);
+    }
+}
+
+/// 1.5 × 2²³, as in [`super::ln1p_exp_neg`].
+const MAGIC: f32 = 12_582_912.0;
+
+/// [`super::ln1p_exp_neg`] in sixteen lanes, operation for operation.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn ln1p_exp_neg(z: __m512, magic: __m512) -> __m512 {
+    use std::arch::x86_64::{
+        _mm512_div_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_slli_epi32, _mm512_sub_epi32,
+        _mm512_sub_ps, _mm512_xor_si512,
+    };
+    let c = |v: f32| _mm512_set1_ps(v);
+    let z = _mm512_min_ps(z, c(40.0));
+    let minus_z = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), _mm512_set1_epi32(i32::MIN)));
+    let x = _mm512_mul_ps(minus_z, c(std::f32::consts::LOG2_E));
+    let shifted = _mm512_add_ps(x, magic);
+    let r = _mm512_sub_ps(shifted, magic);
+    let n = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
+    let g = _mm512_mul_ps(_mm512_sub_ps(x, r), c(std::f32::consts::LN_2));
+    // Horner from the innermost term, as the scalar expression nests.
+    let mut p = c(1.0 / 720.0);
+    for coefficient in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm512_add_ps(c(coefficient), _mm512_mul_ps(g, p));
+    }
+    let t = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32::<23>(n)));
+    let s = _mm512_div_ps(t, _mm512_add_ps(c(2.0), t));
+    let s2 = _mm512_mul_ps(s, s);
+    let mut q = c(1.0 / 9.0);
+    for coefficient in [1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+        q = _mm512_add_ps(c(coefficient), _mm512_mul_ps(s2, q));
+    }
+    _mm512_mul_ps(_mm512_mul_ps(c(2.0), s), q)
+}

@@ -458,7 +458,22 @@ pub(crate) fn coarse_bounds(isa: Isa, x: &BoundsInputs<'_>, lo: &mut [f32], hi: 
 /// logit's error of each other, for the listed `offers` only (scored and
 /// inside the validity, which [`coarse_bounds`] checked): `lo[j]` and
 /// `hi[j]` are those of `offers[j]`.
-pub(crate) fn fine_bounds(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
+pub(crate) fn fine_bounds(isa: Isa, x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
+    let n =
+        [x.dot.len(), x.base.len(), x.norm.len(), x.slack.len(), x.logv.len()].into_iter().fold(usize::MAX, usize::min);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if all_below(offers, n.min(1 << 31)) => {
+            // SAFETY: as in `dots`, the CPU supports avx512f; every offer
+            // was just checked to be below each slice's length and 2³¹.
+            unsafe { avx512::fine_bounds(x, offers, lo, hi) }
+        }
+        _ => fine_loop(x, offers, lo, hi),
+    }
+}
+
+/// The portable [`fine_bounds`].
+fn fine_loop(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
     lo.clear();
     hi.clear();
     // Gathered into blocks of LANES: the approximation's long chain of

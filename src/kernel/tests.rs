@@ -276,11 +276,20 @@ fn coarse_and_fine_bounds_contain_the_f64_priority_for_all_paths() {
         assert_eq!(bits(&all[0].0), bits(&other.0), "no FMA in the bounds, so all paths give the same bits");
         assert_eq!(bits(&all[0].1), bits(&other.1));
     }
-    // Fine bounds, for any list of offers (here all, in reverse).
+    // Fine bounds, for any list of offers (here all, in reverse), the same
+    // bits on every path.
     let offers: Vec<u32> = (0..n as u32).rev().collect();
     let (mut lo, mut hi) = (Vec::new(), Vec::new());
-    fine_bounds(&x, &offers, &mut lo, &mut hi);
+    fine_bounds(Isa::Portable, &x, &offers, &mut lo, &mut hi);
     assert_eq!((lo.len(), hi.len()), (n, n));
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for isa in Isa::available() {
+        for len in [0, 1, 15, 16, 17, 33, n] {
+            let (mut l, mut h) = (vec![1.0; 3], vec![1.0; 3]);
+            fine_bounds(isa, &x, &offers[..len], &mut l, &mut h);
+            assert_eq!((bits(&l), bits(&h)), (bits(&lo[..len]), bits(&hi[..len])), "{isa:?}, {len} offers");
+        }
+    }
     for (j, &o) in offers.iter().enumerate() {
         let i = o as usize;
         if invalid(i) {
@@ -306,10 +315,19 @@ fn bounds_hold_for_every_logit_within_the_error() {
     let logv: Vec<f32> = (0..n).map(|_| (rnd() * 20.0) as f32).collect();
     let x = BoundsInputs { dot: &dot, base: &base, norm: &norm, slack: &slack, logv: &logv, error: (0.01, 1e-4) };
     let (mut lo, mut hi) = (vec![0.0; n], vec![0.0; n]);
-    assert!(!coarse_bounds(Isa::detect(), &x, &mut lo, &mut hi));
+    assert!(!coarse_bounds(Isa::Portable, &x, &mut lo, &mut hi));
     let offers: Vec<u32> = (0..n as u32).collect();
     let (mut flo, mut fhi) = (Vec::new(), Vec::new());
-    fine_bounds(&x, &offers, &mut flo, &mut fhi);
+    fine_bounds(Isa::Portable, &x, &offers, &mut flo, &mut fhi);
+    // With nonzero errors too, every path gives the same bits.
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    for isa in Isa::available() {
+        let (mut l, mut h) = (vec![0.0; n], vec![0.0; n]);
+        assert!(!coarse_bounds(isa, &x, &mut l, &mut h));
+        assert_eq!((bits(&l), bits(&h)), (bits(&lo), bits(&hi)), "{isa:?}: coarse");
+        fine_bounds(isa, &x, &offers, &mut l, &mut h);
+        assert_eq!((bits(&l), bits(&h)), (bits(&flo), bits(&fhi)), "{isa:?}: fine");
+    }
     for i in 0..n {
         let a = f64::from(base[i]) + f64::from(dot[i]);
         let e = 0.01 * f64::from(norm[i]) + 1e-4 + f64::from(slack[i]);
