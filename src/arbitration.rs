@@ -91,9 +91,15 @@ pub(crate) fn shortlist(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), scratch:
 /// subset of the lower bounds, see [`kernel::kth_largest_at_most`]): the
 /// offers it keeps and perhaps a few more, found without a branch per
 /// offer. For the first of two shortlists, whose second is exact.
-pub(crate) fn shortlist_loose(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), out: &mut Vec<u32>) {
+pub(crate) fn shortlist_loose(
+    isa: Isa,
+    k: usize,
+    (lo, hi): (&[f32], &[f32]),
+    scratch: &mut Vec<f32>,
+    out: &mut Vec<u32>,
+) {
     let n = lo.len().min(hi.len());
-    let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo[..n], k) };
+    let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo[..n], k, scratch) };
     kernel::positions_at_least(isa, &hi[..n], tau, out);
 }
 
@@ -283,9 +289,13 @@ mod tests {
             let exact = naive_shortlist(k, &lo, &hi);
             for isa in Isa::available() {
                 let mut out = Vec::new();
-                shortlist_loose(isa, k, (&lo, &hi), &mut out);
+                shortlist_loose(isa, k, (&lo, &hi), &mut Vec::new(), &mut out);
                 proptest::prop_assert!(exact.iter().all(|j| out.contains(j)), "{:?}: {:?} ⊉ {:?}", isa, out, exact);
-                let tau = if lo.len() <= k && k > 0 { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo, k) };
+                let tau = if lo.len() <= k && k > 0 {
+                    f32::NEG_INFINITY
+                } else {
+                    kernel::kth_largest_at_most(isa, &lo, k, &mut Vec::new())
+                };
                 let reaching: Vec<u32> = (0..hi.len() as u32).filter(|&j| hi[j as usize] >= tau).collect();
                 proptest::prop_assert_eq!(&out, &reaching, "{:?}", isa);
                 let listed: Vec<u32> = (0..hi.len() as u32).filter(|j| out.contains(j)).collect();

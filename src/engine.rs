@@ -826,7 +826,7 @@ impl Engine {
                     ws.always.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
                 }
                 ws.near.clear();
-                arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.near);
+                arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
                 kernel::fine_bounds(self.isa, &inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
                 let start = ws.always.len();
                 arbitration::shortlist(self.isa, k, (&ws.fine_lo, &ws.fine_hi), &mut ws.scratch, &mut ws.always);

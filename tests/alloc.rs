@@ -7,7 +7,7 @@ mod synthetic;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use tactful::{Decision, Engine, Workspace};
+use tactful::{Decision, Engine, Request, Workspace};
 
 struct Counting;
 
@@ -88,6 +88,36 @@ fn recommend_into_allocates_nothing_after_warm_up() {
             engine.recommend_into(&customers[0], &request, &mut workspace, &mut decision).unwrap();
         }
         assert_eq!(allocations() - before, 0);
+    }
+}
+
+/// Longer lists take other selection paths (beyond 16 and 64 kept).
+#[test]
+#[cfg_attr(debug_assertions, ignore = "debug builds cross-check the fast path against allocating code")]
+fn long_lists_allocate_nothing_after_warm_up() {
+    let n = 1_000;
+    let mut params = synthetic::params();
+    params.contact.frequency_cap = 1_000;
+    params.fatigue.budget = 1e6;
+    let engine = Engine::builder().catalog(synthetic::catalog(n, 42)).params(params).build().unwrap();
+    let customers: Vec<_> = (0..16).map(|i| synthetic::customer(n, i)).collect();
+    for k in [17, 65, 200] {
+        let request = Request { k, ..synthetic::request() };
+        let mut workspace = Workspace::new();
+        let mut decision = Decision::default();
+        for _ in 0..WARM_UP_ROUNDS {
+            for c in &customers {
+                engine.recommend_into(c, &request, &mut workspace, &mut decision).unwrap();
+            }
+        }
+        let before = allocations();
+        let mut longest = 0;
+        for c in &customers {
+            engine.recommend_into(c, &request, &mut workspace, &mut decision).unwrap();
+            longest = longest.max(decision.recommendations.len());
+        }
+        assert!(longest > k / 2, "k = {k}: {longest} recommended at most");
+        assert_eq!(allocations() - before, 0, "k = {k}");
     }
 }
 

@@ -749,7 +749,7 @@ pub(crate) fn largest(isa: Isa, values: &[f32], best: &mut [f32]) {
 /// SIMD paths take the two largest of each lane, branch-free, and the
 /// `k`-th largest of those (the values of one lane beyond its two largest
 /// are what `τ′` may miss); the portable path is exact.
-pub(crate) fn kth_largest_at_most(isa: Isa, values: &[f32], k: usize) -> f32 {
+pub(crate) fn kth_largest_at_most(isa: Isa, values: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
     /// Largest `k` for the per-lane path (twice the lanes of AVX2).
     const LANE_K: usize = 2 * LANES;
     /// Largest `k` selected by insertion.
@@ -758,9 +758,13 @@ pub(crate) fn kth_largest_at_most(isa: Isa, values: &[f32], k: usize) -> f32 {
         return f32::INFINITY;
     }
     if k > INSERT_K {
-        let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-        return sorted.get(k - 1).copied().unwrap_or(f32::NEG_INFINITY);
+        // Long lists (rare): an exact selection in `scratch`, reused.
+        scratch.clear();
+        scratch.extend(values.iter().copied().filter(|v| !v.is_nan()));
+        if scratch.len() < k {
+            return f32::NEG_INFINITY;
+        }
+        return *scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1;
     }
     let mut best = [f32::NEG_INFINITY; 2 * PAD];
     let kept: &[f32] = match isa {

@@ -362,7 +362,7 @@ fn kth_largest_at_most_is_a_reached_lower_bound() {
             for k in [1, 2, 3, 5, 16, 17, 40, 70] {
                 let exact = sorted.get(k - 1).copied().unwrap_or(f32::NEG_INFINITY);
                 for isa in Isa::available() {
-                    let tau = kth_largest_at_most(isa, &values, k);
+                    let tau = kth_largest_at_most(isa, &values, k, &mut Vec::new());
                     let ctx = format!("{isa:?}, {len} values, case {case}, k = {k}");
                     assert!(tau <= exact, "{ctx}: {tau} > {exact}");
                     let reaching = values.iter().filter(|&&v| v >= tau).count();
@@ -373,7 +373,7 @@ fn kth_largest_at_most_is_a_reached_lower_bound() {
                     }
                 }
             }
-            assert_eq!(kth_largest_at_most(Isa::detect(), &values, 0), f32::INFINITY);
+            assert_eq!(kth_largest_at_most(Isa::detect(), &values, 0, &mut Vec::new()), f32::INFINITY);
         }
     }
 }
