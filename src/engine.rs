@@ -102,9 +102,11 @@ pub struct Engine {
     plan: Arc<Plan>,
     /// Per feature, 1 for the ordinary ones (the only ones cited), else 0.
     ordinary: Vec<f64>,
-    /// Per feature: its baseline, and [`SignalState::bits`] of its class.
+    /// Per feature: its baseline, and [`SignalState::bits`] of its class
+    /// (the signals that mask it, those that make it count as a proxy).
     baselines: Vec<f64>,
-    sensitivity_bits: Vec<(u32, u32)>,
+    mask_bits: Vec<u32>,
+    proxy_signal_bits: Vec<u32>,
     /// The features that may be masked (special, life event), in schema
     /// order, with their masking bits.
     maskable: Vec<(u32, u32)>,
@@ -222,10 +224,9 @@ impl Engine {
         let ordinary =
             schema.features.iter().map(|f| f64::from(u8::from(f.sensitivity == Sensitivity::Ordinary))).collect();
         let baselines = schema.features.iter().map(|f| f.baseline).collect();
-        let sensitivity_bits: Vec<(u32, u32)> =
-            schema.features.iter().map(|f| SignalState::bits(f.sensitivity)).collect();
-        let maskable =
-            sensitivity_bits.iter().enumerate().filter(|(_, b)| b.0 != 0).map(|(i, b)| (i as u32, b.0)).collect();
+        let (mask_bits, proxy_signal_bits): (Vec<u32>, Vec<u32>) =
+            schema.features.iter().map(|f| SignalState::bits(f.sensitivity)).unzip();
+        let maskable = mask_bits.iter().enumerate().filter(|(_, &b)| b != 0).map(|(i, &b)| (i as u32, b)).collect();
         let mut families: HashMap<&str, u32> = HashMap::new();
         let family_of: Vec<u32> = offers
             .iter()
@@ -252,7 +253,8 @@ impl Engine {
             plan: Arc::new(plan),
             ordinary,
             baselines,
-            sensitivity_bits,
+            mask_bits,
+            proxy_signal_bits,
             maskable,
             family_of,
             family_members,
@@ -539,26 +541,18 @@ impl Engine {
         ws.d32.resize(stride, 0.0);
         ws.signed32.clear();
         ws.signed32.resize(stride, 0.0);
-        let not_usable = !signals.usable_mask();
-        let theta = self.params.guard().proxy_share_threshold;
-        let (mut abs_sum, mut square_sum, mut active_proxy) = (0.0f64, 0.0f64, false);
-        let (mut c_abs_sum, mut c_square_sum) = (0.0f64, 0.0f64);
-        let features = ws.x.iter().zip(&self.baselines).zip(&self.sensitivity_bits);
-        let out = ws.d.iter_mut().zip(ws.is_proxy.iter_mut()).zip(ws.d32.iter_mut().zip(ws.signed32.iter_mut()));
-        for (((&x, &baseline), &(mask, proxy)), ((d, is_proxy), (d32, c32))) in features.zip(out) {
-            let masked = mask & not_usable != 0;
-            *is_proxy = proxy & not_usable != 0;
-            *d = if masked { 0.0 } else { x - baseline };
-            *d32 = *d as f32;
-            // Rule 3 as one sum: Σ|wᵢ|·|dᵢ|·(qᵢ − θ) = P − θ·T.
-            let c = d.abs() * (f64::from(u8::from(*is_proxy)) - theta);
-            *c32 = c as f32;
-            active_proxy |= *is_proxy && *d != 0.0;
-            abs_sum += d.abs();
-            square_sum += *d * *d;
-            c_abs_sum += c.abs();
-            c_square_sum += c * c;
-        }
+        let inputs = kernel::CentreInputs {
+            x: &ws.x,
+            baselines: &self.baselines,
+            masks: &self.mask_bits,
+            proxies: &self.proxy_signal_bits,
+            not_usable: !signals.usable_mask(),
+            theta: self.params.guard().proxy_share_threshold,
+        };
+        let out =
+            kernel::CentreOutputs { d: &mut ws.d, is_proxy: &mut ws.is_proxy, d32: &mut ws.d32, c32: &mut ws.signed32 };
+        let kernel::Centred { abs_sum, square_sum, c_abs_sum, c_square_sum, active_proxy } =
+            kernel::centre(self.isa, &inputs, out);
         let max_w = self.models.max_abs_weight;
         let mode = if max_w < F32_SAFE && abs_sum < F32_SAFE && abs_sum * max_w + self.models.max_abs_base < F32_SAFE {
             let d_norm = square_sum.sqrt() * (1.0 + 1e-9);

@@ -596,3 +596,69 @@ unsafe fn ln1p_exp_neg(z: __m512, magic: __m512) -> __m512 {
     }
     _mm512_mul_ps(_mm512_mul_ps(c(2.0), s), q)
 }
+
+/// [`super::centre`] eight features at a time (the tail by the portable
+/// loop): the same operations per feature, the sums in eight lanes.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F; every slice of `x` and `out` holds at
+/// least `n` values.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::cast_ptr_alignment)] // `loadu` and `storel` take unaligned pointers
+pub(super) unsafe fn centre(
+    x: &super::CentreInputs<'_>,
+    mut out: super::CentreOutputs<'_>,
+    n: usize,
+) -> super::Centred {
+    use std::arch::x86_64::{
+        __m256i, _mm256_loadu_si256, _mm256_storeu_ps, _mm512_abs_pd, _mm512_add_pd, _mm512_cmp_pd_mask,
+        _mm512_cvtepi64_epi8, _mm512_cvtepu32_epi64, _mm512_cvtpd_ps, _mm512_loadu_pd, _mm512_mask_blend_pd,
+        _mm512_maskz_mov_epi64, _mm512_maskz_sub_pd, _mm512_mul_pd, _mm512_reduce_add_pd, _mm512_set1_epi64,
+        _mm512_set1_pd, _mm512_setzero_pd, _mm512_storeu_pd, _mm512_test_epi64_mask, _mm_storel_epi64, _CMP_NEQ_UQ,
+    };
+    const L: usize = 8;
+    let full = n - n % L;
+    let not_usable = _mm512_set1_epi64(i64::from(x.not_usable));
+    // `qᵢ − θ` for the two values of `qᵢ`, as the portable loop computes it.
+    let (other, proxy) = (_mm512_set1_pd(0.0 - x.theta), _mm512_set1_pd(1.0 - x.theta));
+    let (zero, one) = (_mm512_setzero_pd(), _mm512_set1_epi64(1));
+    let (mut abs, mut square, mut c_abs, mut c_square) = (zero, zero, zero, zero);
+    let mut active = 0u8;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + L <= full <= n`, within every slice; `bool` is one
+        // byte holding 0 or 1, which is what the eight bytes stored are.
+        unsafe {
+            let bits = |v: &[u32]| _mm512_cvtepu32_epi64(_mm256_loadu_si256(v.as_ptr().add(i).cast::<__m256i>()));
+            let masked = _mm512_test_epi64_mask(bits(x.masks), not_usable);
+            let q = _mm512_test_epi64_mask(bits(x.proxies), not_usable);
+            let d = _mm512_maskz_sub_pd(
+                !masked,
+                _mm512_loadu_pd(x.x.as_ptr().add(i)),
+                _mm512_loadu_pd(x.baselines.as_ptr().add(i)),
+            );
+            let d_abs = _mm512_abs_pd(d);
+            let c = _mm512_mul_pd(d_abs, _mm512_mask_blend_pd(q, other, proxy));
+            _mm512_storeu_pd(out.d.as_mut_ptr().add(i), d);
+            _mm256_storeu_ps(out.d32.as_mut_ptr().add(i), _mm512_cvtpd_ps(d));
+            _mm256_storeu_ps(out.c32.as_mut_ptr().add(i), _mm512_cvtpd_ps(c));
+            let flags = _mm512_cvtepi64_epi8(_mm512_maskz_mov_epi64(q, one));
+            _mm_storel_epi64(out.is_proxy.as_mut_ptr().add(i).cast(), flags);
+            active |= q & _mm512_cmp_pd_mask::<_CMP_NEQ_UQ>(d, zero);
+            abs = _mm512_add_pd(abs, d_abs);
+            square = _mm512_add_pd(square, _mm512_mul_pd(d, d));
+            c_abs = _mm512_add_pd(c_abs, _mm512_abs_pd(c));
+            c_square = _mm512_add_pd(c_square, _mm512_mul_pd(c, c));
+        }
+        i += L;
+    }
+    let sums = super::Centred {
+        abs_sum: _mm512_reduce_add_pd(abs),
+        square_sum: _mm512_reduce_add_pd(square),
+        c_abs_sum: _mm512_reduce_add_pd(c_abs),
+        c_square_sum: _mm512_reduce_add_pd(c_square),
+        active_proxy: active != 0,
+    };
+    super::centre_loop(x, &mut out, full..n, sums)
+}

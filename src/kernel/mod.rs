@@ -207,6 +207,98 @@ pub(crate) fn dots_signed(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], c: &[f3
     }
 }
 
+/// One customer's per-feature inputs of guard rules 2 and 3 (see
+/// [`centre`]).
+pub(crate) struct CentreInputs<'a> {
+    /// Feature values and baselines, in schema order.
+    pub(crate) x: &'a [f64],
+    pub(crate) baselines: &'a [f64],
+    /// Per feature, the signal bits that mask it, and those that make it
+    /// count as a proxy.
+    pub(crate) masks: &'a [u32],
+    pub(crate) proxies: &'a [u32],
+    /// The signals this customer does not let us use.
+    pub(crate) not_usable: u32,
+    /// The proxy-share threshold `θ`.
+    pub(crate) theta: f64,
+}
+
+/// Where [`centre`] writes, per feature.
+pub(crate) struct CentreOutputs<'a> {
+    pub(crate) d: &'a mut [f64],
+    pub(crate) is_proxy: &'a mut [bool],
+    pub(crate) d32: &'a mut [f32],
+    pub(crate) c32: &'a mut [f32],
+}
+
+/// Sums over the centred features, for the fast path's error bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Centred {
+    /// `Σ|dᵢ|` and `Σdᵢ²`.
+    pub(crate) abs_sum: f64,
+    pub(crate) square_sum: f64,
+    /// `Σ|cᵢ|` and `Σcᵢ²`.
+    pub(crate) c_abs_sum: f64,
+    pub(crate) c_square_sum: f64,
+    /// Some feature counting as a proxy is not at its baseline.
+    pub(crate) active_proxy: bool,
+}
+
+/// Guard rules 2 and 3's inputs for the first `n` features (`n` the
+/// shortest slice): `dᵢ = xᵢ − baselineᵢ`, or 0 when masked (`maskᵢ &
+/// not_usable ≠ 0`); whether it counts as a proxy (`proxyᵢ & not_usable ≠
+/// 0`); `dᵢ` and `cᵢ = |dᵢ|·(qᵢ − θ)` in f32 (`qᵢ` is 1 for a proxy). The
+/// per-feature values are the same bits on every path; the sums, which
+/// only feed error bounds (whose margins cover any order of addition), are
+/// added in lanes by AVX-512 and in feature order otherwise.
+pub(crate) fn centre(isa: Isa, x: &CentreInputs<'_>, out: CentreOutputs<'_>) -> Centred {
+    let n = [x.baselines.len(), x.masks.len(), x.proxies.len(), out.d.len(), out.is_proxy.len()]
+        .into_iter()
+        .chain([out.d32.len(), out.c32.len()])
+        .fold(x.x.len(), usize::min);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: as in `dots`, the CPU supports avx512f; every slice
+            // holds at least `n` values.
+            unsafe { avx512::centre(x, out, n) }
+        }
+        _ => {
+            let mut out = out;
+            centre_loop(x, &mut out, 0..n, Centred::default())
+        }
+    }
+}
+
+/// One feature of [`centre`]: `(dᵢ, proxy, cᵢ)`.
+#[inline(always)]
+fn centre_one(x: &CentreInputs<'_>, i: usize) -> (f64, bool, f64) {
+    let masked = x.masks[i] & x.not_usable != 0;
+    let q = x.proxies[i] & x.not_usable != 0;
+    let d = if masked { 0.0 } else { x.x[i] - x.baselines[i] };
+    // Rule 3 as one sum: Σ|wᵢ|·|dᵢ|·(qᵢ − θ) = P − θ·T.
+    (d, q, d.abs() * (f64::from(u8::from(q)) - x.theta))
+}
+
+/// The portable [`centre`] of `features`, adding to `sums`.
+fn centre_loop(
+    x: &CentreInputs<'_>,
+    out: &mut CentreOutputs<'_>,
+    features: std::ops::Range<usize>,
+    mut sums: Centred,
+) -> Centred {
+    for i in features {
+        let (d, q, c) = centre_one(x, i);
+        (out.d[i], out.is_proxy[i], out.d32[i], out.c32[i]) = (d, q, d as f32, c as f32);
+        sums.active_proxy |= q && d != 0.0;
+        sums.abs_sum += d.abs();
+        sums.square_sum += d * d;
+        sums.c_abs_sum += c.abs();
+        sums.c_square_sum += c * c;
+    }
+    sums
+}
+
 /// The offers that passed every rule before scoring, as bits: bit `o % 64`
 /// of `out[o / 64]` is set when `codes[o]` is [`Code::Passed`] (`out` is
 /// resized; bits past the end are clear). AVX2 compares 32 codes at a time.

@@ -488,3 +488,89 @@ fn lower_where_lowers_the_codes_of_set_bits() {
         }
     }
 }
+
+/// `centre` gives the same per-feature values, bit for bit, on every path,
+/// and sums within rounding of the portable (feature-order) ones, for
+/// lengths around the AVX-512 block of eight.
+#[test]
+fn centre_agrees_across_paths() {
+    let mut rnd = stream(23);
+    for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 64, 65, 70] {
+        let x: Vec<f64> = (0..n)
+            .map(|i| match i {
+                3 => -0.0,
+                5 => 1e-310,
+                _ => rnd() * 10.0,
+            })
+            .collect();
+        let baselines: Vec<f64> = (0..n).map(|i| if i % 4 == 0 { 0.0 } else { rnd() }).collect();
+        let masks: Vec<u32> = (0..n).map(|i| if i % 3 == 0 { 1 << (i % 5) } else { 0 }).collect();
+        let proxies: Vec<u32> = (0..n).map(|i| if i % 2 == 1 { 1 << (i % 7) } else { 0 }).collect();
+        for not_usable in [0u32, 0b1010_1010, u32::MAX] {
+            let inputs =
+                CentreInputs { x: &x, baselines: &baselines, masks: &masks, proxies: &proxies, not_usable, theta: 0.3 };
+            let runs: Vec<_> = Isa::available()
+                .into_iter()
+                .map(|isa| {
+                    let (mut d, mut q, mut d32, mut c32) =
+                        (vec![7.0; n], vec![true; n], vec![7.0; n + 3], vec![7.0; n]);
+                    let out = CentreOutputs { d: &mut d, is_proxy: &mut q, d32: &mut d32, c32: &mut c32 };
+                    let sums = centre(isa, &inputs, out);
+                    let bits64 = d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    let bits32 = d32.iter().chain(&c32).map(|v| v.to_bits()).collect::<Vec<_>>();
+                    (isa, sums, bits64, q, bits32)
+                })
+                .collect();
+            let (_, s0, d0, q0, f0) = &runs[0];
+            // The portable path is the definition.
+            for i in 0..n {
+                let masked = masks[i] & not_usable != 0;
+                let q = proxies[i] & not_usable != 0;
+                let d = if masked { 0.0 } else { x[i] - baselines[i] };
+                assert_eq!((d0[i], q0[i]), (d.to_bits(), q), "n {n}, feature {i}");
+                assert_eq!(
+                    (f0[i], f0[n + 3 + i]),
+                    ((d as f32).to_bits(), ((d.abs() * (f64::from(u8::from(q)) - 0.3)) as f32).to_bits())
+                );
+            }
+            assert_eq!(f0[n..n + 3].iter().filter(|&&b| b == 7.0f32.to_bits()).count(), 3, "padding untouched");
+            for (isa, s, d, q, f) in &runs[1..] {
+                assert_eq!((d, q, f), (d0, q0, f0), "{isa:?}, n {n}, not usable {not_usable:b}");
+                assert_eq!(s.active_proxy, s0.active_proxy, "{isa:?}, n {n}");
+                for (a, b) in [
+                    (s.abs_sum, s0.abs_sum),
+                    (s.square_sum, s0.square_sum),
+                    (s.c_abs_sum, s0.c_abs_sum),
+                    (s.c_square_sum, s0.c_square_sum),
+                ] {
+                    assert!((a - b).abs() <= 1e-12 * b.abs(), "{isa:?}, n {n}: {a} against {b}");
+                }
+            }
+        }
+    }
+}
+
+/// A proxy counts as active only when its feature is off its baseline.
+#[test]
+fn centre_counts_only_proxies_off_their_baseline() {
+    for n in [3, 8, 17] {
+        let (x, ones) = (vec![2.0; n], vec![1u32; n]);
+        let mut baselines = vec![2.0; n];
+        for (masks, off, active) in
+            [(vec![1; n], None, false), (vec![0; n], None, false), (vec![0; n], Some(n - 1), true)]
+        {
+            if let Some(i) = off {
+                baselines[i] = 1.0;
+            }
+            let inputs =
+                CentreInputs { x: &x, baselines: &baselines, masks: &masks, proxies: &ones, not_usable: 1, theta: 0.5 };
+            for isa in Isa::available() {
+                let (mut d, mut q, mut d32, mut c32) = (vec![0.0; n], vec![false; n], vec![0.0; n], vec![0.0; n]);
+                let out = CentreOutputs { d: &mut d, is_proxy: &mut q, d32: &mut d32, c32: &mut c32 };
+                let sums = centre(isa, &inputs, out);
+                assert_eq!(sums.active_proxy, active, "{isa:?}, n {n}, off {off:?}");
+                assert!(q.iter().all(|&q| q));
+            }
+        }
+    }
+}
