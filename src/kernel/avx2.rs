@@ -654,3 +654,84 @@ pub(super) unsafe fn lower_where(bytes: &mut [u8], words: &[u64], value: u8) {
         }
     }
 }
+
+/// [`super::centre`] four features at a time (the tail by the portable
+/// loop): the same operations per feature, the sums in four lanes.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; every slice of `x` and `out` holds at least
+/// `n` values.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::cast_ptr_alignment)] // `loadu`, `storeu` and `write_unaligned` take unaligned pointers
+pub(super) unsafe fn centre(
+    x: &super::CentreInputs<'_>,
+    mut out: super::CentreOutputs<'_>,
+    n: usize,
+) -> super::Centred {
+    use std::arch::x86_64::{
+        __m128i, _mm256_add_pd, _mm256_and_pd, _mm256_and_si256, _mm256_andnot_pd, _mm256_blendv_pd,
+        _mm256_castpd256_pd128, _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_cmpeq_epi64, _mm256_cvtepu32_epi64,
+        _mm256_cvtpd_ps, _mm256_extractf128_pd, _mm256_loadu_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_set1_epi64x,
+        _mm256_set1_pd, _mm256_setzero_pd, _mm256_setzero_si256, _mm256_storeu_pd, _mm256_sub_pd, _mm_add_pd,
+        _mm_cvtsd_f64, _mm_loadu_si128, _mm_storeu_ps, _mm_unpackhi_pd, _CMP_NEQ_UQ,
+    };
+    /// Four flags as four `bool` bytes (little-endian).
+    const BYTES: [u32; 16] = {
+        let mut t = [0u32; 16];
+        let mut i = 0;
+        while i < 16 {
+            t[i] = (i as u32 & 1) | (i as u32 >> 1 & 1) << 8 | (i as u32 >> 2 & 1) << 16 | (i as u32 >> 3 & 1) << 24;
+            i += 1;
+        }
+        t
+    };
+    const L: usize = 4;
+    let full = n - n % L;
+    let not_usable = _mm256_set1_epi64x(i64::from(x.not_usable));
+    let (other, proxy) = (_mm256_set1_pd(0.0 - x.theta), _mm256_set1_pd(1.0 - x.theta));
+    let (zero, sign, none) = (_mm256_setzero_pd(), _mm256_set1_pd(-0.0), _mm256_setzero_si256());
+    let (mut abs, mut square, mut c_abs, mut c_square) = (zero, zero, zero, zero);
+    let mut active = 0;
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + L <= full <= n`, within every slice; `bool` is one
+        // byte holding 0 or 1, which is what the four bytes stored are.
+        unsafe {
+            // All ones where `bits & not_usable` is 0.
+            let clear = |v: &[u32]| {
+                let bits = _mm256_cvtepu32_epi64(_mm_loadu_si128(v.as_ptr().add(i).cast::<__m128i>()));
+                _mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_and_si256(bits, not_usable), none))
+            };
+            let (usable, not_proxy) = (clear(x.masks), clear(x.proxies));
+            let diff =
+                _mm256_sub_pd(_mm256_loadu_pd(x.x.as_ptr().add(i)), _mm256_loadu_pd(x.baselines.as_ptr().add(i)));
+            let d = _mm256_and_pd(usable, diff);
+            let d_abs = _mm256_andnot_pd(sign, d);
+            let c = _mm256_mul_pd(d_abs, _mm256_blendv_pd(proxy, other, not_proxy));
+            _mm256_storeu_pd(out.d.as_mut_ptr().add(i), d);
+            _mm_storeu_ps(out.d32.as_mut_ptr().add(i), _mm256_cvtpd_ps(d));
+            _mm_storeu_ps(out.c32.as_mut_ptr().add(i), _mm256_cvtpd_ps(c));
+            let q = !_mm256_movemask_pd(not_proxy) & 0xf;
+            out.is_proxy.as_mut_ptr().add(i).cast::<u32>().write_unaligned(BYTES[q as usize]);
+            active |= q & _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_NEQ_UQ>(d, zero));
+            abs = _mm256_add_pd(abs, d_abs);
+            square = _mm256_add_pd(square, _mm256_mul_pd(d, d));
+            c_abs = _mm256_add_pd(c_abs, _mm256_andnot_pd(sign, c));
+            c_square = _mm256_add_pd(c_square, _mm256_mul_pd(c, c));
+        }
+        i += L;
+    }
+    let total = |v| {
+        let s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd::<1>(v));
+        _mm_cvtsd_f64(_mm_add_pd(s, _mm_unpackhi_pd(s, s)))
+    };
+    let sums = super::Centred {
+        abs_sum: total(abs),
+        square_sum: total(square),
+        c_abs_sum: total(c_abs),
+        c_square_sum: total(c_square),
+        active_proxy: active != 0,
+    };
+    super::centre_loop(x, &mut out, full..n, sums)
+}

@@ -250,7 +250,7 @@ pub(crate) struct Centred {
 /// 0`); `dᵢ` and `cᵢ = |dᵢ|·(qᵢ − θ)` in f32 (`qᵢ` is 1 for a proxy). The
 /// per-feature values are the same bits on every path; the sums, which
 /// only feed error bounds (whose margins cover any order of addition), are
-/// added in lanes by AVX-512 and in feature order otherwise.
+/// added in lanes by the SIMD paths and in feature order by the portable one.
 pub(crate) fn centre(isa: Isa, x: &CentreInputs<'_>, out: CentreOutputs<'_>) -> Centred {
     let n = [x.baselines.len(), x.masks.len(), x.proxies.len(), out.d.len(), out.is_proxy.len()]
         .into_iter()
@@ -262,6 +262,12 @@ pub(crate) fn centre(isa: Isa, x: &CentreInputs<'_>, out: CentreOutputs<'_>) -> 
             // SAFETY: as in `dots`, the CPU supports avx512f; every slice
             // holds at least `n` values.
             unsafe { avx512::centre(x, out, n) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: as in `dots`, the CPU supports avx2; every slice
+            // holds at least `n` values.
+            unsafe { avx2::centre(x, out, n) }
         }
         _ => {
             let mut out = out;

@@ -498,7 +498,7 @@ fn centre_agrees_across_paths() {
     for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 64, 65, 70] {
         let x: Vec<f64> = (0..n)
             .map(|i| match i {
-                3 => -0.0,
+                4 => -0.0,
                 5 => 1e-310,
                 _ => rnd() * 10.0,
             })
