@@ -233,7 +233,9 @@ impl Input {
                         SpecialCategory::ALL[which % SpecialCategory::ALL.len()],
                     )),
                 };
-                FeatureSpec::new(&format!("f{i}"), &format!("feature number {i}"))
+                // No description contains another (as "feature number 1" is in
+                // "feature number 10"), so that the text checks below are exact.
+                FeatureSpec::new(&format!("f{i}"), &format!("feature {i} level"))
                     .sensitivity(sensitivity)
                     .baseline(f.baseline.get())
             })
