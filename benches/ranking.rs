@@ -14,20 +14,21 @@
 //! Where the time goes at 1,000 offers (same customer, AVX-512, rdtsc marks
 //! around each stage in a scratch build; shares of a decision): the dot
 //! products and signed proxy sums about a third (about 2.6 ns a row, 2.3
-//! from L1: instruction-bound on this machine, not bandwidth-bound), the
-//! priority bounds and shortlists a fifth, the five explanations a tenth,
-//! and the rest in pieces of 2–6 %: the rules before scoring (held
-//! products, ages, channels, base products), the contact rules and position
-//! lists, the proxy decisions, the audit's copy of the rule codes, the
-//! feature loop, the stakes, the exact f64 rescoring of the shortlist. At
-//! 100 offers the explanations are more than a quarter, the bounds a sixth,
-//! and the fixed costs (the customer's features, contacts and holdings, the
-//! contact limits) most of the rest. Distinct customers cost more than the
-//! same one again (1.16× at 1,000 offers with 64 of them, 1.29× with 1,024):
-//! the explanations' reference counts and the audit's per-customer reasons,
-//! mostly. With the AVX2 kernels a decision is about 76,700 instructions at
-//! 1,000 offers (79,100 for distinct customers; 24,700 at 100 offers,
-//! 971,000 at 10,000): see `benches/instructions.rs` for the commands.
+//! contiguous from L2 and 1.5 from L1: the L2 bandwidth, on this machine),
+//! the priority bounds and shortlists with the exact rescoring a fifth, the
+//! five explanations a tenth, and the rest in pieces of 2–7 %: the rules
+//! before scoring (held products, ages, channels, base products), the
+//! contact rules and position lists, the proxy decisions, the audit's copy
+//! of the rule codes, the stakes, the customer's features. At 100 offers
+//! the explanations are more than a quarter (top contributions and the
+//! sentence, about 260 cycles each), the rules before scoring a tenth, and
+//! fixed costs (the customer's features, contacts and holdings, the contact
+//! limits) most of the rest. Distinct customers cost more than the same one
+//! again (1.1× at 1,000 offers with 64 of them, 1.3× with 1,024): the
+//! explanations and the audit's per-customer reasons, mostly. With the AVX2
+//! kernels a decision is about 74,800 instructions at 1,000 offers (77,000
+//! for distinct customers; 22,800 at 100 offers, 969,000 at 10,000): see
+//! `benches/instructions.rs` for the commands.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

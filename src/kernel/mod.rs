@@ -7,7 +7,15 @@
 //!   portable fallback. At stride 64 the AVX-512 versions take half the
 //!   instructions and reach the L2 bandwidth.
 //! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
-//!   σ(logit))` per offer, the coarse ones dense and vectorised (no libm call), with a proven error margin.
+//!   σ(logit))` per offer, with a proven error margin and no libm call: the
+//!   coarse ones dense over every offer, the fine ones for a shortlist
+//!   (AVX-512: sixteen offers a round, gathered), the same bits on every
+//!   path.
+//! - [`centre`]: one customer's centred, masked feature values, proxy flags
+//!   and the sums their error bounds need, eight (AVX-512) or four (AVX2)
+//!   features a round.
+//! - Position lists, bit sets of rule codes, and the selections of the
+//!   top-k and of an explanation's largest contributions.
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
