@@ -7,7 +7,7 @@ mod synthetic;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use tactful::{Decision, Engine, Request, Workspace};
+use tactful::{Customer, Decision, Engine, Request, Workspace};
 
 struct Counting;
 
@@ -53,6 +53,19 @@ fn allocations() -> u64 {
 
 const WARM_UP_ROUNDS: usize = 2;
 
+/// A workspace and a decision after every customer has been ranked a few
+/// times, so that every buffer (the audit alternates two lists, and spare
+/// reason lists circulate through pools) has grown to its largest size.
+fn warmed_up(engine: &Engine, customers: &[Customer], request: &Request) -> (Workspace, Decision) {
+    let (mut workspace, mut decision) = (Workspace::new(), Decision::default());
+    for _ in 0..WARM_UP_ROUNDS {
+        for c in customers {
+            engine.recommend_into(c, request, &mut workspace, &mut decision).unwrap();
+        }
+    }
+    (workspace, decision)
+}
+
 #[test]
 #[cfg_attr(debug_assertions, ignore = "debug builds cross-check the fast path against allocating code")]
 fn recommend_into_allocates_nothing_after_warm_up() {
@@ -60,16 +73,7 @@ fn recommend_into_allocates_nothing_after_warm_up() {
         let engine = Engine::builder().catalog(synthetic::catalog(n, 42)).params(synthetic::params()).build().unwrap();
         let customers: Vec<_> = (0..64).map(|i| synthetic::customer(n, i)).collect();
         let request = synthetic::request();
-        let mut workspace = Workspace::new();
-        let mut decision = Decision::default();
-        // Warm-up: every customer a few times, so that every buffer (the
-        // audit alternates two lists, and spare reason lists circulate
-        // through pools) has grown to its largest size.
-        for _ in 0..WARM_UP_ROUNDS {
-            for c in &customers {
-                engine.recommend_into(c, &request, &mut workspace, &mut decision).unwrap();
-            }
-        }
+        let (mut workspace, mut decision) = warmed_up(&engine, &customers, &request);
         let before = allocations();
         let mut ranked = 0;
         for _ in 0..3 {
@@ -103,13 +107,7 @@ fn long_lists_allocate_nothing_after_warm_up() {
     let customers: Vec<_> = (0..16).map(|i| synthetic::customer(n, i)).collect();
     for k in [17, 65, 200] {
         let request = Request { k, ..synthetic::request() };
-        let mut workspace = Workspace::new();
-        let mut decision = Decision::default();
-        for _ in 0..WARM_UP_ROUNDS {
-            for c in &customers {
-                engine.recommend_into(c, &request, &mut workspace, &mut decision).unwrap();
-            }
-        }
+        let (mut workspace, mut decision) = warmed_up(&engine, &customers, &request);
         let before = allocations();
         let mut longest = 0;
         for c in &customers {
