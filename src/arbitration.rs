@@ -69,22 +69,28 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
 /// they are neither counted nor pushed.
 pub(crate) fn shortlist(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
     let n = lo.len().min(hi.len());
-    let tau = if k == 0 {
+    let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kth_largest(isa, &lo[..n], k, scratch) };
+    kernel::positions_at_least(isa, &hi[..n], tau, out);
+}
+
+/// The `k`-th largest of `values`, NaN never counting (−∞ when fewer than
+/// `k` are not NaN; +∞ for `k = 0`); `scratch` serves long lists.
+pub(crate) fn kth_largest(isa: Isa, values: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
+    if k == 0 {
         f32::INFINITY
-    } else if n <= k {
-        f32::NEG_INFINITY
     } else if k <= SMALL_K {
         let mut best = [f32::NEG_INFINITY; SMALL_K];
-        kernel::largest(isa, &lo[..n], &mut best[..k]);
+        kernel::largest(isa, values, &mut best[..k]);
         best[k - 1]
     } else {
         scratch.clear();
         // NaN marks an offer not ranked here: never counted.
-        scratch.extend(lo[..n].iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }));
-        scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        scratch[k - 1]
-    };
-    kernel::positions_at_least(isa, &hi[..n], tau, out);
+        scratch.extend(values.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }));
+        if scratch.len() < k {
+            return f32::NEG_INFINITY;
+        }
+        *scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+    }
 }
 
 /// [`shortlist`] with a threshold at most its `τ` (the k-th largest of a

@@ -602,6 +602,30 @@ fn fine_loop(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut V
     }
 }
 
+/// Keeps the rows `o` (in order) whose exact priority may reach `tau`, a
+/// lower bound on the k-th largest `ln(priority)` of offers that will be
+/// ranked: since `σ ≤ 1`, `ln(priority) ≤ ln(value × weight)`, which
+/// `logv[o]` rounds to f32 within its margin, so the rows with `logv[o]`
+/// plus that margin below `tau` cannot be in the top-k, and not even tie.
+/// NaN (outside the bounds' validity) and rows out of `logv` are kept.
+/// (A `tau` from fine lower bounds already sits at least [`KEY_EPS`] below
+/// the values it bounds; the margin keeps the cut valid for any true lower
+/// bound.) Branch-free: whether a row stays is not predictable.
+pub(crate) fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
+    let mut kept = 0;
+    for i in 0..rows.len() {
+        let o = rows[i];
+        let lv = logv.get(o as usize).copied().unwrap_or(f32::NAN);
+        // As `Bound::rounding` with `a = e = 0`, and the key's margin.
+        let margin = (consts::EPS * (lv.abs().min(consts::LV_CAP) + 1.0) + KEY_EPS) * consts::MARGIN_WIDEN;
+        rows[kept] = o;
+        #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN stays
+        let stays = !(lv + margin < tau);
+        kept += usize::from(stays);
+    }
+    rows.truncate(kept);
+}
+
 /// One offer's bound inputs, in f32. Plain multiplications and additions
 /// (never `mul_add`), so every instruction set gives the same bits.
 struct Bound {

@@ -574,3 +574,21 @@ fn centre_counts_only_proxies_off_their_baseline() {
         }
     }
 }
+
+/// The value cut keeps, in order, the rows whose `ln(value × weight)` plus
+/// its margin reaches `tau`, and those it cannot judge.
+#[test]
+fn retain_reaching_keeps_the_rows_that_may_reach_tau() {
+    let logv = [1.0, 3.0, f32::NAN, f32::NEG_INFINITY, 2.0, 2.0 - 1e-3, 5.0, 2.0 - 5e-5];
+    let mut rows: Vec<u32> = vec![6, 0, 1, 2, 3, 4, 5, 7, 99];
+    retain_reaching(&mut rows, &logv, 2.0);
+    // 2.0 and 2.0 − 5·10⁻⁵ stay (the margin is about 10⁻⁴); 2.0 − 10⁻³,
+    // 1.0 and −∞ go; NaN and a row out of `logv` stay.
+    assert_eq!(rows, [6, 1, 2, 4, 7, 99]);
+    let mut all: Vec<u32> = (0..8).collect();
+    retain_reaching(&mut all, &logv, f32::NEG_INFINITY);
+    assert_eq!(all, (0..8).collect::<Vec<_>>(), "nothing goes below −∞");
+    let mut none: Vec<u32> = vec![0, 1, 4];
+    retain_reaching(&mut none, &logv, f32::INFINITY);
+    assert!(none.is_empty());
+}
