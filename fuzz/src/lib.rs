@@ -529,6 +529,9 @@ pub fn run_world(engine: &Engine, catalog: &Catalog, customer: &Customer, other:
     same(&plain, &third, "recommend_into differs on the third use of a workspace");
     let portable = engine.clone().with_portable_kernels().recommend(customer, request);
     same(&plain, &portable, "portable kernels differ");
+    // The value cut, which only large catalogs reach, always on.
+    let cut = engine.clone().with_value_cut_from(0).recommend(customer, request);
+    same(&plain, &cut, "the value cut changes the decision");
     let batch = engine.recommend_batch(&[other.clone(), customer.clone(), customer.clone()], request);
     assert_eq!(batch.len(), 3);
     same(&plain, &batch[1], "batch differs");
