@@ -815,6 +815,15 @@ impl Engine {
                 let m = &self.models;
                 // The error bound's inputs rounded up to f32.
                 let up = |v: f64| (v * (1.0 + 1e-6)) as f32;
+                // The bounds' inputs but the scores.
+                let bounds = kernel::BoundsInputs {
+                    dot: &[],
+                    base: &m.base32,
+                    norm: &m.norm32,
+                    slack: &m.slack32,
+                    logv: log_value,
+                    error: (up(scale), up(floor)),
+                };
                 // The value cut: with many plain offers, those that could
                 // not reach the top-k even if certain to buy (σ = 1) against
                 // the offers needing the proxy share, already scored and
@@ -822,14 +831,7 @@ impl Engine {
                 // are most of the time when the weights outgrow L2).
                 let bytes = ws.rows.len() * m.w32.stride() * std::mem::size_of::<f32>();
                 if k > 0 && bytes >= self.value_cut_bytes && ws.abs_rows.len() >= k {
-                    let inputs = kernel::BoundsInputs {
-                        dot: &ws.dense,
-                        base: &m.base32,
-                        norm: &m.norm32,
-                        slack: &m.slack32,
-                        logv: log_value,
-                        error: (up(scale), up(floor)),
-                    };
+                    let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
                     kernel::fine_bounds(self.isa, &inputs, &ws.abs_rows, &mut ws.fine_lo, &mut ws.fine_hi);
                     let tau = arbitration::kth_largest(self.isa, &ws.fine_lo, k, &mut ws.scratch);
                     kernel::retain_reaching(&mut ws.rows, log_value, tau);
@@ -838,14 +840,7 @@ impl Engine {
                 // Arbitration: coarse bounds on every candidate's priority,
                 // fine ones for the few that may be in the top-k, and those
                 // that still may, exactly.
-                let inputs = kernel::BoundsInputs {
-                    dot: &ws.dense,
-                    base: &m.base32,
-                    norm: &m.norm32,
-                    slack: &m.slack32,
-                    logv: log_value,
-                    error: (up(scale), up(floor)),
-                };
+                let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
                 ws.lo.resize(n, 0.0);
                 ws.hi.resize(n, 0.0);
                 if kernel::coarse_bounds(self.isa, &inputs, &mut ws.lo, &mut ws.hi) {
