@@ -69,28 +69,8 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
 /// they are neither counted nor pushed.
 pub(crate) fn shortlist(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
     let n = lo.len().min(hi.len());
-    let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kth_largest(isa, &lo[..n], k, scratch) };
+    let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest(isa, &lo[..n], k, scratch) };
     kernel::positions_at_least(isa, &hi[..n], tau, out);
-}
-
-/// The `k`-th largest of `values`, NaN never counting (−∞ when fewer than
-/// `k` are not NaN; +∞ for `k = 0`); `scratch` serves long lists.
-pub(crate) fn kth_largest(isa: Isa, values: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
-    if k == 0 {
-        f32::INFINITY
-    } else if k <= SMALL_K {
-        let mut best = [f32::NEG_INFINITY; SMALL_K];
-        kernel::largest(isa, values, &mut best[..k]);
-        best[k - 1]
-    } else {
-        scratch.clear();
-        // NaN marks an offer not ranked here: never counted.
-        scratch.extend(values.iter().map(|&l| if l.is_nan() { f32::NEG_INFINITY } else { l }));
-        if scratch.len() < k {
-            return f32::NEG_INFINITY;
-        }
-        *scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
-    }
 }
 
 /// [`shortlist`] with a threshold at most its `τ` (the k-th largest of a
@@ -108,9 +88,6 @@ pub(crate) fn shortlist_loose(
     let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo[..n], k, scratch) };
     kernel::positions_at_least(isa, &hi[..n], tau, out);
 }
-
-/// Largest `k` handled by insertion in [`shortlist`].
-const SMALL_K: usize = 16;
 
 /// Weights of the arbitration formula (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -237,7 +214,7 @@ mod tests {
             // τ = 37: hi ≥ 37 from 36 on.
             assert_eq!(out, (36..40).collect::<Vec<u32>>());
             out.clear();
-            shortlist(isa, SMALL_K + 4, (&lo, &hi), &mut Vec::new(), &mut out);
+            shortlist(isa, kernel::SELECT_K + 4, (&lo, &hi), &mut Vec::new(), &mut out);
             // τ = 40 − 20 = 20: hi ≥ 20 from 19 on.
             assert_eq!(out, (19..40).collect::<Vec<u32>>());
         }

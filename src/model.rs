@@ -249,9 +249,6 @@ mod tests {
         ));
     }
 
-    /// The fast path's error bounds need `‖w‖₂` rounded *up*, also when it
-    /// is beyond 1e30 while every weight is below it (it used to be capped
-    /// at 1e30, an underestimate), and the base logit's f32 rounding.
     /// A plain offer `id` with this model.
     fn offer(id: &str, bias: f64, weights: Vec<f64>) -> crate::catalog::Offer {
         crate::catalog::Offer {
@@ -269,6 +266,9 @@ mod tests {
         }
     }
 
+    /// The fast path's error bounds need `‖w‖₂` rounded *up*, also when it
+    /// is beyond 1e30 while every weight is below it (it used to be capped
+    /// at 1e30, an underestimate), and the base logit's f32 rounding.
     #[test]
     fn bound_constants_are_never_underestimates() {
         for (bias, w) in [(0.1, 0.3), (-5_000.000_123, 7.0e29), (1e20 / 3.0, -9e29), (0.0, 0.0)] {

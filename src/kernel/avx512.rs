@@ -520,7 +520,7 @@ pub(super) unsafe fn fine_bounds(x: &super::BoundsInputs<'_>, offers: &[u32], lo
     let c = |v: f32| _mm512_set1_ps(v);
     let (scale, floor) = (c(x.error.0), c(x.error.1));
     let (zero, one, nan, neg_inf) = (_mm512_setzero_ps(), c(1.0), c(f32::NAN), c(f32::NEG_INFINITY));
-    let magic = c(MAGIC);
+    let magic = c(super::MAGIC);
     let mut j = 0;
     while j < n {
         let mask: u16 = if n - j >= PAD { u16::MAX } else { (1u16 << (n - j)) - 1 };
@@ -559,9 +559,6 @@ pub(super) unsafe fn fine_bounds(x: &super::BoundsInputs<'_>, offers: &[u32], lo
         hi.set_len(n);
     }
 }
-
-/// 1.5 × 2²³, as in [`super::ln1p_exp_neg`].
-const MAGIC: f32 = 12_582_912.0;
 
 /// [`super::ln1p_exp_neg`] in sixteen lanes, operation for operation.
 ///

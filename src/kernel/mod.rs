@@ -616,8 +616,8 @@ pub(crate) fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
     for i in 0..rows.len() {
         let o = rows[i];
         let lv = logv.get(o as usize).copied().unwrap_or(f32::NAN);
-        // As `Bound::rounding` with `a = e = 0`, and the key's margin.
-        let margin = (consts::EPS * (lv.abs().min(consts::LV_CAP) + 1.0) + KEY_EPS) * consts::MARGIN_WIDEN;
+        // The coarse margin with `a = e = 0`: `ln(value × weight)` alone.
+        let margin = Bound { valid: true, outside: false, a: 0.0, e: 0.0, lv }.margin();
         rows[kept] = o;
         #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN stays
         let stays = !(lv + margin < tau);
@@ -685,9 +685,15 @@ impl Bound {
         consts::EPS * (self.a.abs() + self.e + self.lv.abs().min(consts::LV_CAP) + 1.0)
     }
 
+    /// The coarse bounds' margin: the roundings, and the key's.
+    #[inline(always)]
+    fn margin(&self) -> f32 {
+        (self.rounding() + KEY_EPS) * consts::MARGIN_WIDEN
+    }
+
     #[inline(always)]
     fn coarse(&self) -> (f32, f32) {
-        let margin = (self.rounding() + KEY_EPS) * consts::MARGIN_WIDEN;
+        let margin = self.margin();
         let lo = self.lv + ((self.a - self.e).min(0.0) - consts::LN_2_UP) - margin;
         let hi = self.lv + (self.a + self.e).min(0.0) + margin;
         if self.valid {
@@ -710,13 +716,15 @@ impl Bound {
     }
 }
 
+/// 1.5 × 2²³: adding it to an f32 of magnitude below 2²² rounds it to an
+/// integer ([`ln1p_exp_neg`] and its SIMD versions).
+const MAGIC: f32 = 12_582_912.0;
+
 /// `ln(1 + e^-z)` for `z ≥ 0`, absolute error below 3·10⁻⁶, branch-free so
 /// that loops over it vectorise. Uses plain multiplications and additions
 /// (never `mul_add`), so it gives the same bits with or without FMA.
 #[inline(always)]
 fn ln1p_exp_neg(z: f32) -> f32 {
-    // 1.5 × 2²³: adding it rounds to an integer.
-    const MAGIC: f32 = 12_582_912.0;
     // Beyond 40, ln(1 + e^-z) < 5·10⁻¹⁸; the clamp keeps `s²` below a
     // normal number (denormal results take microcode assists, ~100 cycles).
     let z = z.min(40.0);
@@ -873,6 +881,30 @@ pub(crate) fn largest(isa: Isa, values: &[f32], best: &mut [f32]) {
     }
 }
 
+/// Largest `k` that [`kth_largest`] selects by insertion.
+pub(crate) const SELECT_K: usize = 16;
+
+/// The `k`-th largest of `values`, NaN never counting (−∞ when fewer than
+/// `k` are not NaN; +∞ for `k = 0`): by [`largest`] up to [`SELECT_K`],
+/// else selected in `scratch` (reused, so long lists allocate nothing
+/// once it has grown).
+pub(crate) fn kth_largest(isa: Isa, values: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
+    if k == 0 {
+        f32::INFINITY
+    } else if k <= SELECT_K {
+        let mut best = [f32::NEG_INFINITY; SELECT_K];
+        largest(isa, values, &mut best[..k]);
+        best[k - 1]
+    } else {
+        scratch.clear();
+        scratch.extend(values.iter().copied().filter(|v| !v.is_nan()));
+        if scratch.len() < k {
+            return f32::NEG_INFINITY;
+        }
+        *scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+    }
+}
+
 /// A threshold `τ′` at most the `k`-th largest of `values` (NaN never
 /// counts) that is itself the `k`-th largest of a subset of them, so that at
 /// least `k` values are `≥ τ′` (−∞ when fewer than `k` are not NaN). The
@@ -888,13 +920,8 @@ pub(crate) fn kth_largest_at_most(isa: Isa, values: &[f32], k: usize, scratch: &
         return f32::INFINITY;
     }
     if k > INSERT_K {
-        // Long lists (rare): an exact selection in `scratch`, reused.
-        scratch.clear();
-        scratch.extend(values.iter().copied().filter(|v| !v.is_nan()));
-        if scratch.len() < k {
-            return f32::NEG_INFINITY;
-        }
-        return *scratch.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1;
+        // Long lists (rare): the exact threshold, selected in `scratch`.
+        return kth_largest(isa, values, k, scratch);
     }
     let mut best = [f32::NEG_INFINITY; 2 * PAD];
     let kept: &[f32] = match isa {
