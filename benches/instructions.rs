@@ -14,7 +14,8 @@
 //! customers cycled through (default 1: the latency benchmark's case);
 //! a fourth argument `batch` times `recommend_batch_into` over the
 //! distinct customers instead (both cores). `KERNELS=avx2` (or
-//! `portable`) uses those kernels instead of the detected ones.
+//! `portable`) uses those kernels instead of the detected ones;
+//! `VALUE_CUT=<bytes>` sets the value cut's threshold.
 //! Without Valgrind it also prints the mean time per call and that of the
 //! fastest batch of calls (the least disturbed on a shared machine).
 
@@ -40,6 +41,12 @@ fn main() {
     let engine = match std::env::var("KERNELS") {
         Ok(name) => engine.kernel_variants().into_iter().find(|e| e.kernels() == name).expect("kernels available"),
         Err(_) => engine,
+    };
+    // `VALUE_CUT=<bytes>` moves the value cut's threshold (for measuring
+    // where it pays).
+    let engine = match std::env::var("VALUE_CUT").ok().and_then(|b| b.parse().ok()) {
+        Some(bytes) => engine.with_value_cut_from(bytes),
+        None => engine,
     };
     let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
     let request = synthetic::request();

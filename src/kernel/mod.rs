@@ -610,20 +610,48 @@ fn fine_loop(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut V
 /// NaN (outside the bounds' validity) and rows out of `logv` are kept.
 /// (A `tau` from fine lower bounds already sits at least [`KEY_EPS`] below
 /// the values it bounds; the margin keeps the cut valid for any true lower
-/// bound.) Branch-free: whether a row stays is not predictable.
-pub(crate) fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
-    let mut kept = 0;
-    for i in 0..rows.len() {
+/// bound.) Branch-free: whether a row stays is not predictable. The SIMD
+/// paths gather `logv` for sixteen (AVX-512) or eight (AVX2) rows at a time
+/// and keep the same rows.
+pub(crate) fn retain_reaching(isa: Isa, rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if all_below(rows, logv.len().min(1 << 31)) => {
+            // SAFETY: as in `dots`, the CPU supports avx512f; every row was
+            // just checked to be below `logv.len()` and 2³¹.
+            unsafe { avx512::retain_reaching(rows, logv, tau) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma if all_below(rows, logv.len().min(1 << 31)) => {
+            // SAFETY: as above, with avx2.
+            unsafe { avx2::retain_reaching(rows, logv, tau) }
+        }
+        _ => retain_loop(rows, 0, 0, logv, tau),
+    }
+}
+
+/// [`retain_reaching`] from `rows[from..]` on, with the first `kept` rows
+/// already kept (`kept <= from`): the portable path, and the SIMD paths'
+/// tail.
+fn retain_loop(rows: &mut Vec<u32>, from: usize, mut kept: usize, logv: &[f32], tau: f32) {
+    for i in from..rows.len() {
         let o = rows[i];
         let lv = logv.get(o as usize).copied().unwrap_or(f32::NAN);
-        // The coarse margin with `a = e = 0`: `ln(value × weight)` alone.
-        let margin = Bound { valid: true, outside: false, a: 0.0, e: 0.0, lv }.margin();
         rows[kept] = o;
-        #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN stays
-        let stays = !(lv + margin < tau);
-        kept += usize::from(stays);
+        kept += usize::from(reaches(lv, tau));
     }
     rows.truncate(kept);
+}
+
+/// Whether an offer with `ln(value × weight)` rounded to `lv` may reach
+/// `tau` (a NaN may). The margin is the coarse one with `a = e = 0`, which
+/// the SIMD paths compute as `EPS · (min(|lv|, LV_CAP) + 1)`: the same bits,
+/// since `(|0| + 0) + m` is `m`.
+#[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN stays
+fn reaches(lv: f32, tau: f32) -> bool {
+    let margin = Bound { valid: true, outside: false, a: 0.0, e: 0.0, lv }.margin();
+    !(lv + margin < tau)
 }
 
 /// One offer's bound inputs, in f32. Plain multiplications and additions

@@ -576,19 +576,49 @@ fn centre_counts_only_proxies_off_their_baseline() {
 }
 
 /// The value cut keeps, in order, the rows whose `ln(value × weight)` plus
-/// its margin reaches `tau`, and those it cannot judge.
+/// its margin reaches `tau`, and those it cannot judge, on every path.
 #[test]
 fn retain_reaching_keeps_the_rows_that_may_reach_tau() {
     let logv = [1.0, 3.0, f32::NAN, f32::NEG_INFINITY, 2.0, 2.0 - 1e-3, 5.0, 2.0 - 5e-5];
-    let mut rows: Vec<u32> = vec![6, 0, 1, 2, 3, 4, 5, 7, 99];
-    retain_reaching(&mut rows, &logv, 2.0);
-    // 2.0 and 2.0 − 5·10⁻⁵ stay (the margin is about 10⁻⁴); 2.0 − 10⁻³,
-    // 1.0 and −∞ go; NaN and a row out of `logv` stay.
-    assert_eq!(rows, [6, 1, 2, 4, 7, 99]);
-    let mut all: Vec<u32> = (0..8).collect();
-    retain_reaching(&mut all, &logv, f32::NEG_INFINITY);
-    assert_eq!(all, (0..8).collect::<Vec<_>>(), "nothing goes below −∞");
-    let mut none: Vec<u32> = vec![0, 1, 4];
-    retain_reaching(&mut none, &logv, f32::INFINITY);
-    assert!(none.is_empty());
+    for isa in Isa::available() {
+        let mut rows: Vec<u32> = vec![6, 0, 1, 2, 3, 4, 5, 7, 99];
+        retain_reaching(isa, &mut rows, &logv, 2.0);
+        // 2.0 and 2.0 − 5·10⁻⁵ stay (the margin is about 10⁻⁴); 2.0 − 10⁻³,
+        // 1.0 and −∞ go; NaN and a row out of `logv` stay.
+        assert_eq!(rows, [6, 1, 2, 4, 7, 99], "{isa:?}");
+        let mut all: Vec<u32> = (0..8).collect();
+        retain_reaching(isa, &mut all, &logv, f32::NEG_INFINITY);
+        assert_eq!(all, (0..8).collect::<Vec<_>>(), "{isa:?}: nothing goes below −∞");
+        let mut none: Vec<u32> = vec![0, 1, 4];
+        retain_reaching(isa, &mut none, &logv, f32::INFINITY);
+        assert!(none.is_empty(), "{isa:?}");
+    }
+}
+
+/// Every path keeps the rows the definition keeps, at every length and
+/// for values on both sides of the margin (the SIMD paths gather and
+/// compress in blocks, then finish the tail).
+#[test]
+fn retain_reaching_agrees_across_paths() {
+    let mut next = stream(7);
+    // Odd values, and some within a few ulps of `tau = 1`'s margin.
+    let specials = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, 2e4, -2e4, 0.0, 1.0 - 1.0008e-4, 1.0 - 1.0012e-4];
+    let mut logv: Vec<f32> =
+        (0..300).map(|i| if i % 11 == 0 { specials[i / 11 % specials.len()] } else { 3.0 * next() as f32 }).collect();
+    for (i, v) in logv.iter_mut().enumerate().filter(|(i, _)| i % 11 == 5) {
+        // Down from 1 by 1,670 to 1,751 ulps: across the margin's edge
+        // (about 1.001·10⁻⁴, some 1,680 ulps).
+        *v = f32::from_bits(1.0f32.to_bits() - 1670 - (i as u32 / 11) * 3);
+    }
+    for len in 0..70 {
+        let rows: Vec<u32> = (0..len).map(|_| ((next() + 1.0) * 150.0) as u32).collect();
+        for tau in [0.0f32, 1.0, -1.0, 2.0 - 5e-5, f32::NEG_INFINITY] {
+            let expected: Vec<u32> = rows.iter().copied().filter(|&o| reaches(logv[o as usize], tau)).collect();
+            for isa in Isa::available() {
+                let mut got = rows.clone();
+                retain_reaching(isa, &mut got, &logv, tau);
+                assert_eq!(got, expected, "{isa:?}, {len} rows, tau {tau}");
+            }
+        }
+    }
 }
