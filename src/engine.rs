@@ -833,7 +833,7 @@ impl Engine {
                 if k > 0 && bytes >= self.value_cut_bytes && ws.abs_rows.len() >= k {
                     let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
                     kernel::fine_bounds(self.isa, &inputs, &ws.abs_rows, &mut ws.fine_lo, &mut ws.fine_hi);
-                    let tau = kernel::kth_largest_at_most(self.isa, &ws.fine_lo, k, &mut ws.scratch);
+                    let tau = kernel::kth_largest(self.isa, &ws.fine_lo, k, &mut ws.scratch);
                     kernel::retain_reaching(self.isa, &mut ws.rows, log_value, tau);
                 }
                 kernel::dots(self.isa, &m.w32, &ws.rows, &ws.d32, &mut ws.dense);
