@@ -1063,11 +1063,12 @@ impl Engine {
 
 /// Bytes of weight rows the plain offers' dot products would read, from
 /// which the value cut is tried. Measured here (2 MB of L2 a core, 64
-/// features): at 10,000 offers (1.3 MB of rows) it took 0.70–0.75 of the
-/// time; from 1,000 to 3,000 offers, whose rows stay in L2 and cost about
-/// 2.6 ns each, its bounds and selection cost 5–13 % more than they saved;
-/// at 5,000 (0.64 MB) it was even.
-const VALUE_CUT_BYTES: usize = 1 << 20;
+/// features), median time ratios with the cut against without: 1.04 / 1.05
+/// at 3,000 offers (one customer / 64 distinct; about 0.4 MB of plain
+/// rows), 0.92 / 1.06 at 4,000 (0.54 MB), 0.83–0.87 / 0.94 at 5,000 (0.67
+/// MB), 0.70–0.75 at 10,000 (1.3 MB). At 1,000 offers its bounds on the
+/// proxy-share offers cost about as much as the dot products it saves.
+const VALUE_CUT_BYTES: usize = 640 << 10;
 
 /// `ln(stake × weight × family)` in f32, with the conventions of the
 /// catalog's `log_value`: −∞ when the product is 0, NaN (scored exactly)
