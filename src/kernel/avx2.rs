@@ -140,9 +140,8 @@ pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<
 pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
     use super::consts as k;
     use std::arch::x86_64::{
-        __m128i, _mm256_andnot_ps, _mm256_cmp_ps, _mm256_cvtepu8_epi32, _mm256_i32gather_ps, _mm256_loadu_si256,
-        _mm256_min_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_permutevar8x32_epi32, _mm256_set1_ps,
-        _mm256_storeu_si256, _mm_loadl_epi64, _CMP_NLT_UQ,
+        _mm256_andnot_ps, _mm256_cmp_ps, _mm256_i32gather_ps, _mm256_loadu_si256, _mm256_min_ps, _mm256_movemask_ps,
+        _mm256_mul_ps, _mm256_permutevar8x32_epi32, _mm256_set1_ps, _mm256_storeu_si256, _CMP_NLT_UQ,
     };
     let n = rows.len();
     let full = n - n % LANES;
@@ -158,13 +157,15 @@ pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32
             (idx, _mm256_i32gather_ps::<4>(logv.as_ptr(), idx))
         };
         let m = _mm256_min_ps(_mm256_andnot_ps(sign, lv), c(k::LV_CAP));
-        let margin = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(c(k::EPS), _mm256_add_ps(m, one)), c(super::KEY_EPS)), c(k::MARGIN_WIDEN));
+        let margin = _mm256_mul_ps(
+            _mm256_add_ps(_mm256_mul_ps(c(k::EPS), _mm256_add_ps(m, one)), c(super::KEY_EPS)),
+            c(k::MARGIN_WIDEN),
+        );
         let stays = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(_mm256_add_ps(lv, margin), tau_v)) as u8;
-        let positions = &super::BYTE_POSITIONS[usize::from(stays)];
-        // SAFETY: `positions` holds 8 bytes; the store covers rows `kept..
-        // kept + LANES`, within `..j + LANES` (already read into `idx`).
+        // SAFETY: the store covers rows `kept..kept + LANES`, within `..j +
+        // LANES` (already read into `idx`).
         unsafe {
-            let order = _mm256_cvtepu8_epi32(_mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()));
+            let order = bit_positions(stays);
             _mm256_storeu_si256(p.add(kept).cast(), _mm256_permutevar8x32_epi32(idx, order));
         }
         kept += stays.count_ones() as usize;
@@ -181,20 +182,30 @@ pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32
 ///
 /// The CPU must support AVX2; `p` is valid for writing eight u32.
 #[inline(always)]
-#[allow(clippy::cast_ptr_alignment)] // `loadl` and `storeu` take unaligned pointers
+#[allow(clippy::cast_ptr_alignment)] // `storeu` takes an unaligned pointer
 unsafe fn store_positions(p: *mut u32, byte: u8, base: u32) -> usize {
-    use std::arch::x86_64::{
-        __m128i, __m256i, _mm256_add_epi32, _mm256_cvtepu8_epi32, _mm256_set1_epi32, _mm256_storeu_si256,
-        _mm_loadl_epi64,
-    };
-    let positions = &super::BYTE_POSITIONS[usize::from(byte)];
-    // SAFETY: `positions` holds 8 bytes; the caller gives room for eight
-    // u32 at `p`.
+    use std::arch::x86_64::{__m256i, _mm256_add_epi32, _mm256_set1_epi32, _mm256_storeu_si256};
+    // SAFETY: the caller gives room for eight u32 at `p`.
     unsafe {
-        let v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()));
+        let v = bit_positions(byte);
         _mm256_storeu_si256(p.cast::<__m256i>(), _mm256_add_epi32(v, _mm256_set1_epi32(base as i32)));
     }
     byte.count_ones() as usize
+}
+
+/// The positions of the set bits of `byte`, ascending, in the first lanes
+/// of eight u32 (from the table of byte positions).
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[inline(always)]
+#[allow(clippy::cast_ptr_alignment)] // `loadl` takes an unaligned pointer
+unsafe fn bit_positions(byte: u8) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::{__m128i, _mm256_cvtepu8_epi32, _mm_loadl_epi64};
+    let positions = &super::BYTE_POSITIONS[usize::from(byte)];
+    // SAFETY: `positions` holds 8 bytes.
+    _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()) })
 }
 
 /// [`super::select_largest`] by repeated maximum: the absolute

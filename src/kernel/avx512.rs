@@ -572,8 +572,8 @@ pub(super) unsafe fn fine_bounds(x: &super::BoundsInputs<'_>, offers: &[u32], lo
 pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
     use super::consts as k;
     use std::arch::x86_64::{
-        _mm512_abs_ps, _mm512_cmp_ps_mask, _mm512_mask_i32gather_ps, _mm512_mask_storeu_epi32, _mm512_maskz_loadu_epi32,
-        _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _CMP_NLT_UQ,
+        _mm512_abs_ps, _mm512_cmp_ps_mask, _mm512_mask_i32gather_ps, _mm512_mask_storeu_epi32,
+        _mm512_maskz_loadu_epi32, _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _CMP_NLT_UQ,
     };
     let n = rows.len();
     let p = rows.as_mut_ptr();

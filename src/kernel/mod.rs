@@ -14,8 +14,9 @@
 //! - [`centre`]: one customer's centred, masked feature values, proxy flags
 //!   and the sums their error bounds need, eight (AVX-512) or four (AVX2)
 //!   features a round.
-//! - Position lists, bit sets of rule codes, and the selections of the
-//!   top-k and of an explanation's largest contributions.
+//! - Position lists, bit sets of rule codes, the value cut's row filter
+//!   ([`retain_reaching`], gathered and compressed), and the selections of
+//!   the top-k and of an explanation's largest contributions.
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
@@ -644,9 +645,9 @@ fn retain_loop(rows: &mut Vec<u32>, from: usize, mut kept: usize, logv: &[f32], 
 }
 
 /// Whether an offer with `ln(value × weight)` rounded to `lv` may reach
-/// `tau` (a NaN may). The margin is the coarse one with `a = e = 0`, which
-/// the SIMD paths compute as `EPS · (min(|lv|, LV_CAP) + 1)`: the same bits,
-/// since `(|0| + 0) + m` is `m`.
+/// `tau` (a NaN may). The margin is the coarse one with `a = e = 0`, whose
+/// rounding term the SIMD paths compute as `EPS · (min(|lv|, LV_CAP) + 1)`:
+/// the same bits, since `(|0| + 0) + m` is `m`.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN stays
 fn reaches(lv: f32, tau: f32) -> bool {
