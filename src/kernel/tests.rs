@@ -339,6 +339,36 @@ fn bounds_hold_for_every_logit_within_the_error() {
     }
 }
 
+/// `kth_largest` is the k-th largest value (NaN never counting) on every
+/// path, for lengths around the blocks of eight, ties, NaN and sorted
+/// input (where every block has values above the smallest kept).
+#[test]
+fn kth_largest_is_exact_on_every_path() {
+    let mut next = stream(9);
+    for len in [0, 1, 5, 7, 8, 9, 15, 16, 17, 51, 100, 199] {
+        for case in 0..5 {
+            let values: Vec<f32> = (0..len)
+                .map(|i| match case {
+                    0 => (next() * 100.0) as f32,
+                    1 => i as f32,
+                    2 if i % 3 == 0 => f32::NAN,
+                    3 => (i % 3) as f32,
+                    _ => f32::NEG_INFINITY,
+                })
+                .collect();
+            let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            for k in [1, 2, 5, 8, 16, 17, 40] {
+                let exact = sorted.get(k - 1).copied().unwrap_or(f32::NEG_INFINITY);
+                for isa in Isa::available() {
+                    let tau = kth_largest(isa, &values, k, &mut Vec::new());
+                    assert_eq!(tau, exact, "{isa:?}, {len} values, case {case}, k = {k}");
+                }
+            }
+        }
+    }
+}
+
 /// `kth_largest_at_most` is at most the k-th largest value, and at least
 /// `k` values reach it, on every path (the SIMD ones keep two values per
 /// lane; sorted input puts several large values in one lane).
