@@ -25,13 +25,15 @@
 //! fixed costs (the customer's features, contacts and holdings, the contact
 //! limits) most of the rest. Distinct customers cost more than the same one
 //! again (1.1× at 1,000 offers with 64 of them, 1.3× with 1,024): the
-//! explanations and the audit's per-customer reasons, mostly. At 10,000
-//! offers the weights outgrow L2 and the value cut skips the offers that
-//! could not reach the top-k at any propensity (about half the plain ones
-//! here). With the AVX2 kernels a decision is about 74,900 instructions at
-//! 1,000 offers (77,100 for distinct customers; 22,800 at 100 offers,
-//! 1,156,000 at 10,000, where the cut adds instructions and saves time):
-//! see `benches/instructions.rs` for the commands.
+//! explanations and the audit's per-customer reasons, mostly. From about
+//! 5,000 offers the weights compete for L2 and the value cut skips the
+//! offers that could not reach the top-k at any propensity (about half the
+//! plain ones here); at 1,000 its bounds on the proxy-share offers would
+//! cost about what it saves. With the AVX2 kernels a decision is about
+//! 74,900 instructions at 1,000 offers (77,000 for distinct customers;
+//! 22,900 at 100 offers, 450,000 at 5,000 and 1,061,000 at 10,000, where
+//! the cut adds instructions and saves time): see `benches/instructions.rs`
+//! for the commands.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
