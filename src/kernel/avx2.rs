@@ -34,8 +34,10 @@ pub(super) unsafe fn append_positions(word: u64, base: u32, out: &mut Vec<u32>) 
 /// smallest kept; the values above it are inserted by the scalar rule. The
 /// engine's lists are short (tens of values), and each insertion into a
 /// sorted pair of registers waits on the one before, about three times as
-/// long as a scalar insertion: measured, an earlier version of this that
-/// inserted in registers was 2.4 to 2.7 times slower for 8 to 199 values.
+/// long as a scalar insertion: measured in isolation, an earlier version
+/// that inserted in registers was 2.4 to 2.7 times slower for 8 to 199
+/// random values (in the engine the difference hides behind other work
+/// up to 1,000 offers).
 ///
 /// # Safety
 ///
