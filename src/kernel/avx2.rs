@@ -176,6 +176,107 @@ pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32
     super::retain_loop(rows, full, kept, logv, tau);
 }
 
+/// [`super::fine_bounds`] eight offers at a time: the AVX-512 version's
+/// operations in eight lanes, with vector masks, so the bits are those of
+/// the portable path.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; every offer must be below the length of each
+/// of `x`'s slices, and those lengths below 2³¹ (the gathers take signed
+/// 32-bit indices).
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn fine_bounds(x: &super::BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut Vec<f32>) {
+    use super::consts as k;
+    use std::arch::x86_64::{
+        _mm256_andnot_ps, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_loadu_si256, _mm256_mask_i32gather_ps, _mm256_min_ps,
+        _mm256_mul_ps, _mm256_set1_ps, _mm256_sub_ps, _CMP_GE_OQ, _CMP_NEQ_UQ, _CMP_UNORD_Q,
+    };
+    let n = offers.len();
+    lo.clear();
+    hi.clear();
+    lo.reserve(n);
+    hi.reserve(n);
+    let c = |v: f32| _mm256_set1_ps(v);
+    let (scale, floor) = (c(x.error.0), c(x.error.1));
+    let (zero, one, nan, neg_inf, sign) = (_mm256_setzero_ps(), c(1.0), c(f32::NAN), c(f32::NEG_INFINITY), c(-0.0));
+    let mut j = 0;
+    while j < n {
+        let len = (n - j).min(LANES);
+        // The block's offers, padded with offer 0, which the mask keeps
+        // from being read.
+        let mut block = [0u32; LANES];
+        block[..len].copy_from_slice(&offers[j..j + len]);
+        let lanes: [i32; LANES] = std::array::from_fn(|i| if i < len { -1 } else { 0 });
+        // SAFETY: `block` and `lanes` hold LANES values; the gathers read
+        // only the lanes of `mask`, offers below each slice's length (the
+        // caller's contract).
+        let (dot, b, w, s, lv) = unsafe {
+            let idx = _mm256_loadu_si256(block.as_ptr().cast());
+            let mask = _mm256_castsi256_ps(_mm256_loadu_si256(lanes.as_ptr().cast()));
+            let gather = |v: &[f32]| _mm256_mask_i32gather_ps::<4>(nan, v.as_ptr(), idx, mask);
+            (gather(x.dot), gather(x.base), gather(x.norm), gather(x.slack), gather(x.logv))
+        };
+        // As `Bound::new`.
+        let scored = _mm256_cmp_ps::<_CMP_NEQ_UQ>(dot, neg_inf);
+        let a = _mm256_and_ps(scored, _mm256_add_ps(b, dot));
+        let e = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(scale, w), floor), s), c(k::E_WIDEN));
+        let valid_from = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_sub_ps(a, e), c(k::VALID_FROM));
+        let valid = _mm256_and_ps(scored, _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(lv, lv), valid_from));
+        let a = _mm256_min_ps(a, c(k::A_CAP));
+        // As `Bound::fine`.
+        let abs_a = _mm256_andnot_ps(sign, a);
+        let key = _mm256_add_ps(lv, _mm256_sub_ps(_mm256_min_ps(a, zero), ln1p_exp_neg(abs_a)));
+        let abs_lv = _mm256_min_ps(_mm256_andnot_ps(sign, lv), c(k::LV_CAP));
+        let rounding = _mm256_mul_ps(c(k::EPS), _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(abs_a, e), abs_lv), one));
+        let margin = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(e, c(super::KEY_EPS)), rounding), c(k::MARGIN_WIDEN));
+        let (mut l, mut h) = ([0.0f32; LANES], [0.0f32; LANES]);
+        // SAFETY: `l` and `h` hold LANES f32.
+        unsafe {
+            _mm256_storeu_ps(l.as_mut_ptr(), _mm256_blendv_ps(nan, _mm256_sub_ps(key, margin), valid));
+            _mm256_storeu_ps(h.as_mut_ptr(), _mm256_blendv_ps(nan, _mm256_add_ps(key, margin), valid));
+        }
+        lo.extend_from_slice(&l[..len]);
+        hi.extend_from_slice(&h[..len]);
+        j += LANES;
+    }
+}
+
+/// [`super::ln1p_exp_neg`] in eight lanes, operation for operation.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[inline(always)]
+unsafe fn ln1p_exp_neg(z: __m256) -> __m256 {
+    use std::arch::x86_64::{
+        _mm256_add_epi32, _mm256_castps_si256, _mm256_div_ps, _mm256_min_ps, _mm256_mul_ps, _mm256_set1_ps,
+        _mm256_slli_epi32, _mm256_sub_epi32, _mm256_sub_ps, _mm256_xor_ps,
+    };
+    let c = |v: f32| _mm256_set1_ps(v);
+    let magic = c(super::MAGIC);
+    let z = _mm256_min_ps(z, c(40.0));
+    let minus_z = _mm256_xor_ps(z, c(-0.0));
+    let x = _mm256_mul_ps(minus_z, c(std::f32::consts::LOG2_E));
+    let shifted = _mm256_add_ps(x, magic);
+    let r = _mm256_sub_ps(shifted, magic);
+    let n = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
+    let g = _mm256_mul_ps(_mm256_sub_ps(x, r), c(std::f32::consts::LN_2));
+    // Horner from the innermost term, as the scalar expression nests.
+    let mut p = c(1.0 / 720.0);
+    for coefficient in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm256_add_ps(c(coefficient), _mm256_mul_ps(g, p));
+    }
+    let t = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32::<23>(n)));
+    let s = _mm256_div_ps(t, _mm256_add_ps(c(2.0), t));
+    let s2 = _mm256_mul_ps(s, s);
+    let mut q = c(1.0 / 9.0);
+    for coefficient in [1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+        q = _mm256_add_ps(c(coefficient), _mm256_mul_ps(s2, q));
+    }
+    _mm256_mul_ps(_mm256_mul_ps(c(2.0), s), q)
+}
+
 /// Stores at `p` the positions of the set bits of `byte`, plus `base`,
 /// as eight u32 lanes (those past the count are garbage), and returns
 /// how many bits are set.

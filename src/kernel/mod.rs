@@ -575,6 +575,11 @@ pub(crate) fn fine_bounds(isa: Isa, x: &BoundsInputs<'_>, offers: &[u32], lo: &m
             // was just checked to be below each slice's length and 2³¹.
             unsafe { avx512::fine_bounds(x, offers, lo, hi) }
         }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma if all_below(offers, n.min(1 << 31)) => {
+            // SAFETY: as above, with avx2.
+            unsafe { avx2::fine_bounds(x, offers, lo, hi) }
+        }
         _ => fine_loop(x, offers, lo, hi),
     }
 }
