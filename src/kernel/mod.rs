@@ -9,8 +9,8 @@
 //! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
 //!   σ(logit))` per offer, with a proven error margin and no libm call: the
 //!   coarse ones dense over every offer, the fine ones for a shortlist
-//!   (AVX-512: sixteen offers a round, gathered), the same bits on every
-//!   path.
+//!   (sixteen offers a round with AVX-512, eight with AVX2, gathered), the
+//!   same bits on every path.
 //! - [`centre`]: one customer's centred, masked feature values, proxy flags
 //!   and the sums their error bounds need, eight (AVX-512) or four (AVX2)
 //!   features a round.
