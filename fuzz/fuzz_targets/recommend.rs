@@ -1,7 +1,7 @@
 //! `recommend` on arbitrary, structurally valid catalogs, customers,
 //! requests and parameters: the decision's invariants, and agreement of
-//! `recommend`, `recommend_into` on a reused workspace, the portable
-//! kernels and `recommend_batch`.
+//! `recommend`, `recommend_into` on a reused workspace, every kernel
+//! variant (each also with the value cut always on) and `recommend_batch`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

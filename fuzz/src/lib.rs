@@ -527,11 +527,14 @@ pub fn run_world(engine: &Engine, catalog: &Catalog, customer: &Customer, other:
     let _ = engine.recommend_into(other, request, &mut ws, &mut into);
     let third = engine.recommend_into(customer, request, &mut ws, &mut into).map(|()| into.clone());
     same(&plain, &third, "recommend_into differs on the third use of a workspace");
-    let portable = engine.clone().with_portable_kernels().recommend(customer, request);
-    same(&plain, &portable, "portable kernels differ");
-    // The value cut, which only large catalogs reach, always on.
-    let cut = engine.clone().with_value_cut_from(0).recommend(customer, request);
-    same(&plain, &cut, "the value cut changes the decision");
+    // Every kernel this CPU has (portable, AVX2, AVX-512), each also with
+    // the value cut, which only large catalogs reach, always on.
+    for variant in engine.kernel_variants() {
+        let kernels = variant.kernels();
+        same(&plain, &variant.recommend(customer, request), &format!("{kernels} kernels differ"));
+        let cut = variant.with_value_cut_from(0).recommend(customer, request);
+        same(&plain, &cut, &format!("the value cut changes the decision ({kernels} kernels)"));
+    }
     let batch = engine.recommend_batch(&[other.clone(), customer.clone(), customer.clone()], request);
     assert_eq!(batch.len(), 3);
     same(&plain, &batch[1], "batch differs");
