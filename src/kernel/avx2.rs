@@ -262,16 +262,16 @@ unsafe fn ln1p_exp_neg(z: __m256) -> __m256 {
     let r = _mm256_sub_ps(shifted, magic);
     let n = _mm256_sub_epi32(_mm256_castps_si256(shifted), _mm256_castps_si256(magic));
     let g = _mm256_mul_ps(_mm256_sub_ps(x, r), c(std::f32::consts::LN_2));
-    // Horner from the innermost term, as the scalar expression nests.
-    let mut p = c(1.0 / 720.0);
-    for coefficient in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    // Horner from the innermost term, as the scalar path folds.
+    let mut p = c(super::EXP_TERMS[0]);
+    for &coefficient in &super::EXP_TERMS[1..] {
         p = _mm256_add_ps(c(coefficient), _mm256_mul_ps(g, p));
     }
     let t = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32::<23>(n)));
     let s = _mm256_div_ps(t, _mm256_add_ps(c(2.0), t));
     let s2 = _mm256_mul_ps(s, s);
-    let mut q = c(1.0 / 9.0);
-    for coefficient in [1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+    let mut q = c(super::ATANH_TERMS[0]);
+    for &coefficient in &super::ATANH_TERMS[1..] {
         q = _mm256_add_ps(c(coefficient), _mm256_mul_ps(s2, q));
     }
     _mm256_mul_ps(_mm256_mul_ps(c(2.0), s), q)

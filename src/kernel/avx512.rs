@@ -624,16 +624,16 @@ unsafe fn ln1p_exp_neg(z: __m512, magic: __m512) -> __m512 {
     let r = _mm512_sub_ps(shifted, magic);
     let n = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(magic));
     let g = _mm512_mul_ps(_mm512_sub_ps(x, r), c(std::f32::consts::LN_2));
-    // Horner from the innermost term, as the scalar expression nests.
-    let mut p = c(1.0 / 720.0);
-    for coefficient in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    // Horner from the innermost term, as the scalar path folds.
+    let mut p = c(super::EXP_TERMS[0]);
+    for &coefficient in &super::EXP_TERMS[1..] {
         p = _mm512_add_ps(c(coefficient), _mm512_mul_ps(g, p));
     }
     let t = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(p), _mm512_slli_epi32::<23>(n)));
     let s = _mm512_div_ps(t, _mm512_add_ps(c(2.0), t));
     let s2 = _mm512_mul_ps(s, s);
-    let mut q = c(1.0 / 9.0);
-    for coefficient in [1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+    let mut q = c(super::ATANH_TERMS[0]);
+    for &coefficient in &super::ATANH_TERMS[1..] {
         q = _mm512_add_ps(c(coefficient), _mm512_mul_ps(s2, q));
     }
     _mm512_mul_ps(_mm512_mul_ps(c(2.0), s), q)

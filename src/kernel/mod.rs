@@ -754,6 +754,15 @@ impl Bound {
 /// integer ([`ln1p_exp_neg`] and its SIMD versions).
 const MAGIC: f32 = 12_582_912.0;
 
+/// [`ln1p_exp_neg`]'s `e^g` (`|g| ≤ ln 2 / 2`) as Horner coefficients,
+/// innermost first: `p = c + g·p` from `1/720` to `1`. Shared with the SIMD
+/// versions, so that every path does the same operations.
+const EXP_TERMS: [f32; 7] = [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0];
+
+/// [`ln1p_exp_neg`]'s `atanh` series in `s²`, innermost first:
+/// `ln(1 + t) = 2s · (1 + s²/3 + s⁴/5 + s⁶/7 + s⁸/9)`.
+const ATANH_TERMS: [f32; 5] = [1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0];
+
 /// `ln(1 + e^-z)` for `z ≥ 0`, absolute error below 3·10⁻⁶, branch-free so
 /// that loops over it vectorise. Uses plain multiplications and additions
 /// (never `mul_add`), so it gives the same bits with or without FMA.
@@ -767,11 +776,11 @@ fn ln1p_exp_neg(z: f32) -> f32 {
     let r = shifted - MAGIC; // round(x)
     let n = shifted.to_bits() as i32 - MAGIC.to_bits() as i32; // round(x) as an integer
     let g = (x - r) * std::f32::consts::LN_2; // |g| ≤ ln2 / 2
-    let p = 1.0 + g * (1.0 + g * (0.5 + g * (1.0 / 6.0 + g * (1.0 / 24.0 + g * (1.0 / 120.0 + g * (1.0 / 720.0))))));
+    let p = EXP_TERMS[1..].iter().fold(EXP_TERMS[0], |p, &c| c + g * p);
     let t = f32::from_bits((p.to_bits() as i32).wrapping_add(n.wrapping_shl(23)) as u32); // e^-z
     let s = t / (2.0 + t); // ln(1 + t) = 2 atanh(s), s ∈ (0, 1/3]
     let s2 = s * s;
-    2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0)))))
+    2.0 * s * ATANH_TERMS[1..].iter().fold(ATANH_TERMS[0], |q, &c| c + s2 * q)
 }
 
 #[inline(always)]
