@@ -44,6 +44,9 @@ pub(crate) struct Candidate {
     pub(crate) logit: f64,
     pub(crate) propensity: f64,
     pub(crate) priority: f64,
+    /// The priority's stake and family factor, kept for the explanation.
+    pub(crate) stake: Stake,
+    pub(crate) family_factor: f64,
 }
 
 /// Higher priority first, then lower offer position (= offer id).
@@ -176,7 +179,8 @@ mod tests {
     use super::*;
 
     fn c(offer: usize, priority: f64) -> Candidate {
-        Candidate { offer, logit: 0.0, propensity: 0.0, priority }
+        let stake = Stake { stake: 1.0, growth_factor: 1.0 };
+        Candidate { offer, logit: 0.0, propensity: 0.0, priority, stake, family_factor: 1.0 }
     }
 
     #[test]

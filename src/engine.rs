@@ -366,7 +366,10 @@ impl Engine {
                 }
             }
         }
-        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        // A pass without an early exit, which vectorises; the position is
+        // looked for only when there is one.
+        if x.iter().fold(false, |bad, v| bad | !v.is_finite()) {
+            let i = x.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(self.non_finite(customer, i, x[i]));
         }
         Ok(())
@@ -679,7 +682,7 @@ impl Engine {
         let propensity = sigmoid(logit);
         let (stake, family_factor) = self.stake(o, ws);
         let priority = arbitration::priority(propensity, stake.stake, offer.weight) * family_factor;
-        Candidate { offer: o, logit, propensity, priority }
+        Candidate { offer: o, logit, propensity, priority, stake, family_factor }
     }
 
     /// Offer `o`'s stake for this request, and its family factor.
@@ -901,10 +904,8 @@ impl Engine {
             if rank == recommendations.len() {
                 recommendations.push(self.empty_recommendation(c.offer, names));
             }
-            let stake = self.stake(c.offer, ws);
             let slot = &mut recommendations[rank];
-            let inputs = (stake.0, stake.1, ws.value);
-            self.write_recommendation(slot, rank + 1, c, inputs, (&ws.x, &ws.d), (names, &mut ws.pairs));
+            self.write_recommendation(slot, rank + 1, c, ws.value, (&ws.x, &ws.d), (names, &mut ws.pairs));
         }
         set_arc(&mut out.customer.0, &customer.id.0);
         out.now = request.now;
@@ -1014,7 +1015,7 @@ impl Engine {
         slot: &mut Recommendation,
         rank: usize,
         c: &Candidate,
-        (stake, family_factor, value): (arbitration::Stake, f64, Option<crate::value::ValueSummary>),
+        value: Option<crate::value::ValueSummary>,
         (x, d): (&[f64], &[f64]),
         (names, top): (&Arc<Names>, &mut Vec<(usize, f64)>),
     ) {
@@ -1037,9 +1038,9 @@ impl Engine {
             propensity: c.propensity,
             value: offer.value,
             weight: offer.weight,
-            stake: stake.stake,
-            growth_factor: stake.growth_factor,
-            family_factor,
+            stake: c.stake.stake,
+            growth_factor: c.stake.growth_factor,
+            family_factor: c.family_factor,
             lifetime_value: value.lifetime_value,
             value_at_risk: value.value_at_risk,
         };
