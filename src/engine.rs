@@ -888,7 +888,7 @@ impl Engine {
                 }
             }
         }
-        self.models.logits(&ws.always, &ws.d, &mut ws.exact);
+        self.models.logits(self.isa, &ws.always, &ws.d, &mut ws.exact);
         for j in 0..ws.always.len() {
             let candidate = self.candidate(ws.always[j] as usize, ws.exact[j], ws);
             ws.shortlist.push(candidate);

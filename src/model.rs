@@ -5,7 +5,7 @@
 use crate::catalog::{Offer, OfferId, Weights};
 use crate::compiled::Bitset;
 use crate::error::ConfigError;
-use crate::kernel::Matrix;
+use crate::kernel::{self, Isa, Matrix};
 use crate::schema::{FeatureSchema, Sensitivity};
 
 /// The logistic function.
@@ -195,18 +195,11 @@ impl ModelMatrix {
     /// first), bit for bit: the same sums in the same order, four offers
     /// at a time so that their chains of additions overlap rather than
     /// wait on one another.
-    pub(crate) fn logits(&self, offers: &[u32], d: &[f64], out: &mut Vec<f64>) {
+    pub(crate) fn logits(&self, isa: Isa, offers: &[u32], d: &[f64], out: &mut Vec<f64>) {
         out.clear();
-        // What `Sum` starts from (−0.0), so that even the sign of a zero
-        // sum is the same.
-        let start: f64 = std::iter::empty::<f64>().sum();
         let mut blocks = offers.chunks_exact(4);
         for block in &mut blocks {
-            let [r0, r1, r2, r3] = [0, 1, 2, 3].map(|j| self.row(block[j] as usize));
-            let mut sums = [start; 4];
-            for ((((&x, a), b), c), e) in d.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
-                sums = [sums[0] + a * x, sums[1] + b * x, sums[2] + c * x, sums[3] + e * x];
-            }
+            let sums = kernel::sums_in_order(isa, [0, 1, 2, 3].map(|j| self.row(block[j] as usize)), d);
             out.extend(block.iter().zip(sums).map(|(&o, sum)| self.base_logit[o as usize] + sum));
         }
         out.extend(blocks.remainder().iter().map(|&o| self.logit(o as usize, d)));
@@ -297,10 +290,16 @@ mod tests {
         assert_eq!(m.logit(5, &[0.0, 0.0]).to_bits(), (-0.0f64).to_bits());
         for d in [[0.1, 3.0], [0.0, 0.0], [-0.0, -0.0], [1e10, -1e-300], [-2.5, 0.0]] {
             for list in [vec![], vec![3], (0..11).collect(), vec![10, 2, 2, 7, 0, 5, 9, 1, 4]] {
-                let mut out = vec![f64::NAN];
-                m.logits(&list, &d, &mut out);
-                let expected: Vec<u64> = list.iter().map(|&o| m.logit(o as usize, &d).to_bits()).collect();
-                assert_eq!(out.iter().map(|l| l.to_bits()).collect::<Vec<_>>(), expected, "{d:?}, {list:?}");
+                for isa in Isa::available() {
+                    let mut out = vec![f64::NAN];
+                    m.logits(isa, &list, &d, &mut out);
+                    let expected: Vec<u64> = list.iter().map(|&o| m.logit(o as usize, &d).to_bits()).collect();
+                    assert_eq!(
+                        out.iter().map(|l| l.to_bits()).collect::<Vec<_>>(),
+                        expected,
+                        "{isa:?} {d:?}, {list:?}"
+                    );
+                }
             }
         }
     }

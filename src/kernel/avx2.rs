@@ -311,6 +311,47 @@ unsafe fn bit_positions(byte: u8) -> std::arch::x86_64::__m256i {
     _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()) })
 }
 
+/// [`super::sums_in_order`]: four features of the four rows multiplied at
+/// a time (lanes are features), the 4 × 4 products transposed (lanes are
+/// rows) and added feature after feature: the same products and the same
+/// additions, in the same order, as the scalar sums. The last `n % 4`
+/// features are added by the scalar loop.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; the four rows must have the same length,
+/// and `d` at least that length.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sums_in_order(rows: [&[f64]; 4], d: &[f64]) -> [f64; 4] {
+    use std::arch::x86_64::{
+        _mm256_add_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_permute2f128_pd, _mm256_set1_pd, _mm256_storeu_pd,
+        _mm256_unpackhi_pd, _mm256_unpacklo_pd,
+    };
+    let n = rows[0].len();
+    debug_assert!(rows.iter().all(|r| r.len() == n) && d.len() >= n);
+    let mut acc = _mm256_set1_pd(-0.0);
+    let mut i = 0;
+    while i + 4 <= n {
+        // SAFETY: `i + 4 <= n`, within each row and `d`.
+        let [p0, p1, p2, p3] = rows
+            .map(|r| unsafe { _mm256_mul_pd(_mm256_loadu_pd(r.as_ptr().add(i)), _mm256_loadu_pd(d.as_ptr().add(i))) });
+        // `a` = [p0₀ p1₀ p0₂ p1₂], `b` = [p0₁ p1₁ p0₃ p1₃], likewise `c`
+        // and `e` for rows 2 and 3; then `t_k` = feature i + k of each row.
+        let (a, b) = (_mm256_unpacklo_pd(p0, p1), _mm256_unpackhi_pd(p0, p1));
+        let (c, e) = (_mm256_unpacklo_pd(p2, p3), _mm256_unpackhi_pd(p2, p3));
+        let t0 = _mm256_permute2f128_pd::<0x20>(a, c);
+        let t1 = _mm256_permute2f128_pd::<0x20>(b, e);
+        let t2 = _mm256_permute2f128_pd::<0x31>(a, c);
+        let t3 = _mm256_permute2f128_pd::<0x31>(b, e);
+        acc = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(_mm256_add_pd(acc, t0), t1), t2), t3);
+        i += 4;
+    }
+    let mut sums = [0.0; 4];
+    // SAFETY: `sums` holds four f64.
+    unsafe { _mm256_storeu_pd(sums.as_mut_ptr(), acc) };
+    super::sums_in_order_scalar(rows, d, i, sums)
+}
+
 /// [`super::select_largest`] by repeated maximum: the absolute
 /// contributions go to a buffer once (four at a time), then each of the
 /// `top.len()` rounds takes their maximum and the first feature holding

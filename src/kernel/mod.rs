@@ -1024,6 +1024,36 @@ pub(crate) fn positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut V
     }
 }
 
+/// `Σ rows[r][i]·d[i]` for each of the four rows, over the first `n`
+/// features (`n` the shortest slice), added in feature order from −0.0:
+/// the bits of `iter().zip(d).map(|(w, x)| w * x).sum::<f64>()`, the
+/// definition of an exact logit. AVX2 multiplies four features of the four
+/// rows at a time, transposes the products and adds them in order, one
+/// lane per row; the portable path keeps four scalar chains.
+pub(crate) fn sums_in_order(isa: Isa, rows: [&[f64]; 4], d: &[f64]) -> [f64; 4] {
+    let n = rows.iter().fold(d.len(), |n, r| n.min(r.len()));
+    let rows = rows.map(|r| &r[..n]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2
+            // (see `Isa::detect`); the four rows hold `n` values and `d` at
+            // least as many (cut above).
+            unsafe { avx2::sums_in_order(rows, d) }
+        }
+        _ => sums_in_order_scalar(rows, d, 0, [-0.0; 4]),
+    }
+}
+
+/// [`sums_in_order`] from feature `from` on, continuing `sums`.
+fn sums_in_order_scalar(rows: [&[f64]; 4], d: &[f64], from: usize, mut sums: [f64; 4]) -> [f64; 4] {
+    let [r0, r1, r2, r3] = rows;
+    for ((((&x, a), b), c), e) in d[from..].iter().zip(&r0[from..]).zip(&r1[from..]).zip(&r2[from..]).zip(&r3[from..]) {
+        sums = [sums[0] + a * x, sums[1] + b * x, sums[2] + c * x, sums[3] + e * x];
+    }
+    sums
+}
+
 /// Keeps in `top`, largest first, the `top.len()` largest nonzero
 /// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
 /// ties go to the lower index. Returns how many there are. The products

@@ -166,6 +166,37 @@ fn ns_per_call(iters: u32, mut f: impl FnMut()) -> f64 {
     (0..15).map(|_| batch()).fold(f64::INFINITY, f64::min)
 }
 
+#[test]
+fn sums_in_order_are_the_bits_of_the_sequential_sum_on_every_path() {
+    let mut next = stream(5);
+    // Magnitudes far apart (so that the order of the additions shows in
+    // the bits), signed zeros, and products that overflow to ±∞ or NaN.
+    let specials = [0.0, -0.0, 1e300, -1e300, 1e-300, 3.0, -7.5e-9];
+    for n in 0..=70 {
+        let mut value = |j: usize| {
+            let r = next();
+            if j % 7 == 3 {
+                specials[(j / 7) % specials.len()]
+            } else {
+                r * 10f64.powi((r * 40.0) as i32)
+            }
+        };
+        let rows: Vec<Vec<f64>> = (0..4).map(|r| (0..n).map(|j| value(j + 13 * r)).collect()).collect();
+        let d: Vec<f64> = (0..n + 2).map(&mut value).collect();
+        let expected: Vec<u64> =
+            rows.iter().map(|r| r.iter().zip(&d).map(|(w, x)| w * x).sum::<f64>().to_bits()).collect();
+        for isa in Isa::available() {
+            let sums = sums_in_order(isa, [0, 1, 2, 3].map(|r| rows[r].as_slice()), &d);
+            assert_eq!(sums.map(f64::to_bits).to_vec(), expected, "{isa:?}, {n} features");
+        }
+    }
+    // Rows of different lengths: the shortest decides.
+    for isa in Isa::available() {
+        let sums = sums_in_order(isa, [&[1.0, 2.0, 4.0, 8.0, 16.0][..], &[1.0; 5], &[1.0; 6], &[1.0; 9]], &[1.0; 7]);
+        assert_eq!(sums, [31.0, 5.0, 5.0, 5.0], "{isa:?}");
+    }
+}
+
 /// Kernel timings for the engine's shapes (1,000 × 64 weights, ~700
 /// rows for `dots`, ~250 for `dots_signed`, ascending), for every
 /// instruction set this CPU runs, in three interleaved rounds. Run with
