@@ -30,8 +30,8 @@
 //! offers that could not reach the top-k at any propensity (about half the
 //! plain ones here); at 1,000 its bounds on the proxy-share offers would
 //! cost about what it saves. With the AVX2 kernels a decision is about
-//! 72,600 instructions at 1,000 offers (75,100 for distinct customers;
-//! 22,600 at 100 offers, 396,000 at 5,000 and 951,000 at 10,000): see
+//! 71,900 instructions at 1,000 offers (74,400 for distinct customers;
+//! 21,700 at 100 offers, 396,000 at 5,000 and 952,000 at 10,000): see
 //! `benches/instructions.rs` for the commands.
 
 use std::hint::black_box;

@@ -176,6 +176,12 @@ struct Prepared {
     effective_k: usize,
     signals: SignalState,
     mode: Mode,
+    /// Some proxy feature is off its baseline: the offers weighing one need
+    /// the proxy share.
+    active_proxy: bool,
+    /// The catalog is large enough for the value cut: `ws.rows` is left to
+    /// `finish`.
+    defer_plain: bool,
 }
 
 /// Above this, f32 scores are not trusted (f32 overflows at 3.4e38).
@@ -601,6 +607,7 @@ impl Engine {
         let usable = signals.usable_mask();
         let marks = (&mut ws.codes, &mut ws.missing_base, &mut ws.detailed);
         self.plan.mark_failures(customer, request.channel, usable, &ws.held, budget.is_err(), self.isa, marks);
+        let mut defer_plain = false;
         if budget.is_ok() {
             for h in 0..ws.contact_offers.len() {
                 let o = ws.contact_offers[h];
@@ -615,16 +622,45 @@ impl Engine {
                 }
             }
             // Offers reaching scoring, split by whether the proxy share must
-            // be computed (word by word, without a branch per offer).
+            // be computed (word by word, without a branch per offer); in a
+            // catalog large enough for the value cut, the plain ones are
+            // listed after it (`plain_rows`).
             kernel::passed_words(self.isa, &ws.codes, &mut ws.reach);
-            let proxy_words = self.models.proxy_bits.words();
+            let catalog_bytes = self.offers.len() * stride * std::mem::size_of::<f32>();
+            defer_plain = matches!(mode, Mode::Fast { .. }) && effective_k > 0 && catalog_bytes >= self.value_cut_bytes;
+            let proxy = self.proxy_words(active_proxy);
             for (w, &reach) in ws.reach.iter().enumerate() {
-                let proxy = if active_proxy { proxy_words.get(w).copied().unwrap_or(0) } else { 0 };
-                kernel::append_positions(self.isa, reach & !proxy, (w * 64) as u32, &mut ws.rows);
+                let proxy = proxy.get(w).copied().unwrap_or(0);
+                if !defer_plain {
+                    kernel::append_positions(self.isa, reach & !proxy, (w * 64) as u32, &mut ws.rows);
+                }
                 kernel::append_positions(self.isa, reach & proxy, (w * 64) as u32, &mut ws.abs_rows);
             }
         }
-        Ok(Prepared { budget, status, effective_k, signals, mode })
+        Ok(Prepared { budget, status, effective_k, signals, mode, active_proxy, defer_plain })
+    }
+
+    /// The offers needing the proxy share, as bits: those weighing a proxy
+    /// feature, when one is active (none otherwise).
+    fn proxy_words(&self, active_proxy: bool) -> &[u64] {
+        if active_proxy {
+            self.models.proxy_bits.words()
+        } else {
+            &[]
+        }
+    }
+
+    /// The plain offers reaching scoring into `rows`: those of `reach` not
+    /// needing the proxy share, and with `cut`, only those set in it too
+    /// (the value cut's `ws.reaching`).
+    fn plain_rows(&self, reach: &[u64], cut: Option<&[u64]>, active_proxy: bool, rows: &mut Vec<u32>) {
+        rows.clear();
+        let proxy = self.proxy_words(active_proxy);
+        for (w, &reach) in reach.iter().enumerate() {
+            let keep = cut.map_or(u64::MAX, |c| c.get(w).copied().unwrap_or(0));
+            let plain = reach & !proxy.get(w).copied().unwrap_or(0) & keep;
+            kernel::append_positions(self.isa, plain, (w * 64) as u32, rows);
+        }
     }
 
     /// The guard rule offer `o` fails before scoring, having passed
@@ -831,13 +867,36 @@ impl Engine {
                 // not reach the top-k even if certain to buy (σ = 1) against
                 // the offers needing the proxy share, already scored and
                 // bounded from below, are not scored (their dot products
-                // are most of the time when the weights outgrow L2).
-                let bytes = ws.rows.len() * m.w32.stride() * std::mem::size_of::<f32>();
-                if k > 0 && bytes >= self.value_cut_bytes && ws.abs_rows.len() >= k {
+                // are most of the time when the weights outgrow L2). The
+                // threshold is the k-th largest fine lower bound of the 2k
+                // of those offers with the largest score plus ln(value ×
+                // weight): at most the k-th largest of all of theirs (a
+                // subset's), so still below the top-k, at a few offers'
+                // bounds' cost; the offers are then marked against it in
+                // one dense pass and left out of the plain rows.
+                let proxy = self.proxy_words(prepared.active_proxy);
+                let plain = || -> usize {
+                    let words = ws.reach.iter().enumerate().map(|(w, &r)| r & !proxy.get(w).copied().unwrap_or(0));
+                    words.map(|w| w.count_ones() as usize).sum()
+                };
+                let bytes = || plain() * m.w32.stride() * std::mem::size_of::<f32>();
+                let cut = prepared.defer_plain && ws.abs_rows.len() >= k && bytes() >= self.value_cut_bytes;
+                if cut {
+                    kernel::sums_at(&ws.abs_rows, (&ws.dense, log_value), &mut ws.cut_keys);
+                    let least = kernel::kth_largest(self.isa, &ws.cut_keys, 2 * k, &mut ws.scratch);
+                    ws.cut_offers.clear();
+                    kernel::positions_at_least(self.isa, &ws.cut_keys, least, &mut ws.cut_offers);
+                    for j in &mut ws.cut_offers {
+                        *j = ws.abs_rows[*j as usize];
+                    }
                     let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
-                    kernel::fine_bounds(self.isa, &inputs, &ws.abs_rows, &mut ws.fine_lo, &mut ws.fine_hi);
+                    kernel::fine_bounds(self.isa, &inputs, &ws.cut_offers, &mut ws.fine_lo, &mut ws.fine_hi);
                     let tau = kernel::kth_largest(self.isa, &ws.fine_lo, k, &mut ws.scratch);
-                    kernel::retain_reaching(self.isa, &mut ws.rows, log_value, tau);
+                    kernel::reaching_words(self.isa, log_value, tau, &mut ws.reaching);
+                }
+                if prepared.defer_plain {
+                    let cut = if cut { Some(&ws.reaching[..]) } else { None };
+                    self.plain_rows(&ws.reach, cut, prepared.active_proxy, &mut ws.rows);
                 }
                 kernel::dots(self.isa, &m.w32, &ws.rows, &ws.d32, &mut ws.dense);
                 // Arbitration: coarse bounds on every candidate's priority,
@@ -1064,11 +1123,11 @@ impl Engine {
 
 /// Bytes of weight rows the plain offers' dot products would read, from
 /// which the value cut is tried. Measured here (2 MB of L2 a core, 64
-/// features), median time ratios with the cut against without: 1.04 / 1.05
-/// at 3,000 offers (one customer / 64 distinct; about 0.4 MB of plain
-/// rows), 0.92 / 1.06 at 4,000 (0.54 MB), 0.83–0.87 / 0.94 at 5,000 (0.67
-/// MB), 0.70–0.75 at 10,000 (1.3 MB). At 1,000 offers its bounds on the
-/// proxy-share offers cost about as much as the dot products it saves.
+/// features), median time ratios with the cut against without (one
+/// customer / 64 distinct): 1.03 / 1.18 at 1,000 offers, 0.88 / 1.05 at
+/// 3,000 (about 0.4 MB of plain rows), 0.94 / 1.03 at 4,000 (0.54 MB), and
+/// 0.96 with 64 customers at 5,000 (0.67 MB). Below that the rows it keeps
+/// are sparse enough to cost more each, for distinct customers most.
 const VALUE_CUT_BYTES: usize = 640 << 10;
 
 /// `ln(stake × weight × family)` in f32, with the conventions of the

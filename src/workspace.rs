@@ -82,6 +82,12 @@ pub struct Workspace {
     /// `[logit, Σ|wᵢ|·signed32ᵢ]` scores.
     pub(crate) abs_rows: Vec<u32>,
     pub(crate) abs_scores: Vec<[f32; 2]>,
+    /// The value cut's inputs: per proxy-share offer, its score plus
+    /// `ln(value × weight)`; the few with the largest, as offers; and the
+    /// offers that may reach its threshold, as bits.
+    pub(crate) cut_keys: Vec<f32>,
+    pub(crate) cut_offers: Vec<u32>,
+    pub(crate) reaching: Vec<u64>,
     /// Per offer, the f32 partial logit (−∞ when not scored), and coarse
     /// bounds on the log-priority (NaN when not ranked by them).
     pub(crate) dense: Vec<f32>,

@@ -129,51 +129,40 @@ pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<
     out.extend((full..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32));
 }
 
-/// [`super::retain_reaching`] eight rows at a time: `ln(value × weight)`
-/// gathered, the margin of `super::reaches` operation for operation, and
-/// the rows that stay moved to the front by a permutation from the table
-/// of byte positions; the last rows as the portable path.
+/// [`super::reaching_words`] for the first `logv.len() / 64` words, eight
+/// offers at a time, with the operations of `reaches`; returns how
+/// many offers it decided (the caller does the rest).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2; every row must be below `logv.len()`, and
-/// that below 2³¹ (the gather takes signed 32-bit indices).
+/// The CPU must support AVX2; `out` must have a word for every 64 offers
+/// of `logv`.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
+pub(super) unsafe fn reaching_words(logv: &[f32], tau: f32, out: &mut [u64]) -> usize {
     use super::consts as k;
     use std::arch::x86_64::{
-        _mm256_andnot_ps, _mm256_cmp_ps, _mm256_i32gather_ps, _mm256_loadu_si256, _mm256_min_ps, _mm256_movemask_ps,
-        _mm256_mul_ps, _mm256_permutevar8x32_epi32, _mm256_set1_ps, _mm256_storeu_si256, _CMP_NLT_UQ,
+        _mm256_andnot_ps, _mm256_cmp_ps, _mm256_min_ps, _mm256_movemask_ps, _mm256_mul_ps, _mm256_set1_ps, _CMP_NLT_UQ,
     };
-    let n = rows.len();
-    let full = n - n % LANES;
-    let p = rows.as_mut_ptr();
     let c = |v: f32| _mm256_set1_ps(v);
     let (one, sign, tau_v) = (c(1.0), c(-0.0), c(tau));
-    let (mut j, mut kept) = (0, 0);
-    while j < full {
-        // SAFETY: `j + LANES <= full <= n`; every row is below
-        // `logv.len()` (the caller's contract).
-        let (idx, lv) = unsafe {
-            let idx = _mm256_loadu_si256(p.add(j).cast());
-            (idx, _mm256_i32gather_ps::<4>(logv.as_ptr(), idx))
-        };
-        let m = _mm256_min_ps(_mm256_andnot_ps(sign, lv), c(k::LV_CAP));
-        let margin = _mm256_mul_ps(
-            _mm256_add_ps(_mm256_mul_ps(c(k::EPS), _mm256_add_ps(m, one)), c(super::KEY_EPS)),
-            c(k::MARGIN_WIDEN),
-        );
-        let stays = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(_mm256_add_ps(lv, margin), tau_v)) as u8;
-        // SAFETY: the store covers rows `kept..kept + LANES`, within `..j +
-        // LANES` (already read into `idx`).
-        unsafe {
-            let order = bit_positions(stays);
-            _mm256_storeu_si256(p.add(kept).cast(), _mm256_permutevar8x32_epi32(idx, order));
+    // Whole words, eight blocks each.
+    let words = (logv.len() / 64).min(out.len());
+    for (w, word) in out[..words].iter_mut().enumerate() {
+        let mut bits = 0u64;
+        for b in 0..8 {
+            // SAFETY: `64w + 8b + 8 <= 64·words <= logv.len()`.
+            let lv = unsafe { _mm256_loadu_ps(logv.as_ptr().add(64 * w + 8 * b)) };
+            let m = _mm256_min_ps(_mm256_andnot_ps(sign, lv), c(k::LV_CAP));
+            let margin = _mm256_mul_ps(
+                _mm256_add_ps(_mm256_mul_ps(c(k::EPS), _mm256_add_ps(m, one)), c(super::KEY_EPS)),
+                c(k::MARGIN_WIDEN),
+            );
+            let stays = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(_mm256_add_ps(lv, margin), tau_v)) as u8;
+            bits |= u64::from(stays) << (8 * b);
         }
-        kept += stays.count_ones() as usize;
-        j += LANES;
+        *word = bits;
     }
-    super::retain_loop(rows, full, kept, logv, tau);
+    64 * words
 }
 
 /// [`super::fine_bounds`] eight offers at a time: the AVX-512 version's

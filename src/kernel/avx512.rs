@@ -560,49 +560,38 @@ pub(super) unsafe fn fine_bounds(x: &super::BoundsInputs<'_>, offers: &[u32], lo
     }
 }
 
-/// [`super::retain_reaching`] sixteen rows at a time: `ln(value × weight)`
-/// gathered, the margin of `super::reaches` operation for operation, and
-/// the rows that stay compressed in place.
+/// [`super::reaching_words`] for the first `logv.len() / 64` words,
+/// sixteen offers at a time, with the operations of `reaches`;
+/// returns how many offers it decided (the caller does the rest).
 ///
 /// # Safety
 ///
-/// The CPU must support AVX-512F; every row must be below `logv.len()`,
-/// and that below 2³¹ (the gather takes signed 32-bit indices).
+/// The CPU must support AVX-512F; `out` must have a word for every 64
+/// offers of `logv`.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn retain_reaching(rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
+pub(super) unsafe fn reaching_words(logv: &[f32], tau: f32, out: &mut [u64]) -> usize {
     use super::consts as k;
     use std::arch::x86_64::{
-        _mm512_abs_ps, _mm512_cmp_ps_mask, _mm512_mask_i32gather_ps, _mm512_mask_storeu_epi32,
-        _mm512_maskz_loadu_epi32, _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _CMP_NLT_UQ,
+        _mm512_abs_ps, _mm512_cmp_ps_mask, _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _CMP_NLT_UQ,
     };
-    let n = rows.len();
-    let p = rows.as_mut_ptr();
     let c = |v: f32| _mm512_set1_ps(v);
-    let (one, nan, tau) = (c(1.0), c(f32::NAN), c(tau));
-    let (mut j, mut kept) = (0, 0);
-    while j < n {
-        let mask: u16 = if n - j >= PAD { u16::MAX } else { (1u16 << (n - j)) - 1 };
-        // SAFETY: the lanes of `mask` are rows `j..n`, each below
-        // `logv.len()` (the caller's contract).
-        let (idx, lv) = unsafe {
-            let idx = _mm512_maskz_loadu_epi32(mask, p.add(j).cast::<i32>());
-            (idx, _mm512_mask_i32gather_ps::<4>(nan, mask, idx, logv.as_ptr()))
-        };
-        let m = _mm512_min_ps(_mm512_abs_ps(lv), c(k::LV_CAP));
-        let rounding = _mm512_mul_ps(c(k::EPS), _mm512_add_ps(m, one));
-        let margin = _mm512_mul_ps(_mm512_add_ps(rounding, c(super::KEY_EPS)), c(k::MARGIN_WIDEN));
-        let stays = mask & _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(_mm512_add_ps(lv, margin), tau);
-        let count = stays.count_ones();
-        // SAFETY: `count` lanes at `kept`, and `kept + count <= j + count
-        // <= n`: rows already read (into `idx`), inside the vector.
-        unsafe {
-            let first = ((1u32 << count) - 1) as u16;
-            _mm512_mask_storeu_epi32(p.add(kept).cast(), first, _mm512_maskz_compress_epi32(stays, idx));
+    let (one, tau) = (c(1.0), c(tau));
+    // Whole words, four blocks each.
+    let words = (logv.len() / 64).min(out.len());
+    for (w, word) in out[..words].iter_mut().enumerate() {
+        let mut bits = 0u64;
+        for b in 0..4 {
+            // SAFETY: `64w + 16b + 16 <= 64·words <= logv.len()`.
+            let lv = unsafe { _mm512_loadu_ps(logv.as_ptr().add(64 * w + PAD * b)) };
+            let m = _mm512_min_ps(_mm512_abs_ps(lv), c(k::LV_CAP));
+            let rounding = _mm512_mul_ps(c(k::EPS), _mm512_add_ps(m, one));
+            let margin = _mm512_mul_ps(_mm512_add_ps(rounding, c(super::KEY_EPS)), c(k::MARGIN_WIDEN));
+            let stays = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(_mm512_add_ps(lv, margin), tau);
+            bits |= u64::from(stays) << (16 * b);
         }
-        kept += count as usize;
-        j += PAD;
+        *word = bits;
     }
-    rows.truncate(kept);
+    64 * words
 }
 
 /// [`super::ln1p_exp_neg`] in sixteen lanes, operation for operation.

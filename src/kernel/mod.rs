@@ -14,9 +14,10 @@
 //! - [`centre`]: one customer's centred, masked feature values, proxy flags
 //!   and the sums their error bounds need, eight (AVX-512) or four (AVX2)
 //!   features a round.
-//! - Position lists, bit sets of rule codes, the value cut's row filter
-//!   ([`retain_reaching`], gathered and compressed), and the selections of
-//!   the top-k and of an explanation's largest contributions.
+//! - Position lists, bit sets of rule codes and of the offers the value cut
+//!   keeps ([`reaching_words`]), the exact logits' sums in feature order
+//!   ([`sums_in_order`]), and the selections of the top-k and of an
+//!   explanation's largest contributions.
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
@@ -608,49 +609,55 @@ fn fine_loop(x: &BoundsInputs<'_>, offers: &[u32], lo: &mut Vec<f32>, hi: &mut V
     }
 }
 
-/// Keeps the rows `o` (in order) whose exact priority may reach `tau`, a
-/// lower bound on the k-th largest `ln(priority)` of offers that will be
-/// ranked: since `σ ≤ 1`, `ln(priority) ≤ ln(value × weight)`, which
-/// `logv[o]` rounds to f32 within its margin, so the rows with `logv[o]`
-/// plus that margin below `tau` cannot be in the top-k, and not even tie.
-/// NaN (outside the bounds' validity) and rows out of `logv` are kept.
-/// (A `tau` from fine lower bounds already sits at least [`KEY_EPS`] below
-/// the values it bounds; the margin keeps the cut valid for any true lower
-/// bound.) Branch-free: whether a row stays is not predictable. The SIMD
-/// paths gather `logv` for sixteen (AVX-512) or eight (AVX2) rows at a time
-/// and keep the same rows.
-pub(crate) fn retain_reaching(isa: Isa, rows: &mut Vec<u32>, logv: &[f32], tau: f32) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if all_below(rows, logv.len().min(1 << 31)) => {
-            // SAFETY: as in `dots`, the CPU supports avx512f; every row was
-            // just checked to be below `logv.len()` and 2³¹.
-            unsafe { avx512::retain_reaching(rows, logv, tau) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma if all_below(rows, logv.len().min(1 << 31)) => {
-            // SAFETY: as above, with avx2.
-            unsafe { avx2::retain_reaching(rows, logv, tau) }
-        }
-        _ => retain_loop(rows, 0, 0, logv, tau),
+/// `out[j] = a[rows[j]] + b[rows[j]]` (`out` cleared first; NaN for a row
+/// out of range of either).
+pub(crate) fn sums_at(rows: &[u32], (a, b): (&[f32], &[f32]), out: &mut Vec<f32>) {
+    out.clear();
+    if all_below(rows, a.len().min(b.len())) {
+        // SAFETY: every row was just checked to be below both lengths.
+        out.extend(rows.iter().map(|&o| unsafe { a.get_unchecked(o as usize) + b.get_unchecked(o as usize) }));
+    } else {
+        out.extend(rows.iter().map(|&o| a.get(o as usize).zip(b.get(o as usize)).map_or(f32::NAN, |(a, b)| a + b)));
     }
 }
 
-/// [`retain_reaching`] from `rows[from..]` on, with the first `kept` rows
-/// already kept (`kept <= from`): the portable path, and the SIMD paths'
-/// tail.
-fn retain_loop(rows: &mut Vec<u32>, from: usize, mut kept: usize, logv: &[f32], tau: f32) {
-    for i in from..rows.len() {
-        let o = rows[i];
-        let lv = logv.get(o as usize).copied().unwrap_or(f32::NAN);
-        rows[kept] = o;
-        kept += usize::from(reaches(lv, tau));
+/// The offers whose exact priority may reach `tau`, as bits: bit `o % 64`
+/// of `out[o / 64]` is set when `logv[o]` may (`out` is resized; bits past
+/// the end are clear). `tau` is a lower bound on the k-th largest
+/// `ln(priority)` of offers that will be ranked: since `σ ≤ 1`,
+/// `ln(priority) ≤ ln(value × weight)`, which `logv[o]` rounds to f32
+/// within its margin, so the offers with `logv[o]` plus that margin below
+/// `tau` cannot be in the top-k, and not even tie. NaN (outside the
+/// bounds' validity) may. (A `tau` from fine lower bounds already sits at
+/// least [`KEY_EPS`] below the values it bounds; the margin keeps the cut
+/// valid for any true lower bound.) Dense over the catalog, so no gather
+/// and no branch: sixteen offers a compare with AVX-512, eight with AVX2,
+/// the same bits as [`reaches`]. The value cut ANDs these into the offers
+/// reaching scoring.
+pub(crate) fn reaching_words(isa: Isa, logv: &[f32], tau: f32, out: &mut Vec<u64>) {
+    out.clear();
+    out.resize(logv.len().div_ceil(64), 0);
+    let done = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: as in `dots`, the CPU supports avx512f; `out` has a
+            // word for every 64 offers (resized above).
+            unsafe { avx512::reaching_words(logv, tau, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: as above, with avx2.
+            unsafe { avx2::reaching_words(logv, tau, out) }
+        }
+        _ => 0,
+    };
+    for (o, &lv) in logv.iter().enumerate().skip(done) {
+        out[o / 64] |= u64::from(reaches(lv, tau)) << (o % 64);
     }
-    rows.truncate(kept);
 }
 
 /// Whether an offer with `ln(value × weight)` rounded to `lv` may reach
-/// `tau` (a NaN may). The margin is the coarse one with `a = e = 0`, whose
+/// `tau` (a NaN may): the definition of [`reaching_words`]. The margin is the coarse one with `a = e = 0`, whose
 /// rounding term the SIMD paths compute as `EPS · (min(|lv|, LV_CAP) + 1)`:
 /// the same bits, since `(|0| + 0) + m` is `m`.
 #[inline(always)]

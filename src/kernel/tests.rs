@@ -639,28 +639,30 @@ fn centre_counts_only_proxies_off_their_baseline() {
 /// The value cut keeps, in order, the rows whose `ln(value × weight)` plus
 /// its margin reaches `tau`, and those it cannot judge, on every path.
 #[test]
-fn retain_reaching_keeps_the_rows_that_may_reach_tau() {
+fn reaching_words_mark_the_offers_that_may_reach_tau() {
     let logv = [1.0, 3.0, f32::NAN, f32::NEG_INFINITY, 2.0, 2.0 - 1e-3, 5.0, 2.0 - 5e-5];
+    let bits = |isa, tau| {
+        let mut out = vec![7];
+        reaching_words(isa, &logv, tau, &mut out);
+        out
+    };
     for isa in Isa::available() {
-        let mut rows: Vec<u32> = vec![6, 0, 1, 2, 3, 4, 5, 7, 99];
-        retain_reaching(isa, &mut rows, &logv, 2.0);
-        // 2.0 and 2.0 − 5·10⁻⁵ stay (the margin is about 10⁻⁴); 2.0 − 10⁻³,
-        // 1.0 and −∞ go; NaN and a row out of `logv` stay.
-        assert_eq!(rows, [6, 1, 2, 4, 7, 99], "{isa:?}");
-        let mut all: Vec<u32> = (0..8).collect();
-        retain_reaching(isa, &mut all, &logv, f32::NEG_INFINITY);
-        assert_eq!(all, (0..8).collect::<Vec<_>>(), "{isa:?}: nothing goes below −∞");
-        let mut none: Vec<u32> = vec![0, 1, 4];
-        retain_reaching(isa, &mut none, &logv, f32::INFINITY);
-        assert!(none.is_empty(), "{isa:?}");
+        // 2.0 and 2.0 − 5·10⁻⁵ reach (the margin is about 10⁻⁴); 2.0 − 10⁻³,
+        // 1.0 and −∞ do not; NaN does.
+        assert_eq!(bits(isa, 2.0), [0b1101_0110], "{isa:?}");
+        assert_eq!(bits(isa, f32::NEG_INFINITY), [0xff], "{isa:?}: everything reaches −∞");
+        assert_eq!(bits(isa, f32::INFINITY), [0b100], "{isa:?}: only NaN reaches +∞");
+        let mut out = vec![1, 2, 3];
+        reaching_words(isa, &[], 0.0, &mut out);
+        assert!(out.is_empty(), "{isa:?}");
     }
 }
 
-/// Every path keeps the rows the definition keeps, at every length and
-/// for values on both sides of the margin (the SIMD paths gather and
-/// compress in blocks, then finish the tail).
+/// Every path sets the bits the definition sets, at every length (the
+/// SIMD paths do whole words, then the tail) and for values on both
+/// sides of the margin.
 #[test]
-fn retain_reaching_agrees_across_paths() {
+fn reaching_words_agree_across_paths() {
     let mut next = stream(7);
     // Odd values, and some within a few ulps of `tau = 1`'s margin.
     let specials = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, 2e4, -2e4, 0.0, 1.0 - 1.0008e-4, 1.0 - 1.0012e-4];
@@ -671,15 +673,29 @@ fn retain_reaching_agrees_across_paths() {
         // (about 1.001·10⁻⁴, some 1,680 ulps).
         *v = f32::from_bits(1.0f32.to_bits() - 1670 - (i as u32 / 11) * 3);
     }
-    for len in 0..70 {
-        let rows: Vec<u32> = (0..len).map(|_| ((next() + 1.0) * 150.0) as u32).collect();
+    for len in (0..140).chain([191, 192, 193, 255, 256, 257, 300]) {
+        let logv = &logv[..len];
         for tau in [0.0f32, 1.0, -1.0, 2.0 - 5e-5, f32::NEG_INFINITY] {
-            let expected: Vec<u32> = rows.iter().copied().filter(|&o| reaches(logv[o as usize], tau)).collect();
+            let mut expected = vec![0u64; len.div_ceil(64)];
+            for (o, &lv) in logv.iter().enumerate() {
+                expected[o / 64] |= u64::from(reaches(lv, tau)) << (o % 64);
+            }
             for isa in Isa::available() {
-                let mut got = rows.clone();
-                retain_reaching(isa, &mut got, &logv, tau);
-                assert_eq!(got, expected, "{isa:?}, {len} rows, tau {tau}");
+                let mut got = vec![u64::MAX; 9];
+                reaching_words(isa, logv, tau, &mut got);
+                assert_eq!(got, expected, "{isa:?}, {len} offers, tau {tau}");
             }
         }
     }
+}
+
+#[test]
+fn sums_at_add_the_listed_entries() {
+    let (a, b) = ([1.0, 2.0, 4.0], [10.0, 20.0, f32::NEG_INFINITY, 99.0]);
+    let mut out = vec![5.0];
+    sums_at(&[2, 0, 1, 1], (&a, &b), &mut out);
+    assert_eq!(out, [f32::NEG_INFINITY, 11.0, 22.0, 22.0]);
+    sums_at(&[1, 3], (&a, &b), &mut out);
+    assert_eq!(out[0], 22.0);
+    assert!(out[1].is_nan(), "a row out of range of either gives NaN");
 }
