@@ -28,10 +28,11 @@
 //! explanations and the audit's per-customer reasons, mostly. From about
 //! 5,000 offers the weights compete for L2 and the value cut skips the
 //! offers that could not reach the top-k at any propensity (about half the
-//! plain ones here); at 1,000 its bounds on the proxy-share offers would
-//! cost about what it saves. With the AVX2 kernels a decision is about
-//! 71,900 instructions at 1,000 offers (74,400 for distinct customers;
-//! 21,700 at 100 offers, 396,000 at 5,000 and 952,000 at 10,000): see
+//! plain ones here); at 1,000 the rows it would keep are sparse enough to
+//! cost more each, and it would not pay (measured 1.03× the time for one
+//! customer, 1.18× for 64). With the AVX2 kernels a decision is about
+//! 71,800 instructions at 1,000 offers (74,200 for distinct customers;
+//! 21,700 at 100 offers, 372,000 at 5,000 and 917,000 at 10,000): see
 //! `benches/instructions.rs` for the commands.
 
 use std::hint::black_box;
