@@ -657,9 +657,10 @@ pub(crate) fn reaching_words(isa: Isa, logv: &[f32], tau: f32, out: &mut Vec<u64
 }
 
 /// Whether an offer with `ln(value × weight)` rounded to `lv` may reach
-/// `tau` (a NaN may): the definition of [`reaching_words`]. The margin is the coarse one with `a = e = 0`, whose
-/// rounding term the SIMD paths compute as `EPS · (min(|lv|, LV_CAP) + 1)`:
-/// the same bits, since `(|0| + 0) + m` is `m`.
+/// `tau` (a NaN may): the definition of [`reaching_words`]. The margin is
+/// the coarse one with `a = e = 0`, whose rounding term the SIMD paths
+/// compute as `EPS · (min(|lv|, LV_CAP) + 1)`: the same bits, since `(|0| +
+/// 0) + m` is `m`.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN stays
 fn reaches(lv: f32, tau: f32) -> bool {
@@ -1064,9 +1065,9 @@ fn sums_in_order_scalar(rows: [&[f64]; 4], d: &[f64], from: usize, mut sums: [f6
 /// Keeps in `top`, largest first, the `top.len()` largest nonzero
 /// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
 /// ties go to the lower index. Returns how many there are. The products
-/// are the same f64 roundings on every path; the AVX2 path tests four at a
-/// time against the smallest kept, which after the first few rejects
-/// almost all.
+/// are the same f64 roundings on every path; the AVX2 path (also used with
+/// AVX-512) takes them by repeated maximum over a buffer of their absolute
+/// values.
 pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
     if top.is_empty() {
         return 0;
