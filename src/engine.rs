@@ -874,11 +874,8 @@ impl Engine {
                 // subset's), so still below the top-k, at a few offers'
                 // bounds' cost; the offers are then marked against it in
                 // one dense pass and left out of the plain rows.
-                let proxy = self.proxy_words(prepared.active_proxy);
-                let plain = || -> usize {
-                    let words = ws.reach.iter().enumerate().map(|(w, &r)| r & !proxy.get(w).copied().unwrap_or(0));
-                    words.map(|w| w.count_ones() as usize).sum()
-                };
+                // The offers reaching scoring that are not proxy-share ones.
+                let plain = || ws.reach.iter().map(|w| w.count_ones() as usize).sum::<usize>() - ws.abs_rows.len();
                 let bytes = || plain() * m.w32.stride() * std::mem::size_of::<f32>();
                 let cut = prepared.defer_plain && ws.abs_rows.len() >= k && bytes() >= self.value_cut_bytes;
                 if cut {
