@@ -187,6 +187,24 @@ pub struct PropensityModel {
     pub weights: Weights,
 }
 
+impl PropensityModel {
+    /// A model with one weight per schema feature, in schema order.
+    pub fn dense(bias: f64, weights: impl Into<Vec<f64>>) -> Self {
+        PropensityModel { bias, weights: Weights::Dense(weights.into()) }
+    }
+
+    /// A model with weights by feature name; features not named weigh 0.
+    ///
+    /// ```
+    /// # use tactful::PropensityModel;
+    /// let model = PropensityModel::by_name(-2.0, [("tenure_years", 0.1), ("savings", 0.4)]);
+    /// assert_eq!(model.bias, -2.0);
+    /// ```
+    pub fn by_name<N: Into<String>>(bias: f64, weights: impl IntoIterator<Item = (N, f64)>) -> Self {
+        PropensityModel { bias, weights: Weights::ByName(weights.into_iter().map(|(n, w)| (n.into(), w)).collect()) }
+    }
+}
+
 fn default_weight() -> f64 {
     1.0
 }
@@ -194,6 +212,7 @@ fn default_weight() -> f64 {
 /// One offer of the catalog.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Offer {
     /// Unique id.
     pub id: OfferId,
@@ -228,6 +247,86 @@ pub struct Offer {
     pub model: PropensityModel,
 }
 
+/// Usually read from the catalog's JSON. In Rust, [`Offer::new`] takes the
+/// fields the format requires and gives the others their defaults; the
+/// `with_*` methods set those. (`Offer` is `#[non_exhaustive]`, so that new
+/// optional fields are not breaking changes.)
+impl Offer {
+    /// An offer with the format's defaults for the optional fields: weight
+    /// 1, no eligibility rules, no life-event targets, suitable for every
+    /// vulnerability, and its product as its family.
+    ///
+    /// The values are checked when the engine is built (e.g. a negative
+    /// value is a [`ConfigError`](crate::ConfigError) naming the offer),
+    /// not here.
+    ///
+    /// ```
+    /// # use tactful::{Channel, EligibilityRules, Offer, OfferKind, PropensityModel};
+    /// let offer = Offer::new(
+    ///     "travel_insurance",
+    ///     "travel_insurance",
+    ///     OfferKind::CrossSell,
+    ///     40.0,
+    ///     [Channel::Email, Channel::App],
+    ///     PropensityModel::by_name(-1.5, [("trips_per_year", 0.3)]),
+    /// )
+    /// .with_eligibility(EligibilityRules { min_age: Some(18), ..Default::default() });
+    /// assert_eq!((offer.weight, offer.eligibility.min_age), (1.0, Some(18)));
+    /// ```
+    pub fn new(
+        id: impl Into<OfferId>,
+        product: impl Into<ProductId>,
+        kind: OfferKind,
+        value: f64,
+        channels: impl IntoIterator<Item = Channel>,
+        model: PropensityModel,
+    ) -> Self {
+        Offer {
+            id: id.into(),
+            product: product.into(),
+            kind,
+            value,
+            weight: default_weight(),
+            channels: channels.into_iter().collect(),
+            eligibility: EligibilityRules::default(),
+            targets: Vec::new(),
+            unsuitable_for: Vec::new(),
+            family: None,
+            model,
+        }
+    }
+
+    /// Sets the business lever multiplying the priority.
+    pub fn with_weight(mut self, weight: f64) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Sets who may receive the offer.
+    pub fn with_eligibility(mut self, eligibility: EligibilityRules) -> Self {
+        self.eligibility = eligibility;
+        self
+    }
+
+    /// Sets the life events the offer is aimed at.
+    pub fn with_targets(mut self, targets: impl IntoIterator<Item = LifeEvent>) -> Self {
+        self.targets = targets.into_iter().collect();
+        self
+    }
+
+    /// Sets the vulnerabilities for which the offer must never be shown.
+    pub fn with_unsuitable_for(mut self, vulnerabilities: impl IntoIterator<Item = Vulnerability>) -> Self {
+        self.unsuitable_for = vulnerabilities.into_iter().collect();
+        self
+    }
+
+    /// Sets the product family.
+    pub fn with_family(mut self, family: impl Into<String>) -> Self {
+        self.family = Some(family.into());
+        self
+    }
+}
+
 /// A feature schema and the offers scored over it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -236,4 +335,40 @@ pub struct Catalog {
     pub schema: FeatureSchema,
     /// The offers.
     pub offers: Vec<Offer>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Offer::new` gives the optional fields the defaults the JSON format
+    /// gives them, and each `with_*` sets its own field only.
+    #[test]
+    fn new_offers_have_the_formats_defaults() {
+        let json = r#"{"id": "o", "product": "p", "kind": "up_sell", "value": 5.0, "channels": ["sms", "web"],
+            "model": {"bias": -1.0, "weights": {"a": 0.5}}}"#;
+        let read: Offer = serde_json::from_str(json).unwrap();
+        let model = PropensityModel::by_name(-1.0, [("a", 0.5)]);
+        let made = Offer::new("o", "p", OfferKind::UpSell, 5.0, [Channel::Sms, Channel::Web], model);
+        assert_eq!(made, read);
+        let rules = EligibilityRules { max_age: Some(70), ..EligibilityRules::default() };
+        let full = made
+            .clone()
+            .with_weight(2.0)
+            .with_eligibility(rules.clone())
+            .with_targets([LifeEvent::NewChild])
+            .with_unsuitable_for([Vulnerability::Gambling])
+            .with_family("credit");
+        let expected = Offer {
+            weight: 2.0,
+            eligibility: rules,
+            targets: vec![LifeEvent::NewChild],
+            unsuitable_for: vec![Vulnerability::Gambling],
+            family: Some("credit".to_owned()),
+            ..made
+        };
+        assert_eq!(full, expected);
+        let dense = PropensityModel::dense(0.5, [1.0, -2.0]);
+        assert_eq!(dense, PropensityModel { bias: 0.5, weights: Weights::Dense(vec![1.0, -2.0]) });
+    }
 }

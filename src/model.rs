@@ -244,19 +244,14 @@ mod tests {
 
     /// A plain offer `id` with this model.
     fn offer(id: &str, bias: f64, weights: Vec<f64>) -> crate::catalog::Offer {
-        crate::catalog::Offer {
-            id: id.into(),
-            product: "p".into(),
-            kind: crate::catalog::OfferKind::CrossSell,
-            value: 1.0,
-            weight: 1.0,
-            channels: vec![crate::catalog::Channel::Email],
-            eligibility: crate::catalog::EligibilityRules::default(),
-            targets: vec![],
-            unsuitable_for: vec![],
-            family: None,
-            model: crate::catalog::PropensityModel { bias, weights: Weights::Dense(weights) },
-        }
+        crate::catalog::Offer::new(
+            id,
+            "p",
+            crate::catalog::OfferKind::CrossSell,
+            1.0,
+            [crate::catalog::Channel::Email],
+            crate::catalog::PropensityModel::dense(bias, weights),
+        )
     }
 
     /// The fast path's error bounds need `‖w‖₂` rounded *up*, also when it

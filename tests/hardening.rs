@@ -131,29 +131,30 @@ fn world(seed: u64, extreme: bool) -> (Catalog, Customer, Request) {
             } else {
                 format!("offer-{i:02}")
             };
-            Offer {
-                id: id.into(),
-                product: if rng.gen_bool(0.3) {
-                    products[rng.gen_range(0..6)].into()
-                } else {
-                    format!("own-{i}").into()
-                },
-                kind: [OfferKind::CrossSell, OfferKind::UpSell, OfferKind::Retention][rng.gen_range(0..3)],
-                value: [0.0, 1.0, 50.0, 100.0, 300.0][rng.gen_range(0..5)],
-                weight: [0.0, 0.5, 1.0, 1.0, 2.0][rng.gen_range(0..5)],
-                channels,
-                eligibility: EligibilityRules {
-                    min_age: rng.gen_bool(0.2).then(|| rng.gen_range(0..40)),
-                    max_age: rng.gen_bool(0.2).then(|| rng.gen_range(40..100)),
-                    base_product: rng.gen_bool(0.1).then(|| products[rng.gen_range(0..6)].into()),
-                    requires: if rng.gen_bool(0.1) { vec![products[rng.gen_range(0..6)].into()] } else { vec![] },
-                    excludes: if rng.gen_bool(0.1) { vec![products[rng.gen_range(0..6)].into()] } else { vec![] },
-                },
-                targets: pick(&mut rng, &events, 0.1),
-                family: rng.gen_bool(0.3).then(|| format!("fam{}", rng.gen_range(0..3))),
-                unsuitable_for: pick(&mut rng, &Vulnerability::ALL, 0.2),
-                model: PropensityModel { bias: number(&mut rng, extreme), weights },
-            }
+            // Drawn in this order, which the stored regression seeds depend on.
+            let product: String =
+                if rng.gen_bool(0.3) { products[rng.gen_range(0..6)].into() } else { format!("own-{i}") };
+            let kind = [OfferKind::CrossSell, OfferKind::UpSell, OfferKind::Retention][rng.gen_range(0..3)];
+            let value = [0.0, 1.0, 50.0, 100.0, 300.0][rng.gen_range(0..5)];
+            let weight = [0.0, 0.5, 1.0, 1.0, 2.0][rng.gen_range(0..5)];
+            let eligibility = EligibilityRules {
+                min_age: rng.gen_bool(0.2).then(|| rng.gen_range(0..40)),
+                max_age: rng.gen_bool(0.2).then(|| rng.gen_range(40..100)),
+                base_product: rng.gen_bool(0.1).then(|| products[rng.gen_range(0..6)].into()),
+                requires: if rng.gen_bool(0.1) { vec![products[rng.gen_range(0..6)].into()] } else { vec![] },
+                excludes: if rng.gen_bool(0.1) { vec![products[rng.gen_range(0..6)].into()] } else { vec![] },
+            };
+            let targets = pick(&mut rng, &events, 0.1);
+            let family = rng.gen_bool(0.3).then(|| format!("fam{}", rng.gen_range(0..3)));
+            let unsuitable_for = pick(&mut rng, &Vulnerability::ALL, 0.2);
+            let model = PropensityModel { bias: number(&mut rng, extreme), weights };
+            let mut offer = Offer::new(id, product, kind, value, channels, model)
+                .with_weight(weight)
+                .with_eligibility(eligibility)
+                .with_targets(targets)
+                .with_unsuitable_for(unsuitable_for);
+            offer.family = family;
+            offer
         })
         .collect();
     let provenance = |rng: &mut StdRng| match rng.gen_range(0..3) {
@@ -707,18 +708,9 @@ fn one_feature_catalog(offers: usize, weight: f64, value: f64) -> Catalog {
         FeatureSpec::new("secret", "secret").sensitivity(Sensitivity::Special(SpecialCategory::Health)),
     ]);
     let offers = (0..offers)
-        .map(|i| Offer {
-            id: format!("o{i:05}").into(),
-            product: format!("p{i}").into(),
-            kind: OfferKind::CrossSell,
-            value,
-            weight: 1.0,
-            channels: vec![Channel::Email],
-            eligibility: EligibilityRules::default(),
-            targets: vec![],
-            family: None,
-            unsuitable_for: vec![],
-            model: PropensityModel { bias: 0.0, weights: Weights::Dense(vec![weight, weight]) },
+        .map(|i| {
+            let model = PropensityModel::dense(0.0, [weight, weight]);
+            Offer::new(format!("o{i:05}"), format!("p{i}"), OfferKind::CrossSell, value, [Channel::Email], model)
         })
         .collect();
     Catalog { schema, offers }
@@ -854,18 +846,16 @@ fn very_long_ids_and_unicode_names() {
             .collect(),
     );
     let offers = (0..3)
-        .map(|i| Offer {
-            id: format!("{long}{i}").into(),
-            product: format!("{}{i}", NAMES[i + 3]).into(),
-            kind: OfferKind::UpSell,
-            value: 1.0,
-            weight: 1.0,
-            channels: vec![Channel::Web],
-            eligibility: EligibilityRules::default(),
-            targets: vec![],
-            family: None,
-            unsuitable_for: vec![],
-            model: PropensityModel { bias: 0.0, weights: Weights::Dense(vec![0.5; NAMES.len()]) },
+        .map(|i| {
+            let model = PropensityModel::dense(0.0, vec![0.5; NAMES.len()]);
+            Offer::new(
+                format!("{long}{i}"),
+                format!("{}{i}", NAMES[i + 3]),
+                OfferKind::UpSell,
+                1.0,
+                [Channel::Web],
+                model,
+            )
         })
         .collect();
     let catalog = Catalog { schema, offers };

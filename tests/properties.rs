@@ -60,22 +60,21 @@ fn world(seed: u64) -> (Catalog, Customer, Request) {
             if channels.is_empty() {
                 channels.push(Channel::Email);
             }
-            let mut o = Offer {
-                id: format!("offer-{:02}", (i * 7) % 25).into(),
-                product: if rng.gen_bool(0.3) { product(&mut rng) } else { format!("own-{i}").into() },
-                kind: OfferKind::CrossSell,
-                value: [0.0, 50.0, 100.0, 100.0][rng.gen_range(0..4)],
-                weight: [0.5, 1.0, 1.0][rng.gen_range(0..3)],
-                channels,
-                eligibility: Default::default(),
-                targets: pick(&mut rng, &EVENTS, 0.15),
-                family: None,
-                unsuitable_for: pick(&mut rng, &VULNS, 0.2),
-                model: PropensityModel {
-                    bias: coarse(&mut rng),
-                    weights: Weights::Dense((0..n_features).map(|_| coarse(&mut rng)).collect()),
-                },
-            };
+            // Drawn in this order, which the stored regression seeds depend on.
+            let id = format!("offer-{:02}", (i * 7) % 25);
+            let sold: tactful::ProductId =
+                if rng.gen_bool(0.3) { product(&mut rng) } else { format!("own-{i}").into() };
+            let value = [0.0, 50.0, 100.0, 100.0][rng.gen_range(0..4)];
+            let weight = [0.5, 1.0, 1.0][rng.gen_range(0..3)];
+            let targets = pick(&mut rng, &EVENTS, 0.15);
+            let unsuitable_for = pick(&mut rng, &VULNS, 0.2);
+            let bias = coarse(&mut rng);
+            let weights: Vec<f64> = (0..n_features).map(|_| coarse(&mut rng)).collect();
+            let model = PropensityModel::dense(bias, weights);
+            let mut o = Offer::new(id, sold, OfferKind::CrossSell, value, channels, model)
+                .with_weight(weight)
+                .with_targets(targets)
+                .with_unsuitable_for(unsuitable_for);
             let e = &mut o.eligibility;
             if rng.gen_bool(0.2) {
                 e.min_age = Some(rng.gen_range(18..40));

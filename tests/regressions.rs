@@ -15,7 +15,7 @@ use tactful::value::CustomerValue;
 use tactful::{
     Catalog, Channel, Consents, Customer, Decision, Engine, FeatureSchema, FeatureSpec, FeatureValues, LifeEvent,
     LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel, Provenance, Request, RequestError,
-    Sensitivity, Weights, Workspace,
+    Sensitivity, Workspace,
 };
 
 fn now() -> chrono::DateTime<chrono::Utc> {
@@ -146,19 +146,7 @@ fn customer_inputs_replay() {
 #[test]
 fn nan_confidence_is_the_same_typed_error_everywhere() {
     let schema = FeatureSchema::new(vec![FeatureSpec::new("f0", "feature 0")]);
-    let offer = Offer {
-        id: "o0".into(),
-        product: "p0".into(),
-        kind: OfferKind::CrossSell,
-        value: 1.0,
-        weight: 1.0,
-        channels: vec![Channel::Email],
-        eligibility: Default::default(),
-        targets: vec![],
-        family: None,
-        unsuitable_for: vec![],
-        model: PropensityModel { bias: 0.0, weights: Weights::Dense(vec![1.0]) },
-    };
+    let offer = Offer::new("o0", "p0", OfferKind::CrossSell, 1.0, [Channel::Email], PropensityModel::dense(0.0, [1.0]));
     let catalog = Catalog { schema, offers: vec![offer] };
     let engine = Engine::new(catalog).unwrap();
     let mut c = Customer {
@@ -181,19 +169,7 @@ fn nan_confidence_is_the_same_typed_error_everywhere() {
 
 fn one_offer_world(kind: OfferKind, value: f64) -> (Engine, Customer) {
     let schema = FeatureSchema::new(vec![FeatureSpec::new("f0", "feature 0")]);
-    let offer = Offer {
-        id: "o0".into(),
-        product: "p0".into(),
-        kind,
-        value,
-        weight: 1.0,
-        channels: vec![Channel::Web],
-        eligibility: Default::default(),
-        targets: vec![],
-        family: None,
-        unsuitable_for: vec![],
-        model: PropensityModel { bias: 0.0, weights: Weights::Dense(vec![1.0]) },
-    };
+    let offer = Offer::new("o0", "p0", kind, value, [Channel::Web], PropensityModel::dense(0.0, [1.0]));
     let engine = Engine::new(Catalog { schema, offers: vec![offer] }).unwrap();
     let customer = Customer {
         consents: Consents { channels: vec![Channel::Web], ..Consents::default() },

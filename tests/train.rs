@@ -138,19 +138,8 @@ fn raw_scale_weights_recover_the_generating_model_and_stay_calibrated() {
 }
 
 fn catalog(models: &TrainedModels) -> Catalog {
-    let offer = Offer {
-        id: "offer".into(),
-        product: "offer".into(),
-        kind: OfferKind::CrossSell,
-        value: 1.0,
-        weight: 1.0,
-        channels: vec![Channel::Email],
-        eligibility: Default::default(),
-        targets: vec![],
-        family: None,
-        unsuitable_for: vec![],
-        model: models.model("offer").unwrap().model.clone(),
-    };
+    let model = models.model("offer").unwrap().model.clone();
+    let offer = Offer::new("offer", "offer", OfferKind::CrossSell, 1.0, [Channel::Email], model);
     Catalog { schema: models.schema.clone(), offers: vec![offer] }
 }
 

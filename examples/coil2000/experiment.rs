@@ -217,18 +217,8 @@ fn catalog(fitted: &Fitted) -> Catalog {
     let offers = data::products()
         .into_iter()
         .zip(&fitted.models)
-        .map(|(p, model)| Offer {
-            id: p.as_str().into(),
-            product: p.as_str().into(),
-            kind: OfferKind::CrossSell,
-            value: 1.0,
-            weight: 1.0,
-            channels: vec![Channel::Email],
-            eligibility: Default::default(),
-            targets: vec![],
-            family: None,
-            unsuitable_for: vec![],
-            model: model.clone(),
+        .map(|(p, model)| {
+            Offer::new(p.as_str(), p.as_str(), OfferKind::CrossSell, 1.0, [Channel::Email], model.clone())
         })
         .collect();
     Catalog { schema: fitted.schema.clone(), offers }

@@ -273,34 +273,39 @@ impl Input {
                 } else {
                     Weights::Dense(weights)
                 };
-                Offer {
-                    id: id.into(),
-                    product: products(usize::from(o.product)).into(),
-                    kind: [OfferKind::CrossSell, OfferKind::UpSell, OfferKind::Retention][usize::from(o.kind % 3)],
-                    value: o.value.get(),
-                    weight: o.weight.get(),
-                    channels: chans,
-                    eligibility: EligibilityRules {
-                        min_age: o.min_age.map(u32::from),
-                        max_age: o.max_age.map(u32::from),
-                        base_product: o.base_product.map(|p| products(usize::from(p)).into()),
-                        requires: o.requires.iter().take(3).map(|&p| products(usize::from(p)).into()).collect(),
-                        excludes: o.excludes.iter().take(3).map(|&p| products(usize::from(p)).into()).collect(),
-                    },
-                    targets: LifeEvent::ALL
+                let offer = Offer::new(
+                    id,
+                    products(usize::from(o.product)),
+                    [OfferKind::CrossSell, OfferKind::UpSell, OfferKind::Retention][usize::from(o.kind % 3)],
+                    o.value.get(),
+                    chans,
+                    PropensityModel { bias: o.bias.get(), weights },
+                )
+                .with_weight(o.weight.get())
+                .with_eligibility(EligibilityRules {
+                    min_age: o.min_age.map(u32::from),
+                    max_age: o.max_age.map(u32::from),
+                    base_product: o.base_product.map(|p| products(usize::from(p)).into()),
+                    requires: o.requires.iter().take(3).map(|&p| products(usize::from(p)).into()).collect(),
+                    excludes: o.excludes.iter().take(3).map(|&p| products(usize::from(p)).into()).collect(),
+                })
+                .with_targets(
+                    LifeEvent::ALL
                         .iter()
                         .enumerate()
                         .filter(|(j, _)| o.targets & (1 << j) != 0 && o.targets & 0x80 != 0)
-                        .map(|(_, e)| *e)
-                        .collect(),
-                    family: o.family.map(|f| format!("f{}", f % 4)),
-                    unsuitable_for: Vulnerability::ALL
+                        .map(|(_, e)| *e),
+                )
+                .with_unsuitable_for(
+                    Vulnerability::ALL
                         .iter()
                         .enumerate()
                         .filter(|(j, _)| o.unsuitable_for & (1 << j) != 0)
-                        .map(|(_, v)| *v)
-                        .collect(),
-                    model: PropensityModel { bias: o.bias.get(), weights },
+                        .map(|(_, v)| *v),
+                );
+                match o.family {
+                    Some(f) => offer.with_family(format!("f{}", f % 4)),
+                    None => offer,
                 }
             })
             .collect();

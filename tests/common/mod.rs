@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tactful::{
     Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, Engine, EngineParams, FeatureSchema,
     FeatureSpec, FeatureValues, LifeEvent, Offer, OfferKind, PropensityModel, ProxyTarget, Request, Sensitivity,
-    SpecialCategory, Weights,
+    SpecialCategory,
 };
 
 pub const NOW: &str = "2026-11-23T10:00:00Z";
@@ -28,22 +28,7 @@ pub fn schema() -> FeatureSchema {
 
 /// An offer for product `id` on e-mail, value 100, with the given weights.
 pub fn offer(id: &str, bias: f64, weights: &[(&str, f64)]) -> Offer {
-    Offer {
-        id: id.into(),
-        product: id.into(),
-        kind: OfferKind::CrossSell,
-        value: 100.0,
-        weight: 1.0,
-        channels: vec![Channel::Email],
-        eligibility: Default::default(),
-        targets: vec![],
-        family: None,
-        unsuitable_for: vec![],
-        model: PropensityModel {
-            bias,
-            weights: Weights::ByName(weights.iter().map(|&(k, v)| (k.to_owned(), v)).collect()),
-        },
-    }
+    Offer::new(id, id, OfferKind::CrossSell, 100.0, [Channel::Email], PropensityModel::by_name(bias, weights.to_vec()))
 }
 
 pub fn catalog(offers: Vec<Offer>) -> Catalog {

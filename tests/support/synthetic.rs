@@ -133,19 +133,15 @@ pub fn catalog(n_offers: usize, seed: u64) -> Catalog {
                     _ => 0.0,
                 })
                 .collect();
-            Offer {
-                id: format!("offer-{i:05}").into(),
-                product: product(i / 4),
-                kind,
-                value: 20.0 + 480.0 * rng.gen::<f64>(),
-                weight: [1.0, 1.0, 1.0, 0.8, 1.2][rng.gen_range(0..5)],
-                channels,
-                eligibility,
-                targets,
-                unsuitable_for,
-                family: None,
-                model: PropensityModel { bias: -2.0 + 0.5 * normal(&mut rng), weights: Weights::Dense(weights) },
-            }
+            // Drawn in this order, so that the catalog stays the one measured.
+            let value = 20.0 + 480.0 * rng.gen::<f64>();
+            let weight = [1.0, 1.0, 1.0, 0.8, 1.2][rng.gen_range(0..5)];
+            let model = PropensityModel { bias: -2.0 + 0.5 * normal(&mut rng), weights: Weights::Dense(weights) };
+            Offer::new(format!("offer-{i:05}"), product(i / 4), kind, value, channels, model)
+                .with_weight(weight)
+                .with_eligibility(eligibility)
+                .with_targets(targets)
+                .with_unsuitable_for(unsuitable_for)
         })
         .collect();
     Catalog { schema, offers }
