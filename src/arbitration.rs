@@ -73,7 +73,7 @@ pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
 pub(crate) fn shortlist(isa: Isa, k: usize, (lo, hi): (&[f32], &[f32]), scratch: &mut Vec<f32>, out: &mut Vec<u32>) {
     let n = lo.len().min(hi.len());
     let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest(isa, &lo[..n], k, scratch) };
-    kernel::positions_at_least(isa, &hi[..n], tau, out);
+    kernel::append_positions_at_least(isa, &hi[..n], tau, out);
 }
 
 /// [`shortlist`] with a threshold at most its `τ` (the k-th largest of a
@@ -89,7 +89,7 @@ pub(crate) fn shortlist_loose(
 ) {
     let n = lo.len().min(hi.len());
     let tau = if k > 0 && n <= k { f32::NEG_INFINITY } else { kernel::kth_largest_at_most(isa, &lo[..n], k, scratch) };
-    kernel::positions_at_least(isa, &hi[..n], tau, out);
+    kernel::append_positions_at_least(isa, &hi[..n], tau, out);
 }
 
 /// Weights of the arbitration formula (see the module docs).

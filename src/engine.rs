@@ -882,7 +882,7 @@ impl Engine {
                     kernel::sums_at(&ws.abs_rows, (&ws.dense, log_value), &mut ws.cut_keys);
                     let least = kernel::kth_largest(self.isa, &ws.cut_keys, 2 * k, &mut ws.scratch);
                     ws.cut_offers.clear();
-                    kernel::positions_at_least(self.isa, &ws.cut_keys, least, &mut ws.cut_offers);
+                    kernel::append_positions_at_least(self.isa, &ws.cut_keys, least, &mut ws.cut_offers);
                     for j in &mut ws.cut_offers {
                         *j = ws.abs_rows[*j as usize];
                     }

@@ -99,13 +99,13 @@ pub(super) unsafe fn two_largest_per_lane<'a>(values: &[f32], best: &'a mut [f32
     best
 }
 
-/// [`super::positions_at_least`], a block of eight at a time.
+/// [`super::append_positions_at_least`], a block of eight at a time.
 ///
 /// # Safety
 ///
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
+pub(super) unsafe fn append_positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
     use std::arch::x86_64::{_mm256_cmp_ps, _mm256_loadu_ps, _mm256_movemask_ps, _mm256_set1_ps, _CMP_GE_OQ};
     let t = _mm256_set1_ps(tau);
     let blocks = values.chunks_exact(LANES);

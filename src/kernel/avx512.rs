@@ -319,14 +319,14 @@ pub(super) unsafe fn two_largest_per_lane<'a>(values: &[f32], best: &'a mut [f32
     best
 }
 
-/// [`super::positions_at_least`], sixteen at a time: the positions of a
+/// [`super::append_positions_at_least`], sixteen at a time: the positions of a
 /// block's lanes `≥ tau` compressed into one register, stored whole.
 ///
 /// # Safety
 ///
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
+pub(super) unsafe fn append_positions_at_least(values: &[f32], tau: f32, out: &mut Vec<u32>) {
     use std::arch::x86_64::{_mm512_cmp_ps_mask, _mm512_set1_ps, _CMP_GE_OQ};
     let t = _mm512_set1_ps(tau);
     let blocks = values.chunks_exact(PAD);

@@ -1014,19 +1014,19 @@ fn keep_larger(best: &mut [f32], v: f32) {
 
 /// Appends to `out`, ascending, the positions `i` with `values[i] ≥ tau`
 /// (NaN never is).
-pub(crate) fn positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut Vec<u32>) {
+pub(crate) fn append_positions_at_least(isa: Isa, values: &[f32], tau: f32, out: &mut Vec<u32>) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
             // found avx2 (see `Isa::detect`).
-            unsafe { avx2::positions_at_least(values, tau, out) }
+            unsafe { avx2::append_positions_at_least(values, tau, out) }
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             // SAFETY: `Isa::Avx512` is only used after `Isa::supported`
             // found avx512f.
-            unsafe { avx512::positions_at_least(values, tau, out) }
+            unsafe { avx512::append_positions_at_least(values, tau, out) }
         }
         _ => out.extend((0..values.len()).filter(|&i| values[i] >= tau).map(|i| i as u32)),
     }
