@@ -48,6 +48,14 @@ impl Bitset {
         }
     }
 
+    /// Sets bit `i` when `on`, without a branch.
+    #[inline]
+    pub(crate) fn set_if(&mut self, i: usize, on: bool) {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w |= u64::from(on) << (i % 64);
+        }
+    }
+
     pub(crate) fn get(&self, i: usize) -> bool {
         self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
@@ -276,8 +284,9 @@ impl Plan {
     /// Records in `codes` each offer's first failing rule before scoring
     /// (eligibility, channel, targets, suitability), in pipeline order,
     /// and `Passed` for the others; the contact history is the caller's.
-    /// Offers failing a target or suitability rule are also listed in
-    /// `detailed` (their reasons need the customer). With
+    /// Offers failing a target or suitability rule are also marked in
+    /// `detailed` (their reasons need the customer; it must hold a bit per
+    /// offer). With
     /// `eligibility_only` (nothing may be offered at all), only eligibility
     /// is checked. `isa` picks the kernel that marks the offers missing
     /// their base product.
@@ -290,7 +299,7 @@ impl Plan {
         held: &Bitset,
         eligibility_only: bool,
         isa: Isa,
-        (codes, missing_base, detailed): (&mut Vec<Code>, &mut Bitset, &mut Vec<u32>),
+        (codes, missing_base, detailed): (&mut Vec<Code>, &mut Bitset, &mut Bitset),
     ) {
         let n = self.product_of.len();
         codes.clear();
@@ -379,19 +388,13 @@ fn lower(code: &mut Code, fails: bool, lower: Code) {
 }
 
 /// For each listed offer that `fails`: its code lowered to `code`, and the
-/// offer appended to `detailed` (in list order), without a branch per
-/// offer: every offer is written past the end, and the length counts
-/// those that fail.
-fn mark_listed(codes: &mut [Code], list: &[u32], fails: impl Fn(u32) -> bool, code: Code, detailed: &mut Vec<u32>) {
-    let mut len = detailed.len();
-    detailed.resize(len + list.len(), 0);
+/// offer marked in `detailed`, without a branch per offer.
+fn mark_listed(codes: &mut [Code], list: &[u32], fails: impl Fn(u32) -> bool, code: Code, detailed: &mut Bitset) {
     for &o in list {
         let f = fails(o);
         lower(&mut codes[o as usize], f, code);
-        detailed[len] = o;
-        len += usize::from(f);
+        detailed.set_if(o as usize, f);
     }
-    detailed.truncate(len);
 }
 
 /// The first rule an offer failed before scoring, in pipeline order (so

@@ -601,7 +601,7 @@ impl Engine {
             Err((status, _)) => (*status, 0),
         };
         self.plan.held(customer, &mut ws.held);
-        ws.detailed.clear();
+        ws.detailed.reset(self.offers.len());
         ws.rows.clear();
         ws.abs_rows.clear();
         let usable = signals.usable_mask();
@@ -618,7 +618,7 @@ impl Engine {
                 }
                 if self.contact_rule(o, customer, request, &ws.contact_offers).is_err() {
                     ws.codes[o] = Code::History;
-                    ws.detailed.push(o as u32);
+                    ws.detailed.set(o);
                 }
             }
             // Offers reaching scoring, split by whether the proxy share must
@@ -1009,24 +1009,27 @@ impl Engine {
         let budget = prepared.budget.as_ref().err().map(|(_, reason)| reason.clone());
         let (list, mut failed) = out.withheld.compact(names, &context, budget);
         if prepared.budget.is_ok() {
-            detailed.sort_unstable();
-            detailed.dedup();
-            for &o in detailed.iter() {
-                let o = o as usize;
-                let why = match codes[o] {
-                    Code::History => {
-                        self.contact_rule(o, customer, request, contact_offers).err().map(|reason| list.plain(reason))
+            for (w, &word) in detailed.words().iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let o = w * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    let why = match codes[o] {
+                        Code::History => self
+                            .contact_rule(o, customer, request, contact_offers)
+                            .err()
+                            .map(|reason| list.plain(reason)),
+                        Code::Target | Code::Suitability => self.guard_failure(o, customer, prepared, list),
+                        _ => continue,
+                    };
+                    // Unreachable fallbacks (the code was recorded by the
+                    // stage modules' rules): their answer, or else no
+                    // entry, rather than a panic.
+                    let reference = || self.reference_failure(o, customer, request, prepared, contact_offers);
+                    match why.or_else(|| reference().map(|(_, reason)| list.plain(reason))) {
+                        Some(why) => list.detail(o, why),
+                        None => failed[list.forget(o) as usize] -= 1,
                     }
-                    Code::Target | Code::Suitability => self.guard_failure(o, customer, prepared, list),
-                    _ => continue,
-                };
-                // Unreachable fallbacks (the code was recorded by the stage
-                // modules' rules): their answer, or else no entry, rather
-                // than a panic.
-                let reference = || self.reference_failure(o, customer, request, prepared, contact_offers);
-                match why.or_else(|| reference().map(|(_, reason)| list.plain(reason))) {
-                    Some(why) => list.detail(o, why),
-                    None => failed[list.forget(o) as usize] -= 1,
                 }
             }
         }

@@ -74,8 +74,9 @@ pub struct Workspace {
     /// Per offer, the first rule it failed before scoring.
     pub(crate) codes: Vec<crate::compiled::Code>,
     /// Offers whose reasons, if withheld, need the customer: contacted,
-    /// or failing a target or suitability rule (may repeat).
-    pub(crate) detailed: Vec<u32>,
+    /// or failing a target or suitability rule. A bit set, so that the
+    /// audit reads them in offer order without sorting.
+    pub(crate) detailed: crate::compiled::Bitset,
     /// Offers reaching scoring that need only the logit.
     pub(crate) rows: Vec<u32>,
     /// Offers reaching scoring that also need the proxy share, and their
