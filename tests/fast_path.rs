@@ -10,6 +10,8 @@ mod common;
 mod reference;
 #[path = "support/synthetic.rs"]
 mod synthetic;
+#[path = "support/world.rs"]
+mod world;
 
 use std::cell::RefCell;
 
@@ -18,15 +20,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reference::{Dot, Reference};
 use tactful::{
-    Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, Engine, EngineParams, FeatureSchema,
-    FeatureSpec, FeatureValues, LifeEvent, LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel,
-    Provenance, ProxyTarget, Request, Sensitivity, SpecialCategory, Vulnerability, VulnerabilityMarker, Weights,
-    Workspace,
+    Catalog, Channel, Consents, Customer, Decision, Engine, EngineParams, FeatureSchema, FeatureSpec, FeatureValues,
+    Offer, OfferKind, PropensityModel, ProxyTarget, Request, Sensitivity, SpecialCategory, Weights, Workspace,
 };
+use world::{pick, CustomerMix, CHANNELS, EVENTS, VULNS};
 
-const CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::App];
-const EVENTS: [LifeEvent; 3] = [LifeEvent::NewChild, LifeEvent::Divorce, LifeEvent::FinancialDistress];
-const VULNS: [Vulnerability; 2] = [Vulnerability::FinancialDistress, Vulnerability::Gambling];
 const PRODUCTS: [&str; 6] = ["p0", "p1", "p2", "p3", "p4", "p5"];
 
 thread_local! {
@@ -55,10 +53,6 @@ fn sensitivity(rng: &mut StdRng) -> Sensitivity {
         4 => Sensitivity::Proxy(ProxyTarget::Special(SpecialCategory::Ethnicity)),
         _ => Sensitivity::Ordinary,
     }
-}
-
-fn pick<T: Clone>(rng: &mut StdRng, items: &[T], p: f64) -> Vec<T> {
-    items.iter().filter(|_| rng.gen_bool(p)).cloned().collect()
 }
 
 fn product(rng: &mut StdRng) -> tactful::ProductId {
@@ -131,11 +125,6 @@ fn world(seed: u64) -> (Catalog, EngineParams, Customer, Request) {
     }
     offers.sort_by(|a, b| a.id.cmp(&b.id));
     offers.dedup_by(|a, b| a.id == b.id);
-    let provenance = |rng: &mut StdRng| match rng.gen_range(0..3) {
-        0 => Provenance::Declared,
-        1 => Provenance::Observed,
-        _ => Provenance::Inferred { confidence: rng.gen_range(0.0..=1.0) },
-    };
     let now = synthetic::now();
     let x: Vec<f64> = (0..n_features).map(|_| number(&mut rng, 2.0, wild)).collect();
     let features = if rng.gen_bool(0.3) {
@@ -143,37 +132,9 @@ fn world(seed: u64) -> (Catalog, EngineParams, Customer, Request) {
     } else {
         FeatureValues::Dense(x)
     };
-    let customer = Customer {
-        id: format!("c{seed}").into(),
-        age: if rng.gen_bool(0.9) { Some(rng.gen_range(16..90)) } else { None },
-        features,
-        holdings: pick(&mut rng, &PRODUCTS, 0.4).into_iter().map(Into::into).collect(),
-        life_events: (0..rng.gen_range(0..4))
-            .map(|_| LifeEventSignal { event: EVENTS[rng.gen_range(0..3)], provenance: provenance(&mut rng) })
-            .collect(),
-        vulnerabilities: (0..rng.gen_range(0..2))
-            .map(|_| VulnerabilityMarker {
-                vulnerability: VULNS[rng.gen_range(0..2)],
-                provenance: provenance(&mut rng),
-            })
-            .collect(),
-        consents: Consents {
-            marketing: if rng.gen_bool(0.03) { Marketing::OptedOut } else { Marketing::Allowed },
-            channels: pick(&mut rng, &CHANNELS, 0.85),
-            life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
-        },
-        relationship: None,
-        value: None,
-        contact_history: (0..rng.gen_range(0..8))
-            .map(|_| Contact {
-                offer: offers[rng.gen_range(0..offers.len())].id.clone(),
-                at: now - chrono::Duration::days(rng.gen_range(-5..120)),
-                channel: None,
-                outcome: [ContactOutcome::Shown, ContactOutcome::Dismissed, ContactOutcome::Accepted]
-                    [rng.gen_range(0..3)],
-            })
-            .collect(),
-    };
+    let mix =
+        CustomerMix { products: &PRODUCTS, events_below: 4, opt_out: 0.03, channel_consent: 0.85, contacts_below: 8 };
+    let customer = world::customer(&mut rng, &format!("c{seed}"), &mix, |_| features, &offers, now);
     let mut params = EngineParams::default();
     params.contact.frequency_cap = rng.gen_range(1..12);
     params.guard.proxy_share_threshold = [0.0, 0.25, 0.5, 0.5, 0.9, rng.gen_range(0.0..1.0)][rng.gen_range(0..6)];

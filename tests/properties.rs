@@ -1,21 +1,22 @@
 //! Properties over random catalogs, customers and requests, checked against
 //! naive re-implementations written independently of the engine.
 
+#[path = "support/world.rs"]
+mod world;
+
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
+use world::{pick, CustomerMix, CHANNELS, EVENTS, VULNS};
 
 use tactful::{
-    Catalog, Channel, Consents, Contact, ContactOutcome, Customer, Decision, Engine, FeatureSchema, FeatureSpec,
-    FeatureValues, LifeEvent, LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel, Provenance,
-    ProxyTarget, Request, Sensitivity, SpecialCategory, Vulnerability, VulnerabilityMarker, Weights,
+    Catalog, Channel, Contact, ContactOutcome, Customer, Decision, Engine, FeatureSchema, FeatureSpec, FeatureValues,
+    LifeEvent, LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel, Provenance, ProxyTarget,
+    Request, Sensitivity, SpecialCategory, Weights,
 };
 
-const CHANNELS: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::App];
-const EVENTS: [LifeEvent; 3] = [LifeEvent::NewChild, LifeEvent::Divorce, LifeEvent::FinancialDistress];
-const VULNS: [Vulnerability; 2] = [Vulnerability::FinancialDistress, Vulnerability::Gambling];
 const PRODUCTS: [&str; 5] = ["p0", "p1", "p2", "p3", "p4"];
 const NOW: &str = "2026-11-23T10:00:00Z";
 
@@ -33,10 +34,6 @@ fn sensitivity(rng: &mut StdRng) -> Sensitivity {
         3 => Sensitivity::Proxy(ProxyTarget::Special(SpecialCategory::Ethnicity)),
         _ => Sensitivity::Ordinary,
     }
-}
-
-fn pick<T: Clone>(rng: &mut StdRng, items: &[T], p: f64) -> Vec<T> {
-    items.iter().filter(|_| rng.gen_bool(p)).cloned().collect()
 }
 
 fn product(rng: &mut StdRng) -> tactful::ProductId {
@@ -94,43 +91,11 @@ fn world(seed: u64) -> (Catalog, Customer, Request) {
             o
         })
         .collect::<Vec<Offer>>();
-    let provenance = |rng: &mut StdRng| match rng.gen_range(0..3) {
-        0 => Provenance::Declared,
-        1 => Provenance::Observed,
-        _ => Provenance::Inferred { confidence: rng.gen_range(0.0..=1.0) },
-    };
     let now: chrono::DateTime<chrono::Utc> = NOW.parse().unwrap();
-    let customer = Customer {
-        id: "c".into(),
-        age: if rng.gen_bool(0.9) { Some(rng.gen_range(16..90)) } else { None },
-        features: FeatureValues::Dense((0..n_features).map(|_| coarse(&mut rng)).collect()),
-        holdings: pick(&mut rng, &PRODUCTS, 0.4).into_iter().map(Into::into).collect(),
-        life_events: (0..rng.gen_range(0..3))
-            .map(|_| LifeEventSignal { event: EVENTS[rng.gen_range(0..3)], provenance: provenance(&mut rng) })
-            .collect(),
-        vulnerabilities: (0..rng.gen_range(0..2))
-            .map(|_| VulnerabilityMarker {
-                vulnerability: VULNS[rng.gen_range(0..2)],
-                provenance: provenance(&mut rng),
-            })
-            .collect(),
-        consents: Consents {
-            marketing: if rng.gen_bool(0.05) { Marketing::OptedOut } else { Marketing::Allowed },
-            channels: pick(&mut rng, &CHANNELS, 0.8),
-            life_event_use: if rng.gen_bool(0.5) { LifeEventUse::Consented } else { LifeEventUse::NotConsented },
-        },
-        relationship: None,
-        value: None,
-        contact_history: (0..rng.gen_range(0..6))
-            .map(|_| Contact {
-                offer: offers[rng.gen_range(0..offers.len())].id.clone(),
-                at: now - chrono::Duration::days(rng.gen_range(-5..120)),
-                channel: None,
-                outcome: [ContactOutcome::Shown, ContactOutcome::Dismissed, ContactOutcome::Accepted]
-                    [rng.gen_range(0..3)],
-            })
-            .collect(),
-    };
+    let mix =
+        CustomerMix { products: &PRODUCTS, events_below: 3, opt_out: 0.05, channel_consent: 0.8, contacts_below: 6 };
+    let features = |rng: &mut StdRng| FeatureValues::Dense((0..n_features).map(|_| coarse(rng)).collect());
+    let customer = world::customer(&mut rng, "c", &mix, features, &offers, now);
     let request = Request { now, channel: CHANNELS[rng.gen_range(0..3)], k: rng.gen_range(1..8) };
     let mut offers = offers;
     offers.sort_by(|a, b| a.id.cmp(&b.id));
