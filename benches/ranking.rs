@@ -31,9 +31,12 @@
 //! plain ones here); at 1,000 the rows it would keep are sparse enough to
 //! cost more each, and it would not pay (measured 1.03× the time for one
 //! customer, 1.18× for 64). With the AVX2 kernels a decision is about
-//! 71,800 instructions at 1,000 offers (74,200 for distinct customers;
-//! 21,700 at 100 offers, 372,000 at 5,000 and 917,000 at 10,000): see
-//! `benches/instructions.rs` for the commands.
+//! 71,700 instructions at 1,000 offers (72,600 for distinct customers;
+//! 21,800 at 100 offers, 363,000 at 5,000 and 901,000 at 10,000): see
+//! `benches/instructions.rs` for the commands. The top contributions'
+//! selection is bound by latency rather than instructions (three rounds of
+//! a maximum, about 90 ns for 64 features in isolation): instruction counts
+//! understate it.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
