@@ -156,6 +156,15 @@ pub fn run(
                 };
                 for (engine, tally) in engines.iter().zip(&mut tallies) {
                     let decision = engine.recommend(&customer, &request)?;
+                    if decision.effective_k < request.k {
+                        // A ranking cut short would count the products past
+                        // the cut as misses, and popularity is never cut.
+                        return Err(format!(
+                            "customer {}: the contact limits cut the ranking to {} of {} offers",
+                            decision.customer, decision.effective_k, request.k
+                        )
+                        .into());
+                    }
                     let rank = decision.recommendations.iter().find(|r| r.product.as_str() == names[p]).map(|r| r.rank);
                     tally[p].add(rank);
                     if decision.withheld_reason(&names[p]).is_some_and(|w| w.stage == Stage::Guard) {
