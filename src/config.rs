@@ -143,6 +143,35 @@ fn window(name: &'static str, value: u32) -> Result<(), ConfigError> {
 }
 
 impl EngineParams {
+    /// The defaults, but with no limit on how many offers one decision may
+    /// return: for offline evaluation, which needs every offer ranked.
+    ///
+    /// The frequency caps (the policy's and every relationship level's) are
+    /// `u32::MAX` and the fatigue budget as large, so neither lowers `k`
+    /// (by default a decision returns at most 5, and the budget of 10 lowers
+    /// that further after recent contacts). Everything else stays: opt-outs,
+    /// channel consent, the relationship levels' channel scopes, cooldowns
+    /// and rests after a contact history, eligibility and the guard. Not
+    /// for live contact decisions: it lets one customer be sent any number
+    /// of offers.
+    ///
+    /// ```
+    /// # use tactful::EngineParams;
+    /// let params = EngineParams::for_evaluation();
+    /// assert_eq!(params.contact.frequency_cap, u32::MAX);
+    /// assert_eq!(params.guard, EngineParams::default().guard);
+    /// ```
+    pub fn for_evaluation() -> Self {
+        let mut params = EngineParams::default();
+        params.contact.frequency_cap = u32::MAX;
+        let r = &mut params.relationship;
+        for level in [&mut r.basic, &mut r.reactive, &mut r.accountable, &mut r.proactive, &mut r.partnership] {
+            level.frequency_cap = u32::MAX;
+        }
+        params.fatigue.budget = f64::from(u32::MAX);
+        params
+    }
+
     /// Checks every parameter's range.
     pub fn check(self) -> Result<ValidEngineParams, ConfigError> {
         let c = &self.contact;

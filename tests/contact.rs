@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use tactful::{
-    Channel, ContactOutcome, ContactPolicy, DecisionStatus, EngineParams, Marketing, Offer, OfferKind, Reason, Stage,
+    Channel, ContactOutcome, ContactPolicy, Customer, DecisionStatus, EngineParams, Marketing, Offer, OfferKind,
+    Reason, RelationshipLevel, Stage,
 };
 
 fn two_offers() -> Vec<Offer> {
@@ -156,4 +157,38 @@ fn eligibility_rules_in_order() {
     let d = engine.recommend(&c, &request(5)).unwrap();
     assert_eq!(ids(&d), ["addon", "basic", "gold", "held", "loan"], "equal priorities: offer-id order");
     assert!(d.withheld.is_empty());
+}
+
+/// `EngineParams::for_evaluation` ranks every eligible offer whatever the
+/// caps, relationship level or recent contacts, and keeps the rules that
+/// withhold offers.
+#[test]
+fn evaluation_parameters_rank_every_offer() {
+    let offers: Vec<Offer> = (0..12).map(|i| offer(&format!("o{i:02}"), f64::from(i) / 10.0, &[])).collect();
+    let mut c = customer();
+    // Recent contacts: with the defaults they use up most of the cap of 5
+    // and tire the customer; `o00` was dismissed a day ago (cooldown).
+    c.contact_history = vec![
+        contact("o00", 1, ContactOutcome::Dismissed),
+        contact("o01", 2, ContactOutcome::Shown),
+        contact("o02", 3, ContactOutcome::Shown),
+    ];
+    let default = engine(offers.clone()).recommend(&c, &request(20)).unwrap();
+    assert!(default.effective_k < 5, "the defaults cut k: {}", default.effective_k);
+    let evaluation = engine_with(offers, EngineParams::for_evaluation());
+    let d = evaluation.recommend(&c, &request(20)).unwrap();
+    assert_eq!(d.effective_k, 20);
+    assert_eq!(d.recommendations.len(), 11, "every offer but the one in its cooldown");
+    assert!(matches!(d.withheld_reason("o00").unwrap().reason, Reason::Cooldown { .. }));
+    for level in [RelationshipLevel::Basic, RelationshipLevel::Accountable, RelationshipLevel::Partnership] {
+        let c = Customer { relationship: Some(level), ..c.clone() };
+        let d = evaluation.recommend(&c, &request(20)).unwrap();
+        // Basic is inbound only, and e-mail is outbound: its channel scope
+        // still applies.
+        let expected = if level == RelationshipLevel::Basic { 0 } else { 11 };
+        assert_eq!(d.recommendations.len(), expected, "{level:?}");
+    }
+    let mut opted_out = c.clone();
+    opted_out.consents.marketing = Marketing::OptedOut;
+    assert!(evaluation.recommend(&opted_out, &request(20)).unwrap().recommendations.is_empty());
 }

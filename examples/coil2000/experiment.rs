@@ -225,13 +225,10 @@ fn catalog(fitted: &Fitted) -> Catalog {
 }
 
 fn engine(catalog: Catalog) -> Result<Engine, BoxError> {
-    let mut params = EngineParams::default();
-    // Evaluation needs every offer ranked. There is no contact history
-    // here, but the frequency cap (5) and the fatigue budget (10) each
-    // lower k on their own; `nbo::run` checks that neither does.
-    params.contact.frequency_cap = 1000;
-    params.fatigue.budget = 1000.0;
-    Ok(Engine::builder().catalog(catalog).params(params).build()?)
+    // Evaluation needs every offer ranked: by default the frequency cap (5)
+    // and the fatigue budget (10) each lower k. `nbo::run` checks that no
+    // decision was cut.
+    Ok(Engine::builder().catalog(catalog).params(EngineParams::for_evaluation()).build()?)
 }
 
 /// One train/evaluate split, features encoded.
