@@ -147,9 +147,10 @@ impl EngineParams {
     /// return: for offline evaluation, which needs every offer ranked.
     ///
     /// The frequency caps (the policy's and every relationship level's) are
-    /// `u32::MAX` and the fatigue budget as large, so neither lowers `k`
-    /// (by default a decision returns at most 5, and the budget of 10 lowers
-    /// that further after recent contacts). Everything else stays: opt-outs,
+    /// `u32::MAX` and the fatigue budget as large, so neither lowers `k`.
+    /// (By default a decision returns at most 5 offers, fewer after recent
+    /// contacts; and raising the frequency cap alone still leaves the
+    /// fatigue budget's 10.) Everything else stays: opt-outs,
     /// channel consent, the relationship levels' channel scopes, cooldowns
     /// and rests after a contact history, eligibility and the guard. Not
     /// for live contact decisions: it lets one customer be sent any number
