@@ -126,3 +126,30 @@ fn the_counter_sees_allocations() {
     assert_eq!(v.len(), 3);
     assert!(allocations() > before);
 }
+
+/// [`Engine::recommend`] returns a new decision: each recommendation in it
+/// costs three blocks (its contributions, its rules and its sentence,
+/// which gets its room at once), whatever the catalog.
+#[test]
+fn each_new_recommendation_costs_three_blocks() {
+    for n in [100, 1_000] {
+        let engine = Engine::new(synthetic::catalog(n, 42)).expect("valid");
+        for i in 0..4 {
+            let c = synthetic::customer(n, i);
+            let blocks = |k: usize| {
+                let request = Request { k, ..synthetic::request() };
+                engine.recommend(&c, &request).expect("ranked");
+                let before = allocations();
+                let decision = engine.recommend(&c, &request).expect("ranked");
+                (allocations() - before, decision.recommendations.len() as u64)
+            };
+            let ((one, r1), (five, r5)) = (blocks(1), blocks(5));
+            assert!(r5 > r1, "{n} offers, customer {i}: {r1} and {r5} recommendations");
+            // The recommendations' vector may grow once more with k.
+            assert!(
+                five - one <= 3 * (r5 - r1) + 1,
+                "{n} offers, customer {i}: {one} blocks for {r1}, {five} for {r5}"
+            );
+        }
+    }
+}

@@ -150,6 +150,9 @@ pub(crate) fn write_sentence(contributions: &Contributions, out: &mut String) {
         out.push_str(GENERIC_REASON);
         return;
     }
+    // Room for a typical sentence at once: one allocation for a new
+    // decision instead of a few (a reused one has the room already).
+    out.reserve(192);
     out.push_str("Suggested mainly because of your ");
     for (i, d) in positive().enumerate() {
         if i > 0 {
