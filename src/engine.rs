@@ -1010,10 +1010,7 @@ impl Engine {
         let (list, mut failed) = out.withheld.compact(names, &context, budget);
         if prepared.budget.is_ok() {
             for (w, &word) in detailed.words().iter().enumerate() {
-                let mut word = word;
-                while word != 0 {
-                    let o = w * 64 + word.trailing_zeros() as usize;
-                    word &= word - 1;
+                for o in crate::compiled::bits(word, w * 64) {
                     let why = match codes[o] {
                         Code::History => self
                             .contact_rule(o, customer, request, contact_offers)
