@@ -636,8 +636,8 @@ fn centre_counts_only_proxies_off_their_baseline() {
     }
 }
 
-/// The value cut keeps, in order, the rows whose `ln(value × weight)` plus
-/// its margin reaches `tau`, and those it cannot judge, on every path.
+/// The value cut marks the offers whose `ln(value × weight)` plus its
+/// margin reaches `tau`, and those it cannot judge (NaN), on every path.
 #[test]
 fn reaching_words_mark_the_offers_that_may_reach_tau() {
     let logv = [1.0, 3.0, f32::NAN, f32::NEG_INFINITY, 2.0, 2.0 - 1e-3, 5.0, 2.0 - 5e-5];
