@@ -699,3 +699,48 @@ fn sums_at_add_the_listed_entries() {
     assert_eq!(out[0], 22.0);
     assert!(out[1].is_nan(), "a row out of range of either gives NaN");
 }
+
+/// Contributions for [`select_largest`]: about `2·ties + 1` distinct
+/// sizes (few: many equal ones), some zero, some masked.
+fn contributions(n: usize, ties: u32, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut next = stream(seed);
+    let w = (0..n).map(|_| (next() * f64::from(ties)).round() * 0.25).collect();
+    let d = (0..n).map(|_| if next() < -0.8 { 0.0 } else { next().signum() }).collect();
+    let m = (0..n).map(|_| if next() < -0.6 { 0.0 } else { 1.0 }).collect();
+    (w, d, m)
+}
+
+#[test]
+fn select_largest_agrees_with_the_scalar_rule_on_every_isa() {
+    for n in (0..70).chain([127, 128, 129, 200, 255, 256, 257, 300]) {
+        for ties in [1, 3, 1000, 1 << 20] {
+            let (w, d, m) = contributions(n, ties, n as u64 * 31 + u64::from(ties));
+            for k in 1..=10 {
+                let mut expected = vec![(0, 0.0); k];
+                let len = select_scalar(&w, &d, &m, &mut expected);
+                expected.truncate(len);
+                for isa in Isa::available() {
+                    let mut top = vec![(99, 9.0); k];
+                    let len = select_largest(isa, &w, &d, &m, &mut top);
+                    top.truncate(len);
+                    assert_eq!(top, expected, "{isa:?}, {n} features, {ties} sizes, k = {k}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn select_largest_hands_nan_to_the_scalar_rule() {
+    let (mut w, d, m) = contributions(64, 1000, 5);
+    w[17] = f64::NAN;
+    let mut expected = [(0, 0.0); 3];
+    let len = select_scalar(&w, &d, &m, &mut expected);
+    for isa in Isa::available() {
+        let mut top = [(99, 9.0); 3];
+        assert_eq!(select_largest(isa, &w, &d, &m, &mut top), len, "{isa:?}");
+        // NaN is not equal to itself: compare the bits.
+        let bits = |t: &[(usize, f64)]| t.iter().map(|p| (p.0, p.1.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&top[..len]), bits(&expected[..len]), "{isa:?}");
+    }
+}
