@@ -182,6 +182,8 @@ struct Prepared {
     /// The catalog is large enough for the value cut: `ws.rows` is left to
     /// `finish`.
     defer_plain: bool,
+    /// The contact windows at the request time.
+    windows: contact::Windows,
 }
 
 /// Above this, f32 scores are not trusted (f32 overflows at 3.4e38).
@@ -594,8 +596,9 @@ impl Engine {
             Mode::Exact
         };
 
-        self.prepare_stakes(customer, request, ws)?;
-        let budget = contact::customer_limits(customer, request, &self.params);
+        let windows = contact::Windows::at(request.now, &self.params, &mut ws.windows);
+        self.prepare_stakes(customer, request, windows.family, ws)?;
+        let budget = contact::customer_limits(customer, request, &self.params, &windows);
         let (status, effective_k) = match &budget {
             Ok(left) => (DecisionStatus::Ranked, request.k.min(*left as usize)),
             Err((status, _)) => (*status, 0),
@@ -616,7 +619,7 @@ impl Engine {
                 if ws.codes[o] <= Code::History {
                     continue;
                 }
-                if self.contact_rule(o, customer, request, &ws.contact_offers).is_err() {
+                if self.contact_rule(o, customer, request, &windows, &ws.contact_offers).is_err() {
                     ws.codes[o] = Code::History;
                     ws.detailed.set(o);
                 }
@@ -637,7 +640,7 @@ impl Engine {
                 kernel::append_positions(self.isa, reach & proxy, (w * 64) as u32, &mut ws.abs_rows);
             }
         }
-        Ok(Prepared { budget, status, effective_k, signals, mode, active_proxy, defer_plain })
+        Ok(Prepared { budget, status, effective_k, signals, mode, active_proxy, defer_plain, windows })
     }
 
     /// The offers needing the proxy share, as bits: those weighing a proxy
@@ -690,7 +693,7 @@ impl Engine {
         }
         let contact = match &prepared.budget {
             Err((_, reason)) => Err(reason.clone()),
-            Ok(_) => self.contact_rule(o, customer, request, contact_offers),
+            Ok(_) => self.contact_rule(o, customer, request, &prepared.windows, contact_offers),
         };
         if let Err(reason) = contact {
             return Some((Stage::ContactPolicy, reason));
@@ -701,9 +704,16 @@ impl Engine {
     }
 
     /// The contact-history rules of offer `o`.
-    fn contact_rule(&self, o: usize, customer: &Customer, request: &Request, offers: &[usize]) -> Result<(), Reason> {
+    fn contact_rule(
+        &self,
+        o: usize,
+        customer: &Customer,
+        request: &Request,
+        windows: &contact::Windows,
+        offers: &[usize],
+    ) -> Result<(), Reason> {
         let contacts = offers.iter().zip(&customer.contact_history).filter(|(&i, _)| i == o).map(|(_, c)| c);
-        contact::check_offer(&self.offers[o], contacts, request, self.params.contact())
+        contact::check_offer(&self.offers[o], contacts, request, self.params.contact(), windows)
     }
 
     /// Exact f64 proxy share of offer `o` (guard rule 3).
@@ -730,10 +740,17 @@ impl Engine {
         (stake, self.params.fatigue().family_dismissal_factor.powi(dismissals))
     }
 
-    /// Customer value, recent dismissals per product family, and, when they
-    /// change any offer's multiplier, every offer's `ln(stake × weight ×
-    /// family factor)` for the fast path's priority bounds.
-    fn prepare_stakes(&self, customer: &Customer, request: &Request, ws: &mut Workspace) -> Result<(), RequestError> {
+    /// Customer value, dismissals per product family since `since` (the
+    /// family memory's start), and, when they change any offer's
+    /// multiplier, every offer's `ln(stake × weight × family factor)` for
+    /// the fast path's priority bounds.
+    fn prepare_stakes(
+        &self,
+        customer: &Customer,
+        request: &Request,
+        since: chrono::DateTime<chrono::Utc>,
+        ws: &mut Workspace,
+    ) -> Result<(), RequestError> {
         ws.value = match &customer.value {
             Some(v) => {
                 v.check().map_err(|(field, value, expected)| RequestError::InvalidCustomerValue {
@@ -756,7 +773,6 @@ impl Engine {
             None => None,
         };
         let fatigue = self.params.fatigue();
-        let since = contact::days_before(request.now, fatigue.family_memory_days);
         ws.dismissed_families.clear();
         for (c, &o) in customer.contact_history.iter().zip(&ws.contact_offers) {
             if c.outcome == crate::customer::ContactOutcome::Dismissed && c.at > since && c.at <= request.now {
@@ -1013,7 +1029,7 @@ impl Engine {
                 for o in crate::compiled::bits(word, w * 64) {
                     let why = match codes[o] {
                         Code::History => self
-                            .contact_rule(o, customer, request, contact_offers)
+                            .contact_rule(o, customer, request, &prepared.windows, contact_offers)
                             .err()
                             .map(|reason| list.plain(reason)),
                         Code::Target | Code::Suitability => self.guard_failure(o, customer, prepared, list),

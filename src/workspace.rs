@@ -47,6 +47,8 @@ pub struct Workspace {
     pub(crate) value: Option<crate::value::ValueSummary>,
     /// Product families with recent dismissals: (family, dismissals).
     pub(crate) dismissed_families: Vec<(u32, i32)>,
+    /// The contact windows of the last request time.
+    pub(crate) windows: Option<crate::contact::Windows>,
     /// Whether offers' multipliers differ from the catalog's
     /// `value × weight` for this request.
     pub(crate) custom_stakes: bool,

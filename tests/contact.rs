@@ -192,3 +192,31 @@ fn evaluation_parameters_rank_every_offer() {
     opted_out.consents.marketing = Marketing::OptedOut;
     assert!(evaluation.recommend(&opted_out, &request(20)).unwrap().recommendations.is_empty());
 }
+
+/// A workspace keeps the contact windows of the last request time: a new
+/// time, or an engine with other windows, must not reuse them.
+#[test]
+fn one_workspace_follows_the_request_time_and_the_windows() {
+    let mut short = EngineParams::default();
+    short.contact.rest_window_days = 30;
+    let engines = [engine(two_offers()), engine_with(two_offers(), short)];
+    let mut c = customer();
+    c.contact_history = vec![
+        contact("a", 40, ContactOutcome::Shown),
+        contact("a", 60, ContactOutcome::Shown),
+        contact("a", 80, ContactOutcome::Shown),
+    ];
+    let now = request(2);
+    let later = tactful::Request { now: now.now + chrono::Duration::days(45), ..now };
+    // Rested under the 90-day window now, but not 45 days later (one show
+    // left in it), nor under a 30-day window.
+    let rested = |e: usize, r: &tactful::Request| e == 0 && r.now == now.now;
+    let (mut workspace, mut decision) = (tactful::Workspace::new(), tactful::Decision::default());
+    for (e, r) in [(0, &now), (1, &now), (0, &now), (0, &later), (1, &later), (0, &now), (1, &now)] {
+        engines[e].recommend_into(&c, r, &mut workspace, &mut decision).unwrap();
+        assert_eq!(decision, engines[e].recommend(&c, r).unwrap(), "engine {e} at {}", r.now);
+        let reason = decision.withheld_reason("a").map(|w| w.reason);
+        let expected = rested(e, r).then_some(Reason::Rested { shows: 3, window_days: 90 });
+        assert_eq!(reason, expected, "engine {e} at {}", r.now);
+    }
+}
