@@ -6,7 +6,8 @@
 //!   guard and explanations on;
 //! - `batch/*`: 1,024 distinct customers, 1,000 offers: `recommend_batch`
 //!   on both cores, and `recommend_into` one by one on one core;
-//! - a plain timing loop printing p50, p99 and p99/p50.
+//! - a plain timing loop printing p50, p99 and p99/p50 (one customer, and
+//!   1,024 distinct customers in turn at 1,000 offers).
 //!
 //! The catalog and customers are synthetic and seeded
 //! (`tests/support/synthetic.rs`).
@@ -24,19 +25,26 @@
 //! sentence, about 260 cycles each), the rules before scoring a tenth, and
 //! fixed costs (the customer's features, contacts and holdings, the contact
 //! limits) most of the rest. Distinct customers cost more than the same one
-//! again (1.1× at 1,000 offers with 64 of them, 1.3× with 1,024): the
-//! explanations and the audit's per-customer reasons, mostly. From about
+//! again (1.1× at 1,000 offers with 64 of them, 1.3× with 1,024) for about
+//! the same instructions. 1,024 copies of one customer cost 1.08× (their
+//! memory), so the rest is branches that follow the data: the predictor
+//! learns one customer's. Cachegrind's branch simulation spreads them
+//! thinly (the set-bit loops' exits, the proxy decisions, the short top-k
+//! insertions, the top contributions' search, the audit's reason kinds,
+//! none a sixth of them). From about
 //! 5,000 offers the weights compete for L2 and the value cut skips the
 //! offers that could not reach the top-k at any propensity (about half the
 //! plain ones here); at 1,000 the rows it would keep are sparse enough to
 //! cost more each, and it would not pay (measured 1.03× the time for one
 //! customer, 1.18× for 64). With the AVX2 kernels a decision is about
-//! 71,700 instructions at 1,000 offers (72,600 for distinct customers;
-//! 21,800 at 100 offers, 363,000 at 5,000 and 901,000 at 10,000): see
+//! 71,300 instructions at 1,000 offers (72,300 for distinct customers;
+//! 21,400 at 100 offers, 363,000 at 5,000 and 901,000 at 10,000): see
 //! `benches/instructions.rs` for the commands. The top contributions'
-//! selection is bound by latency rather than instructions (three rounds of
-//! a maximum, about 90 ns for 64 features in isolation): instruction counts
-//! understate it.
+//! selection (about 535 instructions for 64 features) is a sixth of a
+//! decision at 100 offers (0.81× the time without it). In the engine its
+//! instructions bound it, not its three dependent rounds: run back to
+//! back, so that they could overlap, the five selections took the same
+//! time, and a branch-free version with twice the instructions took 1.1×.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -129,30 +137,38 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (at(0.5), at(0.99))
 }
 
-/// A plain timing loop: per-call latency percentiles, for each size listed
-/// in `RANKING_SPREAD` (default `100,1000,10000`).
+/// A plain timing loop: per-call latency percentiles, for each case listed
+/// in `RANKING_SPREAD` (default `100,1000,10000,1000/1024`): `N` offers
+/// and one customer, or `N/C` with `C` distinct customers taken in turn
+/// (their inputs differ, so branches that follow them mispredict as in
+/// production; the one customer of the other cases is the best case).
 fn spread() {
-    let sizes = std::env::var("RANKING_SPREAD").unwrap_or_else(|_| "100,1000,10000".into());
-    for n in sizes.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
+    let cases = std::env::var("RANKING_SPREAD").unwrap_or_else(|_| "100,1000,10000,1000/1024".into());
+    for case in cases.split(',') {
+        let mut parts = case.trim().splitn(2, '/').map(|s| s.parse::<usize>().ok());
+        let (Some(Some(n)), distinct) = (parts.next(), parts.next().unwrap_or(Some(1))) else { continue };
+        let Some(distinct) = distinct.filter(|&c| c > 0) else { continue };
         let engine = engine(n);
-        let customer = synthetic::customer(n, 0);
+        let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
         let request = synthetic::request();
         let mut workspace = Workspace::new();
         let mut out = Decision::default();
-        for _ in 0..1_000 {
-            engine.recommend_into(&customer, &request, &mut workspace, &mut out).expect("ranked");
+        for i in 0..1_000.max(distinct) {
+            engine.recommend_into(&customers[i % distinct], &request, &mut workspace, &mut out).expect("ranked");
         }
         let iterations = (20_000_000 / n).clamp(2_000, 200_000);
         let mut samples = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
+        for i in 0..iterations {
+            let customer = &customers[i % distinct];
             let t = Instant::now();
-            engine.recommend_into(black_box(&customer), &request, &mut workspace, &mut out).expect("ranked");
+            engine.recommend_into(black_box(customer), &request, &mut workspace, &mut out).expect("ranked");
             black_box(&out);
             samples.push(t.elapsed());
         }
         let (p50, p99) = percentiles(samples);
+        let name = if distinct == 1 { format!("{n}") } else { format!("{n}/{distinct}_customers") };
         println!(
-            "spread/recommend_into/{n}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2} ({iterations} calls)",
+            "spread/recommend_into/{name}: p50 {:.2} µs, p99 {:.2} µs, p99/p50 {:.2} ({iterations} calls)",
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             p99.as_secs_f64() / p50.as_secs_f64()
