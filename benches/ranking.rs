@@ -145,9 +145,8 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 fn spread() {
     let cases = std::env::var("RANKING_SPREAD").unwrap_or_else(|_| "100,1000,10000,1000/1024".into());
     for case in cases.split(',') {
-        let mut parts = case.trim().splitn(2, '/').map(|s| s.parse::<usize>().ok());
-        let (Some(Some(n)), distinct) = (parts.next(), parts.next().unwrap_or(Some(1))) else { continue };
-        let Some(distinct) = distinct.filter(|&c| c > 0) else { continue };
+        let (n, distinct) = case.trim().split_once('/').unwrap_or((case.trim(), "1"));
+        let (Ok(n), Ok(distinct @ 1..)) = (n.parse::<usize>(), distinct.parse::<usize>()) else { continue };
         let engine = engine(n);
         let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
         let request = synthetic::request();
