@@ -36,9 +36,11 @@
 //! offers that could not reach the top-k at any propensity (about half the
 //! plain ones here); at 1,000 the rows it would keep are sparse enough to
 //! cost more each, and it would not pay (measured 1.03× the time for one
-//! customer, 1.18× for 64). With the AVX2 kernels a decision is about
-//! 71,300 instructions at 1,000 offers (72,300 for distinct customers;
-//! 21,400 at 100 offers, 363,000 at 5,000 and 901,000 at 10,000): see
+//! customer, 1.18× for 64). With the AVX2 kernels a decision after warm-up
+//! is about 69,500 instructions at 1,000 offers (70,700 for 64 distinct
+//! customers; 21,300 at 100 offers, 278,000 at 5,000 and 570,000 at
+//! 10,000): linear, about 54 more an offer from 100 to 10,000 offers, plus
+//! some 16,000 a decision whatever the catalog. See
 //! `benches/instructions.rs` for the commands. The top contributions'
 //! selection (about 535 instructions for 64 features) is a sixth of a
 //! decision at 100 offers (0.81× the time without it). In the engine its
