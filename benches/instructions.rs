@@ -17,7 +17,8 @@
 //! Arguments: offers (default 1,000), calls (default 500), distinct
 //! customers cycled through (default 1: the latency benchmark's case);
 //! a fourth argument `batch` times `recommend_batch_into` over the
-//! distinct customers instead (both cores). `KERNELS=avx2` (or
+//! distinct customers instead (both cores; timing only, as it bypasses
+//! `measured`). `KERNELS=avx2` (or
 //! `portable`) uses those kernels instead of the detected ones;
 //! `VALUE_CUT=<bytes>` sets the value cut's threshold.
 //! Without Valgrind it also prints the mean time per call and that of the
