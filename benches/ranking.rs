@@ -146,8 +146,8 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 /// production; the one customer of the other cases is the best case).
 fn spread() {
     let cases = std::env::var("RANKING_SPREAD").unwrap_or_else(|_| "100,1000,10000,1000/1024".into());
-    for case in cases.split(',') {
-        let (n, distinct) = case.trim().split_once('/').unwrap_or((case.trim(), "1"));
+    for case in cases.split(',').map(str::trim) {
+        let (n, distinct) = case.split_once('/').unwrap_or((case, "1"));
         let (Ok(n), Ok(distinct @ 1..)) = (n.parse::<usize>(), distinct.parse::<usize>()) else { continue };
         let engine = engine(n);
         let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
