@@ -54,12 +54,8 @@ fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
     b.priority.total_cmp(&a.priority).then(a.offer.cmp(&b.offer))
 }
 
-/// Keeps the best `k` candidates, best first.
-pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
-    if candidates.len() > k && k > 0 {
-        candidates.select_nth_unstable_by(k - 1, rank_order);
-    }
-    candidates.truncate(k);
+/// Sorts candidates best first.
+pub(crate) fn rank(candidates: &mut [Candidate]) {
     candidates.sort_unstable_by(rank_order);
 }
 
@@ -186,8 +182,8 @@ mod tests {
     #[test]
     fn ties_go_to_the_lower_offer_id() {
         let mut v = vec![c(3, 1.0), c(1, 1.0), c(2, 2.0), c(0, 0.5)];
-        top_k(&mut v, 2);
-        assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![2, 1]);
+        rank(&mut v);
+        assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![2, 1, 3, 0]);
     }
 
     #[test]
@@ -289,14 +285,5 @@ mod tests {
                 proptest::prop_assert_eq!(&listed, &out, "ascending, no repeats");
             }
         }
-    }
-
-    #[test]
-    fn k_larger_than_candidates_keeps_all() {
-        let mut v = vec![c(0, 0.1), c(1, 0.2)];
-        top_k(&mut v, 10);
-        assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![1, 0]);
-        top_k(&mut v, 0);
-        assert!(v.is_empty());
     }
 }

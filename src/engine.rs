@@ -624,20 +624,22 @@ impl Engine {
                     ws.detailed.set(o);
                 }
             }
-            // Offers reaching scoring, split by whether the proxy share must
-            // be computed (word by word, without a branch per offer); in a
-            // catalog large enough for the value cut, the plain ones are
-            // listed after it (`plain_rows`).
+            // Offers reaching scoring (word by word, without a branch per
+            // offer). The proxy share is decided later, for the offers the
+            // ranking reaches (`walk`); in a catalog large enough for the
+            // value cut, those that may need it are scored first, as the
+            // cut's reference, and the plain ones after it (`plain_rows`).
             kernel::passed_words(self.isa, &ws.codes, &mut ws.reach);
             let catalog_bytes = self.offers.len() * stride * std::mem::size_of::<f32>();
             defer_plain = matches!(mode, Mode::Fast { .. }) && effective_k > 0 && catalog_bytes >= self.value_cut_bytes;
             let proxy = self.proxy_words(active_proxy);
             for (w, &reach) in ws.reach.iter().enumerate() {
-                let proxy = proxy.get(w).copied().unwrap_or(0);
-                if !defer_plain {
-                    kernel::append_positions(self.isa, reach & !proxy, (w * 64) as u32, &mut ws.rows);
+                if defer_plain {
+                    let proxy = proxy.get(w).copied().unwrap_or(0);
+                    kernel::append_positions(self.isa, reach & proxy, (w * 64) as u32, &mut ws.abs_rows);
+                } else {
+                    kernel::append_positions(self.isa, reach, (w * 64) as u32, &mut ws.rows);
                 }
-                kernel::append_positions(self.isa, reach & proxy, (w * 64) as u32, &mut ws.abs_rows);
             }
         }
         Ok(Prepared { budget, status, effective_k, signals, mode, active_proxy, defer_plain, windows })
@@ -716,10 +718,46 @@ impl Engine {
         contact::check_offer(&self.offers[o], contacts, request, self.params.contact(), windows)
     }
 
-    /// Exact f64 proxy share of offer `o` (guard rule 3).
-    fn proxy_share(&self, o: usize, ws: &Workspace) -> f64 {
-        let contributions = self.models.row(o).iter().zip(&ws.d).map(|(w, d)| w * d);
-        guard::proxy_share(contributions.zip(ws.is_proxy.iter().copied()))
+    /// Exact f64 proxy share of offer `o` (guard rule 3), from the centred
+    /// features and which of them count as proxies.
+    fn proxy_share(&self, o: usize, (d, is_proxy): (&[f64], &[bool])) -> f64 {
+        let contributions = self.models.row(o).iter().zip(d).map(|(w, d)| w * d);
+        guard::proxy_share(contributions.zip(is_proxy.iter().copied()))
+    }
+
+    /// Guard rule 3 where the ranking reaches: the `shortlist` in rank
+    /// order, each offer that may be proxy-driven (it weighs a proxy
+    /// feature, and one is active) decided by the f64 rule, until `k` have
+    /// passed; those are kept, best first. The first proxy-driven one stops
+    /// the walk: it is recorded in `codes`, left out of the shortlist and
+    /// the bounds (NaN), and `true` returned. The offers after it in a
+    /// shortlist drawn with it are not necessarily the next in rank, so
+    /// the shortlist must be drawn again (or, when it holds every
+    /// candidate, walked again).
+    fn walk(
+        &self,
+        k: usize,
+        active_proxy: bool,
+        shortlist: &mut Vec<Candidate>,
+        codes: &mut [Code],
+        (lo, hi): (&mut [f32], &mut [f32]),
+        centred: (&[f64], &[bool]),
+    ) -> bool {
+        arbitration::rank(shortlist);
+        let threshold = self.params.guard().proxy_share_threshold;
+        for kept in 0..k.min(shortlist.len()) {
+            let o = shortlist[kept].offer;
+            if active_proxy && self.models.proxy_bits.get(o) && self.proxy_share(o, centred) > threshold {
+                codes[o] = Code::Driven;
+                for bound in [lo.get_mut(o), hi.get_mut(o)].into_iter().flatten() {
+                    *bound = f32::NAN;
+                }
+                shortlist.remove(kept);
+                return true;
+            }
+        }
+        shortlist.truncate(k);
+        false
     }
 
     /// The exact candidate for offer `o`.
@@ -839,33 +877,12 @@ impl Engine {
         out: &mut Decision,
     ) -> Result<(), RequestError> {
         let threshold = self.params.guard().proxy_share_threshold;
-        ws.always.clear();
         ws.shortlist.clear();
         let k = prepared.effective_k;
         match prepared.mode {
             _ if prepared.budget.is_err() => {}
             Mode::Fast { scale, floor, proxy } => {
                 let n = self.offers.len();
-                // The offers needing the proxy share: `signed` is within `e`
-                // of `P − θ·T`, with the margin of the f64 rule, so its sign
-                // decides unless it is within `e` (then the f64 rule does).
-                let inputs = kernel::ProxyInputs {
-                    rows: &ws.abs_rows,
-                    scores: &ws.abs_scores,
-                    norms: &self.models.norm32,
-                    band: proxy,
-                };
-                kernel::proxy_decisions(self.isa, &inputs, &mut ws.dense, &mut ws.driven, &mut ws.near);
-                for &o in &ws.driven {
-                    ws.codes[o as usize] = Code::Driven;
-                }
-                for j in 0..ws.near.len() {
-                    let o = ws.near[j] as usize;
-                    if self.proxy_share(o, ws) > threshold {
-                        ws.codes[o] = Code::Driven;
-                        ws.dense[o] = f32::NEG_INFINITY;
-                    }
-                }
                 let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
                 let m = &self.models;
                 // The error bound's inputs rounded up to f32.
@@ -881,20 +898,38 @@ impl Engine {
                 };
                 // The value cut: with many plain offers, those that could
                 // not reach the top-k even if certain to buy (σ = 1) against
-                // the offers needing the proxy share, already scored and
-                // bounded from below, are not scored (their dot products
+                // the offers that may need the proxy share, already scored
+                // and bounded from below, are not scored (their dot products
                 // are most of the time when the weights outgrow L2). The
-                // threshold is the k-th largest fine lower bound of the 2k
-                // of those offers with the largest score plus ln(value ×
-                // weight): at most the k-th largest of all of theirs (a
-                // subset's), so still below the top-k, at a few offers'
-                // bounds' cost; the offers are then marked against it in
-                // one dense pass and left out of the plain rows.
-                // The offers reaching scoring that are not proxy-share ones.
+                // reference leaves out the offers found proxy-driven, whose
+                // priority cannot count towards the top-k. The threshold is
+                // the k-th largest fine lower bound of the 2k reference
+                // offers with the largest score plus ln(value × weight): at
+                // most the k-th largest of all of theirs (a subset's), so
+                // still below the top-k, at a few offers' bounds' cost; the
+                // offers are then marked against it in one dense pass and
+                // left out of the plain rows.
+                // The offers reaching scoring that are not reference ones.
                 let plain = || ws.reach.iter().map(|w| w.count_ones() as usize).sum::<usize>() - ws.abs_rows.len();
                 let bytes = || plain() * m.w32.stride() * std::mem::size_of::<f32>();
                 let cut = prepared.defer_plain && ws.abs_rows.len() >= k && bytes() >= self.value_cut_bytes;
                 if cut {
+                    // `signed` is within `e` of `P − θ·T`, with the margin of
+                    // the f64 rule, so its sign decides unless it is within
+                    // `e` (then the f64 rule does).
+                    let inputs = kernel::ProxyInputs {
+                        rows: &ws.abs_rows,
+                        scores: &ws.abs_scores,
+                        norms: &self.models.norm32,
+                        band: proxy,
+                    };
+                    kernel::proxy_decisions(self.isa, &inputs, &mut ws.dense, &mut ws.driven, &mut ws.near);
+                    for j in 0..ws.near.len() {
+                        let o = ws.near[j] as usize;
+                        if self.proxy_share(o, (&ws.d, &ws.is_proxy)) > threshold {
+                            ws.dense[o] = f32::NEG_INFINITY;
+                        }
+                    }
                     kernel::sums_at(&ws.abs_rows, (&ws.dense, log_value), &mut ws.cut_keys);
                     let least = kernel::kth_largest(self.isa, &ws.cut_keys, 2 * k, &mut ws.scratch);
                     ws.cut_offers.clear();
@@ -907,6 +942,11 @@ impl Engine {
                     let tau = kernel::kth_largest(self.isa, &ws.fine_lo, k, &mut ws.scratch);
                     kernel::reaching_words(self.isa, log_value, tau, &mut ws.reaching);
                 }
+                // Every reference offer is ranked, proxy-driven or not: the
+                // walk decides the rule where the ranking reaches it.
+                for (&o, s) in ws.abs_rows.iter().zip(&ws.abs_scores) {
+                    ws.dense[o as usize] = s[0];
+                }
                 if prepared.defer_plain {
                     let cut = if cut { Some(&ws.reaching[..]) } else { None };
                     self.plain_rows(&ws.reach, cut, prepared.active_proxy, &mut ws.rows);
@@ -918,54 +958,59 @@ impl Engine {
                 let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
                 ws.lo.resize(n, 0.0);
                 ws.hi.resize(n, 0.0);
+                ws.unbounded.clear();
                 if kernel::coarse_bounds(self.isa, &inputs, &mut ws.lo, &mut ws.hi) {
                     // Scored, but outside the bounds' validity (rare).
                     let scored = ws.dense.iter().zip(&ws.lo).map(|(&d, &l)| d != f32::NEG_INFINITY && l.is_nan());
-                    ws.always.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
+                    ws.unbounded.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
                 }
-                ws.near.clear();
-                arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
-                kernel::fine_bounds(self.isa, &inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
-                let start = ws.always.len();
-                arbitration::shortlist(self.isa, k, (&ws.fine_lo, &ws.fine_hi), &mut ws.scratch, &mut ws.always);
-                for j in &mut ws.always[start..] {
-                    *j = ws.near[*j as usize];
+                // In rounds: an offer the walk finds proxy-driven leaves the
+                // bounds, and the shortlist is drawn again without it.
+                loop {
+                    let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
+                    ws.always.clear();
+                    ws.always.extend(ws.unbounded.iter().filter(|&&o| ws.codes[o as usize] != Code::Driven));
+                    ws.near.clear();
+                    arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
+                    kernel::fine_bounds(self.isa, &inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
+                    let start = ws.always.len();
+                    arbitration::shortlist(self.isa, k, (&ws.fine_lo, &ws.fine_hi), &mut ws.scratch, &mut ws.always);
+                    for j in &mut ws.always[start..] {
+                        *j = ws.near[*j as usize];
+                    }
+                    self.models.logits(self.isa, &ws.always, &ws.d, &mut ws.exact);
+                    ws.shortlist.clear();
+                    for j in 0..ws.always.len() {
+                        let candidate = self.candidate(ws.always[j] as usize, ws.exact[j], ws);
+                        ws.shortlist.push(candidate);
+                    }
+                    let (list, codes, centred) = (&mut ws.shortlist, &mut ws.codes, (&ws.d[..], &ws.is_proxy[..]));
+                    if !self.walk(k, prepared.active_proxy, list, codes, (&mut ws.lo, &mut ws.hi), centred) {
+                        break;
+                    }
                 }
             }
             Mode::Exact => {
                 // Reaching offers in offer order, as the reference scores them.
-                let (mut a, mut b) = (0, 0);
-                while a < ws.rows.len() || b < ws.abs_rows.len() {
-                    let o = if b == ws.abs_rows.len() || (a < ws.rows.len() && ws.rows[a] < ws.abs_rows[b]) {
-                        a += 1;
-                        ws.rows[a - 1]
-                    } else {
-                        b += 1;
-                        ws.abs_rows[b - 1]
-                    } as usize;
+                for j in 0..ws.rows.len() {
+                    let o = ws.rows[j] as usize;
                     let logit = self.models.logit(o, &ws.d);
-                    let share = self.proxy_share(o, ws);
+                    let share = self.proxy_share(o, (&ws.d, &ws.is_proxy));
                     if !logit.is_finite() || !share.is_finite() {
                         return Err(RequestError::ScoreOverflow {
                             customer: customer.id.clone(),
                             offer: self.offers[o].id.clone(),
                         });
                     }
-                    if share > threshold {
-                        ws.codes[o] = Code::Driven;
-                    } else {
-                        let candidate = self.candidate(o, logit, ws);
-                        ws.shortlist.push(candidate);
-                    }
+                    let candidate = self.candidate(o, logit, ws);
+                    ws.shortlist.push(candidate);
                 }
+                // Every candidate is here: walked again after each
+                // proxy-driven one, without drawing anything.
+                let (list, codes, centred) = (&mut ws.shortlist, &mut ws.codes, (&ws.d[..], &ws.is_proxy[..]));
+                while self.walk(k, prepared.active_proxy, list, codes, (&mut [], &mut []), centred) {}
             }
         }
-        self.models.logits(self.isa, &ws.always, &ws.d, &mut ws.exact);
-        for j in 0..ws.always.len() {
-            let candidate = self.candidate(ws.always[j] as usize, ws.exact[j], ws);
-            ws.shortlist.push(candidate);
-        }
-        arbitration::top_k(&mut ws.shortlist, k);
 
         Names::ensure(&mut ws.names, self.uid, &self.offers, &self.schema.features, (&self.models, &self.plan));
         self.write_audit(customer, request, prepared, ws, out);
@@ -1221,7 +1266,11 @@ mod tests {
         let mut ws = Workspace::new();
         let (mut plain, mut cut) = (Decision::default(), Decision::default());
         engine.recommend_into(&customer, &request, &mut ws, &mut plain).unwrap();
-        assert_eq!(ws.rows.len(), 40, "without the cut (small catalog), every plain offer is scored");
+        assert_eq!(
+            (ws.rows.len(), ws.abs_rows.len()),
+            (50, 0),
+            "without the cut (small catalog), every offer is scored"
+        );
         let cutting = engine.clone().with_value_cut_from(0);
         cutting.recommend_into(&customer, &request, &mut ws, &mut cut).unwrap();
         assert_eq!((ws.rows.len(), ws.abs_rows.len()), (0, 10), "no plain offer can beat three worth 1,000");

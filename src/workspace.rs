@@ -79,9 +79,11 @@ pub struct Workspace {
     /// or failing a target or suitability rule. A bit set, so that the
     /// audit reads them in offer order without sorting.
     pub(crate) detailed: crate::compiled::Bitset,
-    /// Offers reaching scoring that need only the logit.
+    /// Offers reaching scoring, scored with the logit only (with the value
+    /// cut, only those not in `abs_rows`).
     pub(crate) rows: Vec<u32>,
-    /// Offers reaching scoring that also need the proxy share, and their
+    /// With the value cut, the offers reaching scoring that may need the
+    /// proxy share, scored first as the cut's reference, and their
     /// `[logit, Σ|wᵢ|·signed32ᵢ]` scores.
     pub(crate) abs_rows: Vec<u32>,
     pub(crate) abs_scores: Vec<[f32; 2]>,
@@ -99,7 +101,8 @@ pub struct Workspace {
     /// Offers that the coarse bounds keep (before them, those whose proxy
     /// share is decided in f64), and their fine bounds.
     pub(crate) near: Vec<u32>,
-    /// Offers found proxy-driven from their f32 signed sums.
+    /// The value cut's offers found proxy-driven from their f32 signed
+    /// sums.
     pub(crate) driven: Vec<u32>,
     pub(crate) fine_lo: Vec<f32>,
     pub(crate) fine_hi: Vec<f32>,
@@ -107,6 +110,8 @@ pub struct Workspace {
     /// logits.
     pub(crate) always: Vec<u32>,
     pub(crate) exact: Vec<f64>,
+    /// Scored offers outside the bounds' validity (ranked exactly).
+    pub(crate) unbounded: Vec<u32>,
     pub(crate) scratch: Vec<f32>,
     /// Candidates rescored exactly in f64.
     pub(crate) shortlist: Vec<Candidate>,

@@ -14,7 +14,7 @@ use world::{pick, CustomerMix, CHANNELS, EVENTS, VULNS};
 use tactful::{
     Catalog, Channel, Contact, ContactOutcome, Customer, Decision, Engine, FeatureSchema, FeatureSpec, FeatureValues,
     LifeEvent, LifeEventSignal, LifeEventUse, Marketing, Offer, OfferKind, PropensityModel, Provenance, ProxyTarget,
-    Request, Sensitivity, SpecialCategory, Weights,
+    Reason, Request, Sensitivity, SpecialCategory, Weights,
 };
 
 const PRODUCTS: [&str; 5] = ["p0", "p1", "p2", "p3", "p4"];
@@ -145,8 +145,9 @@ fn naive_priority(catalog: &Catalog, offer: &Offer, c: &Customer, now: chrono::D
     offer.value * offer.weight / (1.0 + (-logit).exp()) * family_factor(catalog, offer, c, now)
 }
 
-/// Every rule re-checked for a recommended offer, independently of the engine.
-fn naive_allowed(catalog: &Catalog, o: &Offer, c: &Customer, r: &Request) -> bool {
+/// Every rule re-checked for an offer, independently of the engine: those
+/// before scoring (but rest), and the proxy share's (guard rule 3).
+fn naive_rules(catalog: &Catalog, o: &Offer, c: &Customer, r: &Request) -> (bool, bool) {
     let holds = |p: &tactful::ProductId| c.holdings.contains(p);
     let e = &o.eligibility;
     let age_ok = match (e.min_age.is_some() || e.max_age.is_some(), c.age) {
@@ -171,7 +172,7 @@ fn naive_allowed(catalog: &Catalog, o: &Offer, c: &Customer, r: &Request) -> boo
         })
         .map(|(_, x)| x.abs())
         .sum();
-    !holds(&o.product)
+    let before_scoring = !holds(&o.product)
         && age_ok
         && e.base_product.as_ref().is_none_or(holds)
         && e.requires.iter().all(holds)
@@ -181,8 +182,8 @@ fn naive_allowed(catalog: &Catalog, o: &Offer, c: &Customer, r: &Request) -> boo
         && o.channels.contains(&r.channel)
         && !cooling
         && o.targets.iter().all(|&t| usable(c, t))
-        && !c.vulnerabilities.iter().any(|v| o.unsuitable_for.contains(&v.vulnerability))
-        && (total == 0.0 || proxy / total <= 0.25)
+        && !c.vulnerabilities.iter().any(|v| o.unsuitable_for.contains(&v.vulnerability));
+    (before_scoring, total == 0.0 || proxy / total <= 0.25)
 }
 
 fn decide(catalog: &Catalog, c: &Customer, r: &Request) -> Decision {
@@ -219,25 +220,45 @@ proptest! {
     }
 
     /// (b) No suppressed, ineligible or uncontactable offer ever appears,
-    /// and every offer is either ranked or audited.
+    /// and every offer is either ranked or audited. The proxy-share rule
+    /// is decided in rank order until the top-k is full: a proxy-driven
+    /// offer is withheld when it ranks ahead of the last recommendation (or
+    /// the top-k is not full), and left unranked, not withheld, after it.
     #[test]
     fn no_withheld_offer_appears(seed in any::<u64>()) {
         let (catalog, c, r) = world(seed);
         let d = decide(&catalog, &c, &r);
         for rec in &d.recommendations {
             let o = catalog.offers.iter().find(|o| o.id == rec.offer).unwrap();
-            prop_assert!(naive_allowed(&catalog, o, &c, &r), "{} should not be recommended", o.id);
+            prop_assert_eq!(naive_rules(&catalog, o, &c, &r), (true, true), "{} should not be recommended", o.id);
             prop_assert!(d.withheld_reason(o.id.as_str()).is_none());
         }
         prop_assert_eq!(d.withheld.len() + d.funnel.allowed, catalog.offers.len());
+        // The last recommendation when the top-k is full: where the walk
+        // stopped. `naive_priority` is independent, so within 1e-9.
+        let full = (d.recommendations.len() == d.effective_k).then(|| d.recommendations.last()).flatten();
+        let near = |p: f64, q: f64| (p - q).abs() <= 1e-9 * p.abs().max(1.0);
         for o in &catalog.offers {
-            if d.withheld_reason(o.id.as_str()).is_some() {
-                continue;
+            let (rules, proxy) = naive_rules(&catalog, o, &c, &r);
+            let p = naive_priority(&catalog, o, &c, r.now);
+            match d.withheld_reason(o.id.as_str()) {
+                Some(w) if matches!(w.reason, Reason::ProxyDriven { .. }) => {
+                    prop_assert!(rules && !proxy, "{} withheld as proxy-driven", o.id);
+                    prop_assert!(full.is_none_or(|last| p >= last.priority || near(p, last.priority)), "{} was reached", o.id);
+                }
+                Some(_) => {}
+                // Not withheld: the naive rules (without rest, which the
+                // naive check leaves out) must agree it reaches scoring.
+                None => {
+                    prop_assert!(rules, "{} passed the engine's rules", o.id);
+                    if !proxy {
+                        let last = full.expect("an unranked proxy-driven offer: the top-k is full");
+                        prop_assert!(p <= last.priority || near(p, last.priority), "{} ranks after the last", o.id);
+                    }
+                }
             }
-            // Not withheld: the naive rules (without rest, which the naive
-            // check leaves out) must agree it is allowed.
-            prop_assert!(naive_allowed(&catalog, o, &c, &r), "{} passed the engine's rules", o.id);
         }
+
     }
 
     /// (c) Special feature values and inferred life-event signals never

@@ -19,7 +19,7 @@ use tactful::relationship::ChannelScope;
 use tactful::value::ValueSummary;
 use tactful::{
     Channel, Components, ContactOutcome, Contribution, Customer, Decision, DecisionStatus, Engine, Explanation,
-    FeatureValues, Funnel, LifeEvent, LifeEventUse, Marketing, Offer, OfferKind, Provenance, ProvenanceKind,
+    FeatureValues, Funnel, LifeEvent, LifeEventUse, Marketing, Offer, OfferId, OfferKind, Provenance, ProvenanceKind,
     ProxyTarget, Reason, Recommendation, Request, RequestError, Rule, Sensitivity, Stage, Withheld,
 };
 
@@ -47,6 +47,8 @@ struct Candidate {
     propensity: f64,
     priority: f64,
     parts: Parts,
+    /// Guard rule 3's verdict, when proxy-driven: the withheld entry.
+    driven: Option<Withheld>,
     explanation: Option<Recommendation>,
 }
 
@@ -288,7 +290,7 @@ impl<'e> Reference<'e> {
             if !logit.is_finite() || !share.is_finite() {
                 return Err(RequestError::ScoreOverflow { customer: customer.id.clone(), offer: offer.id.clone() });
             }
-            if share > threshold {
+            let driven = (share > threshold).then(|| {
                 let mut proxies: Vec<(usize, f64)> = w
                     .iter()
                     .zip(&d)
@@ -298,23 +300,41 @@ impl<'e> Reference<'e> {
                     .collect();
                 proxies.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
                 let features = proxies.iter().map(|&(i, _)| schema.features[i].name.clone()).collect();
-                withheld.push(withhold(Stage::Guard, Reason::ProxyDriven { share, threshold, features }));
-                continue;
-            }
-            funnel.allowed += 1;
+                withhold(Stage::Guard, Reason::ProxyDriven { share, threshold, features })
+            });
             let propensity = sigmoid(logit);
             let (stake, growth) = naive_stake(offer, value.as_ref(), params);
             let family = self.family_factor(o, customer, &contact_offers, request);
             let priority = priority(propensity, stake, offer.weight) * family;
             let parts = Parts { stake, growth, family, value: value.unwrap_or_default() };
-            candidates.push(Candidate { offer: o, logit, propensity, priority, parts, explanation: None });
+            candidates.push(Candidate { offer: o, logit, propensity, priority, parts, driven, explanation: None });
         }
         // Eager explanations, then a full sort.
         for c in &mut candidates {
             c.explanation = Some(self.recommendation(c, &x, &d));
         }
         candidates.sort_by(|a, b| b.priority.total_cmp(&a.priority).then(a.offer.cmp(&b.offer)));
-        candidates.truncate(effective_k);
+        // Guard rule 3 in rank order, until `effective_k` offers pass it:
+        // the proxy-driven ones met on the way are withheld, in offer order
+        // with the rest; the offers after them are allowed, not ranked.
+        let mut kept = Vec::new();
+        let mut driven = Vec::new();
+        for c in candidates {
+            if kept.len() == effective_k {
+                funnel.allowed += 1;
+            } else if let Some(w) = c.driven.clone() {
+                driven.push((c.offer, w));
+            } else {
+                funnel.allowed += 1;
+                kept.push(c);
+            }
+        }
+        let position = |id: &OfferId| self.engine.offers().iter().position(|o| &o.id == id);
+        for (o, w) in driven {
+            let at = withheld.partition_point(|w: &Withheld| position(&w.offer) < Some(o));
+            withheld.insert(at, w);
+        }
+        let candidates = kept;
         funnel.returned = candidates.len();
         let recommendations = candidates
             .into_iter()
