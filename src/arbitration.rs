@@ -54,6 +54,11 @@ fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
     b.priority.total_cmp(&a.priority).then(a.offer.cmp(&b.offer))
 }
 
+/// Whether `a` ranks ahead of `b`.
+pub(crate) fn ranks_ahead(a: &Candidate, b: &Candidate) -> bool {
+    rank_order(a, b) == Ordering::Less
+}
+
 /// Sorts candidates best first.
 pub(crate) fn rank(candidates: &mut [Candidate]) {
     candidates.sort_unstable_by(rank_order);

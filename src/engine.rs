@@ -186,6 +186,22 @@ struct Prepared {
     windows: contact::Windows,
 }
 
+/// The top-k of `shortlist` (every candidate that passes guard rule 3
+/// and may be in it), best first; and guard rule 3's audit: a
+/// proxy-driven offer is withheld when the ranking reaches it, that is
+/// when it ranks ahead of the k-th recommendation or there are fewer
+/// than `k`. The others rank after the top-k and are left unranked.
+fn settle(k: usize, shortlist: &mut Vec<Candidate>, driven: &[Candidate], codes: &mut [Code]) {
+    arbitration::rank(shortlist);
+    shortlist.truncate(k);
+    let last = shortlist.get(k.wrapping_sub(1));
+    for c in driven {
+        if k > 0 && last.is_none_or(|last| arbitration::ranks_ahead(c, last)) {
+            codes[c.offer] = Code::Driven;
+        }
+    }
+}
+
 /// Above this, f32 scores are not trusted (f32 overflows at 3.4e38).
 const F32_SAFE: f64 = 1e30;
 
@@ -725,39 +741,79 @@ impl Engine {
         guard::proxy_share(contributions.zip(is_proxy.iter().copied()))
     }
 
-    /// Guard rule 3 where the ranking reaches: the `shortlist` in rank
-    /// order, each offer that may be proxy-driven (it weighs a proxy
-    /// feature, and one is active) decided by the f64 rule, until `k` have
-    /// passed; those are kept, best first. The first proxy-driven one stops
-    /// the walk: it is recorded in `codes`, left out of the shortlist and
-    /// the bounds (NaN), and `true` returned. The offers after it in a
-    /// shortlist drawn with it are not necessarily the next in rank, so
-    /// the shortlist must be drawn again (or, when it holds every
-    /// candidate, walked again).
-    fn walk(
+    /// Guard rule 3 for a shortlist's candidates: each that may be
+    /// proxy-driven (it weighs a proxy feature, and one is active) is
+    /// decided by the f64 rule; the proxy-driven ones move from
+    /// `shortlist` to `driven` and leave the bounds (NaN). Returns whether
+    /// there were any (then offers outside the shortlist may belong in the
+    /// top-k, and it must be drawn again without them).
+    fn exclude_driven(
         &self,
-        k: usize,
         active_proxy: bool,
         shortlist: &mut Vec<Candidate>,
-        codes: &mut [Code],
+        driven: &mut Vec<Candidate>,
         (lo, hi): (&mut [f32], &mut [f32]),
         centred: (&[f64], &[bool]),
     ) -> bool {
-        arbitration::rank(shortlist);
         let threshold = self.params.guard().proxy_share_threshold;
-        for kept in 0..k.min(shortlist.len()) {
-            let o = shortlist[kept].offer;
-            if active_proxy && self.models.proxy_bits.get(o) && self.proxy_share(o, centred) > threshold {
-                codes[o] = Code::Driven;
+        let before = driven.len();
+        shortlist.retain(|c| {
+            let o = c.offer;
+            let is_driven = active_proxy && self.models.proxy_bits.get(o) && self.proxy_share(o, centred) > threshold;
+            if is_driven {
+                driven.push(*c);
                 for bound in [lo.get_mut(o), hi.get_mut(o)].into_iter().flatten() {
                     *bound = f32::NAN;
                 }
-                shortlist.remove(kept);
-                return true;
+            }
+            !is_driven
+        });
+        driven.len() > before
+    }
+
+    /// Guard rule 3's audit for the value cut's reference offers found
+    /// proxy-driven (`ws.driven`, not ranked): withheld when they rank
+    /// ahead of the k-th recommendation, or there are fewer than `k` (see
+    /// [`settle`]). Most are ruled out by `ln(value × weight)` (σ ≤ 1),
+    /// most of the rest by their fine bounds, and the few left exactly.
+    fn settle_cut(&self, k: usize, error: (f32, f32), ws: &mut Workspace) {
+        if k == 0 || ws.driven.is_empty() {
+            return;
+        }
+        let Some(last) = ws.shortlist.get(k - 1).copied() else {
+            for &o in &ws.driven {
+                ws.codes[o as usize] = Code::Driven;
+            }
+            return;
+        };
+        let last_ln = last.priority.ln();
+        // f32 upper bounds, so compared with a margin.
+        let below = |hi: f32| f64::from(hi) + 1e-6 * (1.0 + last_ln.abs()) < last_ln;
+        let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
+        ws.cut_offers.clear();
+        for &o in &ws.driven {
+            if !below(log_value[o as usize]) {
+                let j = ws.abs_rows.binary_search(&o).expect("a reference offer");
+                ws.dense[o as usize] = ws.abs_scores[j][0];
+                ws.cut_offers.push(o);
             }
         }
-        shortlist.truncate(k);
-        false
+        let m = &self.models;
+        let inputs = kernel::BoundsInputs {
+            dot: &ws.dense,
+            base: &m.base32,
+            norm: &m.norm32,
+            slack: &m.slack32,
+            logv: log_value,
+            error,
+        };
+        kernel::fine_bounds(self.isa, &inputs, &ws.cut_offers, &mut ws.fine_lo, &mut ws.fine_hi);
+        for j in 0..ws.cut_offers.len() {
+            let o = ws.cut_offers[j] as usize;
+            if !below(ws.fine_hi[j]) && arbitration::ranks_ahead(&self.candidate(o, m.logit(o, &ws.d), ws), &last) {
+                ws.codes[o] = Code::Driven;
+            }
+        }
     }
 
     /// The exact candidate for offer `o`.
@@ -928,6 +984,7 @@ impl Engine {
                         let o = ws.near[j] as usize;
                         if self.proxy_share(o, (&ws.d, &ws.is_proxy)) > threshold {
                             ws.dense[o] = f32::NEG_INFINITY;
+                            ws.driven.push(o as u32);
                         }
                     }
                     kernel::sums_at(&ws.abs_rows, (&ws.dense, log_value), &mut ws.cut_keys);
@@ -942,10 +999,14 @@ impl Engine {
                     let tau = kernel::kth_largest(self.isa, &ws.fine_lo, k, &mut ws.scratch);
                     kernel::reaching_words(self.isa, log_value, tau, &mut ws.reaching);
                 }
-                // Every reference offer is ranked, proxy-driven or not: the
-                // walk decides the rule where the ranking reaches it.
-                for (&o, s) in ws.abs_rows.iter().zip(&ws.abs_scores) {
-                    ws.dense[o as usize] = s[0];
+                // The reference offers found proxy-driven (`ws.driven`) are
+                // not ranked; whether the ranking reaches them is settled at
+                // the end. Without the cut, every one is ranked.
+                if !cut {
+                    ws.driven.clear();
+                    for (&o, s) in ws.abs_rows.iter().zip(&ws.abs_scores) {
+                        ws.dense[o as usize] = s[0];
+                    }
                 }
                 if prepared.defer_plain {
                     let cut = if cut { Some(&ws.reaching[..]) } else { None };
@@ -964,12 +1025,15 @@ impl Engine {
                     let scored = ws.dense.iter().zip(&ws.lo).map(|(&d, &l)| d != f32::NEG_INFINITY && l.is_nan());
                     ws.unbounded.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
                 }
-                // In rounds: an offer the walk finds proxy-driven leaves the
-                // bounds, and the shortlist is drawn again without it.
-                loop {
+                // In rounds: the proxy-driven candidates of a shortlist leave
+                // the bounds, and it is drawn again without them.
+                ws.excluded.clear();
+                let mut draw = k > 0;
+                while draw {
                     let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
                     ws.always.clear();
-                    ws.always.extend(ws.unbounded.iter().filter(|&&o| ws.codes[o as usize] != Code::Driven));
+                    let excluded = |o: u32| ws.excluded.iter().any(|c| c.offer == o as usize);
+                    ws.always.extend(ws.unbounded.iter().copied().filter(|&o| !excluded(o)));
                     ws.near.clear();
                     arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
                     kernel::fine_bounds(self.isa, &inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
@@ -984,14 +1048,15 @@ impl Engine {
                         let candidate = self.candidate(ws.always[j] as usize, ws.exact[j], ws);
                         ws.shortlist.push(candidate);
                     }
-                    let (list, codes, centred) = (&mut ws.shortlist, &mut ws.codes, (&ws.d[..], &ws.is_proxy[..]));
-                    if !self.walk(k, prepared.active_proxy, list, codes, (&mut ws.lo, &mut ws.hi), centred) {
-                        break;
-                    }
+                    let (list, out, centred) = (&mut ws.shortlist, &mut ws.excluded, (&ws.d[..], &ws.is_proxy[..]));
+                    draw = self.exclude_driven(prepared.active_proxy, list, out, (&mut ws.lo, &mut ws.hi), centred);
                 }
+                settle(k, &mut ws.shortlist, &ws.excluded, &mut ws.codes);
+                self.settle_cut(k, (up(scale), up(floor)), ws);
             }
             Mode::Exact => {
                 // Reaching offers in offer order, as the reference scores them.
+                ws.excluded.clear();
                 for j in 0..ws.rows.len() {
                     let o = ws.rows[j] as usize;
                     let logit = self.models.logit(o, &ws.d);
@@ -1003,12 +1068,13 @@ impl Engine {
                         });
                     }
                     let candidate = self.candidate(o, logit, ws);
-                    ws.shortlist.push(candidate);
+                    if share > threshold {
+                        ws.excluded.push(candidate);
+                    } else {
+                        ws.shortlist.push(candidate);
+                    }
                 }
-                // Every candidate is here: walked again after each
-                // proxy-driven one, without drawing anything.
-                let (list, codes, centred) = (&mut ws.shortlist, &mut ws.codes, (&ws.d[..], &ws.is_proxy[..]));
-                while self.walk(k, prepared.active_proxy, list, codes, (&mut [], &mut []), centred) {}
+                settle(k, &mut ws.shortlist, &ws.excluded, &mut ws.codes);
             }
         }
 

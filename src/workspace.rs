@@ -113,8 +113,10 @@ pub struct Workspace {
     /// Scored offers outside the bounds' validity (ranked exactly).
     pub(crate) unbounded: Vec<u32>,
     pub(crate) scratch: Vec<f32>,
-    /// Candidates rescored exactly in f64.
+    /// Candidates rescored exactly in f64, and those of them found
+    /// proxy-driven.
     pub(crate) shortlist: Vec<Candidate>,
+    pub(crate) excluded: Vec<Candidate>,
     /// `(feature, contribution)` pairs for explanations and proxy lists.
     pub(crate) pairs: Vec<(usize, f64)>,
     /// Copies of the last engine's names, which decisions point to.

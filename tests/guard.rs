@@ -166,6 +166,37 @@ fn rule3_below_threshold_is_allowed_and_threshold_is_configurable() {
     assert!(matches!(d.withheld_reason("p").unwrap().reason, Reason::ProxyDriven { .. }));
 }
 
+/// Rule 3 is decided in rank order until the top-k is full: a
+/// proxy-driven offer ranked ahead of the last recommendation is withheld
+/// (the next allowed offer takes its place); one ranked after it is left
+/// unranked and unaudited, as it would not have been shown anyway. The
+/// same with the value cut, which scores the offers weighing a proxy first.
+#[test]
+fn rule3_is_decided_where_the_ranking_reaches() {
+    let mut c = customer();
+    set(&mut c, "neighbourhood_mix", 0.5); // 33% for the "p" offers
+    let proxy = |id: &str, bias: f64| offer(id, bias, &[("income", 1.0), ("neighbourhood_mix", 1.0)]);
+    let offers = vec![
+        proxy("p_high", 3.0),
+        offer("a", 2.0, &[("income", 1.0)]),
+        offer("b", 1.0, &[("income", 1.0)]),
+        proxy("p_low", -3.0),
+    ];
+    let plain = engine(offers);
+    for e in [plain.clone(), plain.with_value_cut_from(0)] {
+        let d = e.recommend(&c, &request(2)).unwrap();
+        assert_eq!(ids(&d), ["a", "b"]);
+        assert!(matches!(d.withheld_reason("p_high").unwrap().reason, Reason::ProxyDriven { .. }));
+        assert_eq!(d.withheld_reason("p_low"), None, "ranked after the last recommendation");
+        assert_eq!((d.withheld.len(), d.funnel.allowed), (1, 3));
+        // With room for a third, the ranking reaches it.
+        let d = e.recommend(&c, &request(3)).unwrap();
+        assert_eq!(ids(&d), ["a", "b"]);
+        assert!(matches!(d.withheld_reason("p_low").unwrap().reason, Reason::ProxyDriven { .. }));
+        assert_eq!((d.withheld.len(), d.funnel.allowed), (2, 2));
+    }
+}
+
 #[test]
 fn rule3_proxy_of_a_declared_consented_event_does_not_count() {
     let o = offer("p", 0.0, &[("income", 1.0), ("baby_spend", 1.0)]);
