@@ -416,7 +416,7 @@ pub(crate) enum Code {
     Target,
     /// Guard rule 4: suitability.
     Suitability,
-    /// Guard rule 3: scored, and proxy-driven.
+    /// Guard rule 3: scored, proxy-driven, and reached by the ranking.
     Driven,
     /// No rule failed before scoring.
     Passed,

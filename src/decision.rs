@@ -208,7 +208,10 @@ pub struct Funnel {
     pub eligible: usize,
     /// Offers that also passed the contact policy.
     pub contactable: usize,
-    /// Offers that also passed the guard: the candidates ranked.
+    /// Offers that also passed the guard: the candidates ranked. Those
+    /// ranked after the last recommendation count here whatever their proxy
+    /// share, which guard rule 3 decides in rank order only until the
+    /// top-k is full (see [`guard`](crate::guard)).
     pub allowed: usize,
     /// Offers returned.
     pub returned: usize,

@@ -5,7 +5,13 @@
 //! 2. `special` features are always masked to their baseline; `life_event(E)`
 //!    features unless E is declared with consent.
 //! 3. An offer whose absolute log-odds contributions come more than the
-//!    threshold share from active proxy features is suppressed.
+//!    threshold share from active proxy features is suppressed. The rule
+//!    needs the score, and is decided in rank order until `k` offers pass
+//!    it: a proxy-driven offer ranked ahead of the k-th recommendation (or
+//!    with fewer than `k`) is withheld; one ranked after it would not be
+//!    shown anyway and is left unranked. So the audit lists the
+//!    suppressions that changed what the customer sees, and the engine
+//!    computes proxy shares for the offers the ranking reaches only.
 //! 4. A vulnerability marker of any provenance suppresses unsuitable offers:
 //!    inferences may protect, never target.
 //!

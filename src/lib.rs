@@ -32,7 +32,9 @@
 //!       masked, `life_event` features unless declared with consent;
 //!    3. an offer whose evidence comes mostly from `proxy` features (more
 //!       than [`GuardParams::proxy_share_threshold`] of its absolute
-//!       log-odds contributions) is suppressed;
+//!       log-odds contributions) is suppressed. Decided in rank order until
+//!       the top-k is full: offers ranked after the last recommendation are
+//!       not shown either way, and are left unranked rather than audited;
 //!    4. a vulnerability marker of *any* provenance suppresses offers
 //!       unsuitable for it: inferences may protect, never target;
 //!    5. a suppressed offer is withheld, never disguised or demoted: the
