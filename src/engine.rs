@@ -642,7 +642,7 @@ impl Engine {
             }
             // Offers reaching scoring (word by word, without a branch per
             // offer). The proxy share is decided later, for the offers the
-            // ranking reaches (`walk`); in a catalog large enough for the
+            // ranking reaches (`finish`); in a catalog large enough for the
             // value cut, those that may need it are scored first, as the
             // cut's reference, and the plain ones after it (`plain_rows`).
             kernel::passed_words(self.isa, &ws.codes, &mut ws.reach);
@@ -1026,19 +1026,22 @@ impl Engine {
                     ws.unbounded.extend(scored.enumerate().filter(|s| s.1).map(|(o, _)| o as u32));
                 }
                 // In rounds: the proxy-driven candidates of a shortlist leave
-                // the bounds, and it is drawn again without them.
+                // the bounds, and it is drawn again without them, for `k`
+                // more offers than were left out so far (so that however many
+                // are proxy-driven, the rounds are logarithmically few).
                 ws.excluded.clear();
                 let mut draw = k > 0;
                 while draw {
-                    let inputs = kernel::BoundsInputs { dot: &ws.dense, ..bounds };
+                    let (k_draw, inputs) = (k + ws.excluded.len(), kernel::BoundsInputs { dot: &ws.dense, ..bounds });
                     ws.always.clear();
                     let excluded = |o: u32| ws.excluded.iter().any(|c| c.offer == o as usize);
                     ws.always.extend(ws.unbounded.iter().copied().filter(|&o| !excluded(o)));
                     ws.near.clear();
-                    arbitration::shortlist_loose(self.isa, k, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
+                    arbitration::shortlist_loose(self.isa, k_draw, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
                     kernel::fine_bounds(self.isa, &inputs, &ws.near, &mut ws.fine_lo, &mut ws.fine_hi);
                     let start = ws.always.len();
-                    arbitration::shortlist(self.isa, k, (&ws.fine_lo, &ws.fine_hi), &mut ws.scratch, &mut ws.always);
+                    let fine = (&ws.fine_lo[..], &ws.fine_hi[..]);
+                    arbitration::shortlist(self.isa, k_draw, fine, &mut ws.scratch, &mut ws.always);
                     for j in &mut ws.always[start..] {
                         *j = ws.near[*j as usize];
                     }
