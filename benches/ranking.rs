@@ -12,7 +12,8 @@
 //! The catalog and customers are synthetic and seeded
 //! (`tests/support/synthetic.rs`).
 //!
-//! Where the time goes at 1,000 offers (same customer, AVX-512, rdtsc marks
+//! Where the time went at 1,000 offers before guard rule 3 was decided for
+//! the reached candidates only (same customer, AVX-512, rdtsc marks
 //! around each stage in a scratch build; shares of a decision): the dot
 //! products and signed proxy sums about a third (about 2.6 ns a row, 2.3
 //! contiguous from L2 and 1.5 from L1: the L2 bandwidth, on this machine),
@@ -37,11 +38,17 @@
 //! plain ones here); at 1,000 the rows it would keep are sparse enough to
 //! cost more each, and it would not pay (measured 1.03× the time for one
 //! customer, 1.18× for 64). With the AVX2 kernels a decision after warm-up
-//! is about 69,500 instructions at 1,000 offers (70,700 for 64 distinct
-//! customers; 21,300 at 100 offers, 278,000 at 5,000 and 570,000 at
-//! 10,000): linear, about 54 more an offer from 100 to 10,000 offers, plus
-//! some 16,000 a decision whatever the catalog. See
-//! `benches/instructions.rs` for the commands. The top contributions'
+//! is about 58,000 instructions at 1,000 offers (61,000 for 64 distinct
+//! customers; 21,000 at 100 offers, 282,000 at 5,000 and 578,000 at
+//! 10,000). Below the value cut's threshold the offers weighing a proxy
+//! feature now cost one dot product like the rest (their signed proxy sums
+//! were a sixth of a decision at 1,000 offers: 69,500 instructions then),
+//! and the proxy share is decided in f64 for the few candidates the ranking
+//! reaches. Past it they are still scored first, with their signed sums, as
+//! the cut's reference. Some 16,000 instructions a decision are there
+//! whatever the catalog; without any explanation (a scratch build) a
+//! decision at 100 offers is still 16,200. See `benches/instructions.rs`
+//! for the commands. The top contributions'
 //! selection (about 535 instructions for 64 features) is a sixth of a
 //! decision at 100 offers (0.81× the time without it). In the engine its
 //! instructions bound it, not its three dependent rounds: run back to
