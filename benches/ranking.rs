@@ -46,8 +46,8 @@
 //! and the proxy share is decided in f64 for the few candidates the ranking
 //! reaches. Past it they are still scored first, with their signed sums, as
 //! the cut's reference. Some 16,000 instructions a decision are there
-//! whatever the catalog; without any explanation (a scratch build) a
-//! decision at 100 offers is still 16,200. See `benches/instructions.rs`
+//! whatever the catalog; without any explanation (a scratch build, before
+//! this change) a decision at 100 offers was still 16,200. See `benches/instructions.rs`
 //! for the commands. The top contributions'
 //! selection (about 535 instructions for 64 features) is a sixth of a
 //! decision at 100 offers (0.81× the time without it). In the engine its
