@@ -59,8 +59,12 @@ pub(crate) fn ranks_ahead(a: &Candidate, b: &Candidate) -> bool {
     rank_order(a, b) == Ordering::Less
 }
 
-/// Sorts candidates best first.
-pub(crate) fn rank(candidates: &mut [Candidate]) {
+/// Keeps the best `k` candidates, best first.
+pub(crate) fn top_k(candidates: &mut Vec<Candidate>, k: usize) {
+    if candidates.len() > k && k > 0 {
+        candidates.select_nth_unstable_by(k - 1, rank_order);
+    }
+    candidates.truncate(k);
     candidates.sort_unstable_by(rank_order);
 }
 
@@ -187,8 +191,10 @@ mod tests {
     #[test]
     fn ties_go_to_the_lower_offer_id() {
         let mut v = vec![c(3, 1.0), c(1, 1.0), c(2, 2.0), c(0, 0.5)];
-        rank(&mut v);
-        assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![2, 1, 3, 0]);
+        top_k(&mut v, 2);
+        assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![2, 1]);
+        assert!(ranks_ahead(&c(1, 1.0), &c(3, 1.0)) && !ranks_ahead(&c(3, 1.0), &c(1, 1.0)));
+        assert!(!ranks_ahead(&c(1, 1.0), &c(1, 1.0)), "strictly");
     }
 
     #[test]
@@ -290,5 +296,14 @@ mod tests {
                 proptest::prop_assert_eq!(&listed, &out, "ascending, no repeats");
             }
         }
+    }
+
+    #[test]
+    fn k_larger_than_candidates_keeps_all() {
+        let mut v = vec![c(0, 0.1), c(1, 0.2)];
+        top_k(&mut v, 10);
+        assert_eq!(v.iter().map(|c| c.offer).collect::<Vec<_>>(), vec![1, 0]);
+        top_k(&mut v, 0);
+        assert!(v.is_empty());
     }
 }

@@ -192,8 +192,7 @@ struct Prepared {
 /// when it ranks ahead of the k-th recommendation or there are fewer
 /// than `k`. The others rank after the top-k and are left unranked.
 fn settle(k: usize, shortlist: &mut Vec<Candidate>, driven: &[Candidate], codes: &mut [Code]) {
-    arbitration::rank(shortlist);
-    shortlist.truncate(k);
+    arbitration::top_k(shortlist, k);
     let last = shortlist.get(k.wrapping_sub(1));
     for c in driven {
         if k > 0 && last.is_none_or(|last| arbitration::ranks_ahead(c, last)) {
