@@ -459,15 +459,18 @@ impl Engine {
     /// have grown to the catalog's size, no heap allocation at all.
     ///
     /// How it stays exact while fast: scores are computed in f32 by SIMD
-    /// kernels, with proven error bounds; the proxy-share rule is decided
-    /// by the sign of an f32 sum computed beside each score (`P − θ·T`)
-    /// when it is clear of its error bound, and in f64 otherwise;
-    /// candidates whose priority bounds cannot reach the top-k
-    /// are dropped, and the few that can are rescored in f64 exactly as
-    /// [`Engine::recommend`] defines them. In large catalogs, offers whose
-    /// value could not reach the top-k even with a certain purchase are not
-    /// scored at all (the value cut). Explanations are computed for the
-    /// returned offers only. Rankings are therefore identical, bit for bit,
+    /// kernels, with proven error bounds; candidates whose priority bounds
+    /// cannot reach the top-k are dropped, and the few that can are
+    /// rescored in f64 exactly as [`Engine::recommend`] defines them. The
+    /// proxy-share rule is decided in f64 for those candidates only (a
+    /// shortlist is drawn again without the proxy-driven ones), as it is
+    /// decided in rank order until the top-k is full. In large catalogs,
+    /// offers whose value could not reach the top-k even with a certain
+    /// purchase are not scored at all (the value cut); the offers weighing
+    /// a proxy feature are scored first there, as its reference, with the
+    /// sign of an f32 sum beside each score (`P − θ·T`) deciding their
+    /// rule when clear of its error bound. Explanations are computed for
+    /// the returned offers only. Rankings are therefore identical, bit for bit,
     /// to the plain f64 pipeline.
     ///
     /// On error, `decision` is left in an unspecified (but valid) state.
