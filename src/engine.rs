@@ -743,6 +743,12 @@ impl Engine {
         guard::proxy_share(contributions.zip(is_proxy.iter().copied()))
     }
 
+    /// Guard rule 3 by the f64 rule: offer `o`'s proxy share is above the
+    /// threshold.
+    fn proxy_driven(&self, o: usize, centred: (&[f64], &[bool])) -> bool {
+        self.proxy_share(o, centred) > self.params.guard().proxy_share_threshold
+    }
+
     /// Guard rule 3 for a shortlist's candidates: each that may be
     /// proxy-driven (it weighs a proxy feature, and one is active) is
     /// decided by the f64 rule; the proxy-driven ones move from
@@ -757,11 +763,10 @@ impl Engine {
         (lo, hi): (&mut [f32], &mut [f32]),
         centred: (&[f64], &[bool]),
     ) -> bool {
-        let threshold = self.params.guard().proxy_share_threshold;
         let before = driven.len();
         shortlist.retain(|c| {
             let o = c.offer;
-            let is_driven = active_proxy && self.models.proxy_bits.get(o) && self.proxy_share(o, centred) > threshold;
+            let is_driven = active_proxy && self.models.proxy_bits.get(o) && self.proxy_driven(o, centred);
             if is_driven {
                 driven.push(*c);
                 for bound in [lo.get_mut(o), hi.get_mut(o)].into_iter().flatten() {
@@ -801,14 +806,7 @@ impl Engine {
             }
         }
         let m = &self.models;
-        let inputs = kernel::BoundsInputs {
-            dot: &ws.dense,
-            base: &m.base32,
-            norm: &m.norm32,
-            slack: &m.slack32,
-            logv: log_value,
-            error,
-        };
+        let inputs = kernel::BoundsInputs { dot: &ws.dense, ..m.bounds(log_value, error) };
         kernel::fine_bounds(self.isa, &inputs, &ws.cut_offers, &mut ws.fine_lo, &mut ws.fine_hi);
         for j in 0..ws.cut_offers.len() {
             let o = ws.cut_offers[j] as usize;
@@ -945,15 +943,7 @@ impl Engine {
                 let m = &self.models;
                 // The error bound's inputs rounded up to f32.
                 let up = |v: f64| (v * (1.0 + 1e-6)) as f32;
-                // The bounds' inputs but the scores.
-                let bounds = kernel::BoundsInputs {
-                    dot: &[],
-                    base: &m.base32,
-                    norm: &m.norm32,
-                    slack: &m.slack32,
-                    logv: log_value,
-                    error: (up(scale), up(floor)),
-                };
+                let bounds = m.bounds(log_value, (up(scale), up(floor)));
                 // The value cut: with many plain offers, those that could
                 // not reach the top-k even if certain to buy (σ = 1) against
                 // the offers that may need the proxy share, already scored
@@ -984,7 +974,7 @@ impl Engine {
                     kernel::proxy_decisions(self.isa, &inputs, &mut ws.dense, &mut ws.driven, &mut ws.near);
                     for j in 0..ws.near.len() {
                         let o = ws.near[j] as usize;
-                        if self.proxy_share(o, (&ws.d, &ws.is_proxy)) > threshold {
+                        if self.proxy_driven(o, (&ws.d, &ws.is_proxy)) {
                             ws.dense[o] = f32::NEG_INFINITY;
                             ws.driven.push(o as u32);
                         }

@@ -97,6 +97,20 @@ pub(crate) fn log_f32(zero: bool, ln: Option<f64>) -> f32 {
 }
 
 impl ModelMatrix {
+    /// The priority bounds' per-offer inputs but the scores (`dot` empty):
+    /// these models' base logits, norms and slacks, with `log_value` (the
+    /// catalog's or this request's stakes) and the logit error bound.
+    pub(crate) fn bounds<'a>(&'a self, log_value: &'a [f32], error: (f32, f32)) -> crate::kernel::BoundsInputs<'a> {
+        crate::kernel::BoundsInputs {
+            dot: &[],
+            base: &self.base32,
+            norm: &self.norm32,
+            slack: &self.slack32,
+            logv: log_value,
+            error,
+        }
+    }
+
     /// Compiles the offers' models (in the given order).
     pub(crate) fn compile(schema: &FeatureSchema, offers: &[Offer]) -> Result<Self, ConfigError> {
         let n_features = schema.len();
