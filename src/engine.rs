@@ -944,7 +944,6 @@ impl Engine {
         ws: &mut Workspace,
         out: &mut Decision,
     ) -> Result<(), RequestError> {
-        let threshold = self.params.guard().proxy_share_threshold;
         ws.shortlist.clear();
         let k = prepared.effective_k;
         match prepared.mode {
@@ -1063,6 +1062,7 @@ impl Engine {
             }
             Mode::Exact => {
                 // Reaching offers in offer order, as the reference scores them.
+                let threshold = self.params.guard().proxy_share_threshold;
                 ws.excluded.clear();
                 for j in 0..ws.rows.len() {
                     let o = ws.rows[j] as usize;
