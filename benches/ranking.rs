@@ -48,10 +48,11 @@
 //! reaches. Past it they are still scored first, with their signed sums, as
 //! the cut's reference. Some 16,000 instructions a decision are there
 //! whatever the catalog; without any explanation (a scratch build, before
-//! this change) a decision at 100 offers was still 16,200. See `benches/instructions.rs`
-//! for the commands. The top contributions'
-//! selection (about 535 instructions for 64 features) is a sixth of a
-//! decision at 100 offers (0.81× the time without it). In the engine its
+//! rule 3 was decided for the reached candidates only) a decision at 100
+//! offers was still 16,200. See `benches/instructions.rs` for the
+//! commands. The top contributions' selection (about 535 instructions for
+//! 64 features) is a sixth of a decision at 100 offers (0.81× the time
+//! without it). In the engine its
 //! instructions bound it, not its three dependent rounds: run back to
 //! back, so that they could overlap, the five selections took the same
 //! time, and a branch-free version with twice the instructions took 1.1×.
