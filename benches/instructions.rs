@@ -20,7 +20,8 @@
 //! distinct customers instead (both cores; timing only, as it bypasses
 //! `measured`). `KERNELS=avx2` (or
 //! `portable`) uses those kernels instead of the detected ones;
-//! `VALUE_CUT=<bytes>` sets the value cut's threshold.
+//! `VALUE_CUT=<bytes>` sets the value cut's threshold, `GROUPED=<bytes>`
+//! that of the grouped bf16 scoring.
 //! Without Valgrind it also prints the mean time per call and that of the
 //! fastest batch of calls (the least disturbed on a shared machine).
 
@@ -57,6 +58,11 @@ fn main() {
     // where it pays).
     let engine = match std::env::var("VALUE_CUT").ok().and_then(|b| b.parse().ok()) {
         Some(bytes) => engine.with_value_cut_from(bytes),
+        None => engine,
+    };
+    // `GROUPED=<bytes>` moves the threshold of the grouped bf16 scoring.
+    let engine = match std::env::var("GROUPED").ok().and_then(|b| b.parse().ok()) {
+        Some(bytes) => engine.with_grouped_from(bytes),
         None => engine,
     };
     let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();

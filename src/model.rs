@@ -57,6 +57,10 @@ pub(crate) struct ModelMatrix {
     pub(crate) base_logit: Vec<f64>,
     /// The same weights in f32, rows padded and aligned for the kernels.
     pub(crate) w32: Matrix,
+    /// The f32 weights rounded to bf16 and grouped ([`kernel::Groups`]):
+    /// half the bytes, for scoring the plain offers (the f32 rows then
+    /// rescore the few the coarse bounds leave in doubt).
+    pub(crate) w16: kernel::Groups,
     /// Offers with a nonzero weight on some `proxy` feature.
     pub(crate) proxy_bits: Bitset,
     /// Per offer, for the fast path's bounds (one array each, for the
@@ -65,6 +69,12 @@ pub(crate) struct ModelMatrix {
     pub(crate) base32: Vec<f32>,
     pub(crate) norm32: Vec<f32>,
     pub(crate) slack32: Vec<f32>,
+    /// Per offer, the norm that makes the bounds hold for a score from
+    /// `w16` too: `‖w̃‖₂ + ‖w̃ − w‖₂ / ε` (rounded up, at least `norm32`),
+    /// `ε` the kernels' [`kernel::logit_error`] at `w32`'s stride, so
+    /// that `ε·‖d‖₂·norm16` covers the kernel's error on `w̃·d` and the
+    /// rounding of the weights, `|(w̃ − w)·d| ≤ ‖w̃ − w‖₂‖d‖₂`.
+    pub(crate) norm16: Vec<f32>,
     /// Per offer: `ln(value × weight)`; −∞ when the product is 0; NaN when
     /// value or weight is outside `[1e-100, 1e100]` (exact scoring only).
     pub(crate) log_value: Vec<f32>,
@@ -74,6 +84,9 @@ pub(crate) struct ModelMatrix {
     pub(crate) ln_value_weight: Vec<Option<f64>>,
     /// Largest `|wᵢ|` over all offers.
     pub(crate) max_abs_weight: f64,
+    /// Largest `|wᵢ|` over the f32 and the bf16 weights (for the kernels'
+    /// underflow bound).
+    pub(crate) max_abs_kernel_weight: f64,
     /// Largest `|base logit|` over all offers.
     pub(crate) max_abs_base: f64,
 }
@@ -153,20 +166,33 @@ impl ModelMatrix {
         // engine then scores every customer exactly (`max_abs_weight` says so).
         let to_f32 = |w: f64| if w.abs() < 1e30 { w as f32 } else { 0.0 };
         let w32 = Matrix::from_fn(offers.len(), n_features, |o, i| to_f32(row(o)[i]));
-        let norm: Vec<f32> = (0..offers.len())
+        // Rounded up; beyond f32's range, infinity (the bounds then send
+        // the offer to exact scoring).
+        let up = |n: f64| {
+            let n32 = n as f32;
+            if f64::from(n32) < n {
+                f32::from_bits(n32.to_bits() + 1)
+            } else {
+                n32
+            }
+        };
+        let norm: Vec<f32> =
+            (0..offers.len()).map(|o| up(row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9))).collect();
+        let w16 = kernel::Groups::from_rows(&w32);
+        let rounded = |w: f64| f64::from(kernel::bf16(to_f32(w)));
+        let epsilon = kernel::logit_error(w32.stride());
+        let norm16 = (0..offers.len())
             .map(|o| {
-                let n = row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9);
-                // Rounded up; beyond f32's range, infinity (the bounds then
-                // send the offer to exact scoring).
-                let n32 = n as f32;
-                if f64::from(n32) < n {
-                    f32::from_bits(n32.to_bits() + 1)
-                } else {
-                    n32
-                }
+                // `w̃ − w` is exact in f64 where the two are within a factor
+                // of two (all but subnormals); the widening covers the
+                // rest, and the sums and roots.
+                let of = |f: &dyn Fn(f64) -> f64| row(o).iter().map(|&w| f(w) * f(w)).sum::<f64>().sqrt();
+                let n = of(&|w| rounded(w)) + of(&|w| rounded(w) - w) / epsilon;
+                up(n * (1.0 + 1e-6)).max(norm[o])
             })
             .collect();
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+        let max_abs_kernel_weight = weights.iter().fold(max_abs_weight, |m, &w| m.max(rounded(w).abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
         let ln_value_weight: Vec<Option<f64>> = offers.iter().map(|o| ln_sum(&[o.value, o.weight])).collect();
         let log_value = offers
@@ -182,13 +208,16 @@ impl ModelMatrix {
             weights,
             base_logit,
             w32,
+            w16,
             proxy_bits,
             base32,
             norm32: norm,
             slack32,
+            norm16,
             log_value,
             ln_value_weight,
             max_abs_weight,
+            max_abs_kernel_weight,
             max_abs_base,
         })
     }

@@ -79,9 +79,11 @@ pub struct Workspace {
     /// or failing a target or suitability rule. A bit set, so that the
     /// audit reads them in offer order without sorting.
     pub(crate) detailed: crate::compiled::Bitset,
-    /// Offers reaching scoring, scored with the logit only (with the value
-    /// cut, only those not in `abs_rows`).
+    /// Offers reaching scoring, in offer order, for exact scoring.
     pub(crate) rows: Vec<u32>,
+    /// With the value cut's reference (`abs_rows`) scored first, the plain
+    /// offers to score after it, as bits.
+    pub(crate) plain: Vec<u64>,
     /// With the value cut, the offers reaching scoring that may need the
     /// proxy share, scored first as the cut's reference, and their
     /// `[logit, Σ|wᵢ|·signed32ᵢ]` scores.

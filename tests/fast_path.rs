@@ -188,8 +188,12 @@ fn relationship_world(seed: u64, offers: &mut [Offer], customer: &mut Customer, 
 fn check(engine: &Engine, customer: &Customer, request: &Request) -> Result<(), TestCaseError> {
     let expected = Reference::new(engine).recommend(customer, request, Dot::Sequential);
     // Each instruction set, with the value cut at its usual size (which
-    // these small catalogs never reach) and always.
-    let variants = engine.kernel_variants().into_iter().flat_map(|e| [e.clone(), e.with_value_cut_from(0)]);
+    // these small catalogs never reach) and always, and the grouped bf16
+    // scoring always and never (its usual size is not reached either).
+    let variants = engine.kernel_variants().into_iter().flat_map(|e| {
+        let cut = e.clone().with_value_cut_from(0);
+        [e.clone().with_grouped_from(0), e.with_grouped_from(usize::MAX), cut.clone().with_grouped_from(0), cut]
+    });
     for e in &variants.collect::<Vec<_>>() {
         let fresh = e.recommend(customer, request);
         prop_assert_eq!(&fresh, &expected, "fresh buffers, {} kernels", e.kernels());
@@ -266,12 +270,14 @@ proptest! {
         for (c, got) in customers.iter().zip(&batch) {
             prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
         }
-        // Again into the same buffers, with the portable kernels.
-        let portable = engine.clone().with_portable_kernels();
+        // Again into the same buffers, with the portable kernels, then with
+        // the grouped bf16 scoring.
         let mut out = batch;
-        portable.recommend_batch_into(&customers, &request, &mut out);
-        for (c, got) in customers.iter().zip(&out) {
-            prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
+        for e in [engine.clone().with_portable_kernels(), engine.clone().with_grouped_from(0)] {
+            e.recommend_batch_into(&customers, &request, &mut out);
+            for (c, got) in customers.iter().zip(&out) {
+                prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
+            }
         }
     }
 }

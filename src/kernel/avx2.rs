@@ -1,12 +1,14 @@
 //! The AVX2+FMA kernels, chosen at run time (see [`super::Isa`]).
 
 use std::arch::x86_64::{
-    __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_extractf128_ps,
-    _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_setzero_ps,
-    _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps, _mm_movehl_ps, _mm_shuffle_ps,
+    __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_and_si256, _mm256_blendv_ps, _mm256_castps256_ps128,
+    _mm256_castsi256_ps, _mm256_cmpeq_epi32, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_hadd_ps, _mm256_loadu_ps,
+    _mm256_loadu_si256, _mm256_permute2f128_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setr_epi32,
+    _mm256_setzero_ps, _mm256_slli_epi32, _mm256_storeu_ps, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehdup_ps,
+    _mm_movehl_ps, _mm_shuffle_ps,
 };
 
-use super::{by_blocks, Matrix, LANES};
+use super::{by_blocks, Groups, Matrix, GROUP, LANES};
 
 /// [`super::append_positions`], a byte of the word at a time.
 ///
@@ -547,7 +549,7 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     let dp = d.as_ptr();
     // Eight rows at a time: the loads of `d` are shared and the horizontal
     // sums done together.
-    by_blocks::<8, [f32]>(
+    by_blocks::<8, f32, [f32]>(
         m,
         rows,
         out,
@@ -566,6 +568,61 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     );
 }
 
+/// AVX2 version of [`super::dots_grouped`] (same contract): a group's 64
+/// offers in two halves of four registers, even and odd features in two
+/// accumulators each (eight chains), blended in under the word's bits.
+///
+/// # Safety
+///
+/// The CPU must support AVX2 and FMA, and `d.len()` must be
+/// `m.features()`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
+    debug_assert_eq!(d.len(), m.features());
+    let high = _mm256_set1_epi32(0xffff_0000_u32 as i32);
+    let lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (g, word, lines) in super::groups_to_score(m, words) {
+        let mut dots = [0.0f32; GROUP];
+        for half in 0..2 {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (line, d) in lines.chunks_exact(GROUP).zip(d.chunks_exact(2)) {
+                let (even, odd) = (_mm256_set1_ps(d[0]), _mm256_set1_ps(d[1]));
+                for b in 0..4 {
+                    // SAFETY: a line holds GROUP = 64 entries: 32·half + 8b + 8 ≤ 64.
+                    let v = unsafe { _mm256_loadu_si256(line.as_ptr().add(32 * half + LANES * b).cast()) };
+                    acc[2 * b] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)), even, acc[2 * b]);
+                    acc[2 * b + 1] =
+                        _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), odd, acc[2 * b + 1]);
+                }
+            }
+            for b in 0..4 {
+                // SAFETY: `dots` holds 64 f32: 32·half + 8b + 8 ≤ 64.
+                unsafe {
+                    _mm256_storeu_ps(
+                        dots.as_mut_ptr().add(32 * half + LANES * b),
+                        _mm256_add_ps(acc[2 * b], acc[2 * b + 1]),
+                    );
+                }
+            }
+        }
+        let base = g * GROUP;
+        if base + GROUP <= out.len() {
+            for b in 0..GROUP / LANES {
+                let bits = _mm256_set1_epi32(i32::from((word >> (LANES * b)) as u8));
+                let keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(bits, lane_bits), lane_bits));
+                // SAFETY: `base + 8b + 8 <= out.len()`, and `dots` holds 64.
+                unsafe {
+                    let at = out.as_mut_ptr().add(base + LANES * b);
+                    let new = _mm256_loadu_ps(dots.as_ptr().add(LANES * b));
+                    _mm256_storeu_ps(at, _mm256_blendv_ps(_mm256_loadu_ps(at), new, keep));
+                }
+            }
+        } else {
+            super::write_masked(out, base, word, &dots);
+        }
+    }
+}
+
 /// AVX2 version of [`super::dots_signed`] (same contract).
 ///
 /// # Safety
@@ -580,7 +637,7 @@ pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32],
     let n = rows.len().min(out.len());
     // Four rows at a time, two accumulators each (eight independent
     // chains); the loads of `d` and `c` are shared.
-    by_blocks::<4, [[f32; 2]]>(
+    by_blocks::<4, f32, [[f32; 2]]>(
         m,
         &rows[..n],
         &mut out[..n],

@@ -11,12 +11,13 @@
 use std::arch::x86_64::{
     __m256, __m512, _mm256_add_ps, _mm256_castpd_ps, _mm256_setzero_ps, _mm512_add_epi32, _mm512_add_ps,
     _mm512_and_si512, _mm512_castps512_ps256, _mm512_castps_pd, _mm512_castps_si512, _mm512_castsi512_ps,
-    _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_compress_epi32, _mm512_permutexvar_ps,
-    _mm512_set1_epi32, _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_ps, _mm512_storeu_si512,
+    _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps,
+    _mm512_maskz_compress_epi32, _mm512_permutexvar_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
+    _mm512_setzero_ps, _mm512_slli_epi32, _mm512_storeu_ps, _mm512_storeu_si512,
 };
 
 use super::avx2::hsum4;
-use super::{by_blocks, Matrix, PAD};
+use super::{by_blocks, Groups, Matrix, GROUP, PAD};
 
 /// The sums of the matching lanes of the two halves of `v`.
 ///
@@ -154,7 +155,7 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     // Eight rows at a time: the loads of `d` are shared and the horizontal
     // sums done together. (Sixteen would need more row pointers than
     // there are registers.)
-    by_blocks::<8, [f32]>(
+    by_blocks::<8, f32, [f32]>(
         m,
         rows,
         out,
@@ -180,6 +181,53 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
     );
 }
 
+/// AVX-512 version of [`super::dots_grouped`] (same contract): a group's
+/// 64 offers in four registers, even and odd features in two accumulators
+/// each (eight chains), stored under the word's bits.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F, AVX2 and FMA, and `d.len()` must be
+/// `m.features()`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
+    debug_assert_eq!(d.len(), m.features());
+    let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
+    for (g, word, lines) in super::groups_to_score(m, words) {
+        let mut acc = [_mm512_setzero_ps(); 8];
+        for (line, d) in lines.chunks_exact(GROUP).zip(d.chunks_exact(2)) {
+            let (even, odd) = (_mm512_set1_ps(d[0]), _mm512_set1_ps(d[1]));
+            for b in 0..4 {
+                // SAFETY: a line holds GROUP = 64 entries, so 16b + 16 of them.
+                let v = unsafe { _mm512_loadu_si512(line.as_ptr().add(PAD * b).cast()) };
+                acc[2 * b] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)), even, acc[2 * b]);
+                acc[2 * b + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), odd, acc[2 * b + 1]);
+            }
+        }
+        let base = g * GROUP;
+        if base + GROUP <= out.len() {
+            for b in 0..4 {
+                let mask = (word >> (PAD * b)) as u16;
+                // SAFETY: `base + 16b + 16 <= out.len()`.
+                unsafe {
+                    _mm512_mask_storeu_ps(
+                        out.as_mut_ptr().add(base + PAD * b),
+                        mask,
+                        _mm512_add_ps(acc[2 * b], acc[2 * b + 1]),
+                    );
+                }
+            }
+        } else {
+            let mut dots = [0.0f32; GROUP];
+            for b in 0..4 {
+                // SAFETY: `dots` holds 64 f32, so 16b + 16 of them.
+                unsafe { _mm512_storeu_ps(dots.as_mut_ptr().add(PAD * b), _mm512_add_ps(acc[2 * b], acc[2 * b + 1])) };
+            }
+            super::write_masked(out, base, word, &dots);
+        }
+    }
+}
+
 /// AVX-512 version of [`super::dots_signed`] (same contract).
 ///
 /// # Safety
@@ -193,7 +241,7 @@ pub(super) unsafe fn dots_signed(m: &Matrix, rows: &[u32], d: &[f32], c: &[f32],
     let (dp, cp) = (d.as_ptr(), c.as_ptr());
     let n = rows.len().min(out.len());
     // Eight rows at a time, two accumulators each (sixteen chains).
-    by_blocks::<8, [[f32; 2]]>(
+    by_blocks::<8, f32, [[f32; 2]]>(
         m,
         &rows[..n],
         &mut out[..n],

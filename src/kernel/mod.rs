@@ -99,29 +99,36 @@ impl Isa {
     }
 }
 
-/// One cache line of f32, 64-byte aligned.
+/// An entry type of a [`Matrix`]: four bytes, so that [`PAD`] of them
+/// fill one 64-byte [`Line`] exactly. Implemented for `f32` (weights) and
+/// `u32` (pairs of bf16 weights, [`Groups`]) only.
+pub(crate) trait Cell: Copy + Default + PartialEq + std::fmt::Debug {}
+impl Cell for f32 {}
+impl Cell for u32 {}
+
+/// One cache line of entries, 64-byte aligned.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[repr(C, align(64))]
-struct Line([f32; PAD]);
+struct Line<T>([T; PAD]);
 
-/// A row-major f32 matrix whose rows are padded with zeros to a multiple of
+/// A row-major matrix whose rows are padded with zeros to a multiple of
 /// [`PAD`] and start on 64-byte boundaries.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Matrix {
-    data: Vec<Line>,
+pub(crate) struct Matrix<T = f32> {
+    data: Vec<Line<T>>,
     rows: usize,
     stride: usize,
 }
 
-impl Matrix {
+impl<T: Cell> Matrix<T> {
     /// Padded row length for `cols` columns.
     pub(crate) fn stride_for(cols: usize) -> usize {
         cols.div_ceil(PAD).max(1) * PAD
     }
 
     /// A `rows × cols` matrix with entries `value(r, c)`.
-    pub(crate) fn from_fn(rows: usize, cols: usize, mut value: impl FnMut(usize, usize) -> f32) -> Matrix {
-        let stride = Matrix::stride_for(cols);
+    pub(crate) fn from_fn(rows: usize, cols: usize, mut value: impl FnMut(usize, usize) -> T) -> Matrix<T> {
+        let stride = Self::stride_for(cols);
         let mut data = vec![Line::default(); rows * stride / PAD];
         for r in 0..rows {
             for c in 0..cols {
@@ -137,17 +144,78 @@ impl Matrix {
     }
 
     /// All entries, row after row, padding included.
-    pub(crate) fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Line` is `repr(C)` around `[f32; PAD]` and its size (64)
-        // is its alignment, so a `[Line]` of length n is exactly n × PAD
-        // consecutive, initialised, aligned f32 values owned by `self.data`
-        // for the lifetime of the borrow.
-        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<f32>(), self.data.len() * PAD) }
+    pub(crate) fn as_slice(&self) -> &[T] {
+        const { assert!(std::mem::size_of::<Line<T>>() == PAD * std::mem::size_of::<T>()) };
+        // SAFETY: `Line` is `repr(C)` around `[T; PAD]` and its size is
+        // exactly that array's (asserted above: `Cell` types are four bytes,
+        // so the 64-byte alignment adds no padding), so a `[Line]` of length
+        // n is n × PAD consecutive, initialised T values owned by
+        // `self.data` for the lifetime of the borrow.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<T>(), self.data.len() * PAD) }
     }
 
     /// Row `r` (padded), or `None` when out of range.
-    pub(crate) fn row(&self, r: usize) -> Option<&[f32]> {
+    pub(crate) fn row(&self, r: usize) -> Option<&[T]> {
         self.as_slice().get(r.checked_mul(self.stride)?..(r + 1).checked_mul(self.stride)?)
+    }
+}
+
+/// `x` rounded to bfloat16 (the top 16 bits of an f32), to nearest, ties
+/// to even; the result is exactly representable in f32. Finite `x` below
+/// 3·10³⁸ in magnitude stay finite, within 2⁻⁸ of `|x|`.
+pub(crate) fn bf16(x: f32) -> f32 {
+    f32::from_bits(u32::from(bf16_bits(x)) << 16)
+}
+
+/// The bfloat16 bits of [`bf16`]`(x)`.
+fn bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    // Adding just under half a unit of the kept bits, plus the lowest kept
+    // bit, rounds to nearest with ties to even.
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// Offers per group of a [`Groups`] matrix: one word of a bit set.
+pub(crate) const GROUP: usize = 64;
+
+/// The weights in bf16 ([`bf16`]), transposed by groups of [`GROUP`]
+/// offers so that a register holds one pair of features of 16 (or 8)
+/// consecutive offers: within group `g`, entry `j` of line `q` holds offer
+/// `64g + j`'s feature `2q` in its low half and `2q + 1` in its high half.
+/// A shift (low) or a mask (high) turns an entry into an exact f32, a
+/// multiply-add with the customer's value broadcast adds it to the offer's
+/// own lane, and a group's 64 dot products end in four (or eight)
+/// registers, with no horizontal sums and no scatter; half the bytes of
+/// f32 rows, read in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Groups {
+    /// Line `g · pairs + q` holds pair `q` of group `g`'s offers.
+    lines: Matrix<u32>,
+    pairs: usize,
+}
+
+impl Groups {
+    /// `w`'s rows rounded to bf16 and grouped (offers past the last row,
+    /// up to a whole group, have zero weights).
+    pub(crate) fn from_rows(w: &Matrix) -> Groups {
+        let (groups, pairs) = (w.rows.div_ceil(GROUP), w.stride() / 2);
+        let lines = Matrix::from_fn(groups * pairs, GROUP, |line, j| {
+            let (g, q) = (line / pairs, line % pairs);
+            let weight = |f: usize| w.row(g * GROUP + j).map_or(0, |row| u32::from(bf16_bits(row[f])));
+            weight(2 * q) | weight(2 * q + 1) << 16
+        });
+        Groups { lines, pairs }
+    }
+
+    /// Features per offer: the f32 rows' stride.
+    pub(crate) fn features(&self) -> usize {
+        2 * self.pairs
+    }
+
+    /// Group `g`'s lines (`pairs × GROUP` entries), or `None` past the end.
+    fn group(&self, g: usize) -> Option<&[u32]> {
+        let (from, to) = (g.checked_mul(self.pairs)?, (g + 1).checked_mul(self.pairs)?);
+        self.lines.as_slice().get(from.checked_mul(GROUP)?..to.checked_mul(GROUP)?)
     }
 }
 
@@ -189,6 +257,51 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
             unsafe { avx512::dots(m, rows, d, out) }
         }
         _ => portable::dots(m, rows, d, out),
+    }
+}
+
+/// `out[o] = w̃_o · d` for each offer `o` set in `words` (bit `o % 64` of
+/// word `o / 64`) and within `out`, from the bf16 weights `w̃` of `m` (0
+/// for offers past its rows, in its last group); the other entries are
+/// left alone. Groups with no bit set are skipped, the
+/// others scored whole (the bits only pick what is written). `d` holds
+/// `m.features()` values. Each lane sums `features / 2` products twice
+/// (the even and the odd features), then adds the two: chains well within
+/// [`logit_error`]'s, whose bound covers the error against `w̃ · d`; the
+/// caller adds `‖w̃ − w‖₂ · ‖d‖₂` for the rounding of the weights.
+pub(crate) fn dots_grouped(isa: Isa, m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
+    assert_eq!(d.len(), m.features(), "feature vector must match the grouped weights");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only used after `Isa::supported`
+            // found avx2 and fma (see `Isa::detect`); `d` has
+            // `m.features()` entries (asserted above).
+            unsafe { avx2::dots_grouped(m, words, d, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: as above, with avx512f found too.
+            unsafe { avx512::dots_grouped(m, words, d, out) }
+        }
+        _ => portable::dots_grouped(m, words, d, out),
+    }
+}
+
+/// The groups [`dots_grouped`] scores: `(g, word, lines)` for each group
+/// with a bit set in `words` that `m` holds.
+fn groups_to_score<'a>(m: &'a Groups, words: &'a [u64]) -> impl Iterator<Item = (usize, u64, &'a [u32])> + 'a {
+    words.iter().enumerate().filter(|w| *w.1 != 0).filter_map(|(g, &w)| Some((g, w, m.group(g)?)))
+}
+
+/// Writes `dots[j]` to `out[base + j]` for each bit `j` set in `word`
+/// (those past `out` are dropped), without a branch per offer.
+#[inline(always)]
+fn write_masked(out: &mut [f32], base: usize, word: u64, dots: &[f32; GROUP]) {
+    let from = base.min(out.len());
+    let n = (out.len() - from).min(GROUP);
+    for (j, (o, &v)) in out[from..from + n].iter_mut().zip(dots).enumerate() {
+        *o = if word >> j & 1 != 0 { v } else { *o };
     }
 }
 
@@ -388,7 +501,7 @@ fn scatter(out: &mut [f32], rows: &[u32], values: &[f32]) {
 /// f32 values: row `r < m.rows` spans `r·stride .. (r+1)·stride`, within
 /// the `rows·stride` entries of `m.as_slice()`.
 #[inline(always)]
-fn row_ptrs<const K: usize>(m: &Matrix, rows: &[u32], all_in_range: bool) -> Option<[*const f32; K]> {
+fn row_ptrs<const K: usize, T: Cell>(m: &Matrix<T>, rows: &[u32], all_in_range: bool) -> Option<[*const T; K]> {
     let rows: &[u32; K] = rows.get(..K)?.try_into().ok()?;
     if !all_in_range && rows.iter().any(|&r| r as usize >= m.rows) {
         return None;
@@ -407,7 +520,7 @@ fn all_below(rows: &[u32], bound: usize) -> bool {
 /// Whether every row of `rows` is a row of `m` (so that [`row_ptrs`] need
 /// not check each block when they all are).
 #[inline(always)]
-fn all_in_range(m: &Matrix, rows: &[u32]) -> bool {
+fn all_in_range<T: Cell>(m: &Matrix<T>, rows: &[u32]) -> bool {
     all_below(rows, m.rows)
 }
 
@@ -417,18 +530,18 @@ fn all_in_range(m: &Matrix, rows: &[u32]) -> bool {
 /// tail, go to `one` one at a time (`None` for a row out of the matrix's
 /// range). `out` is handed to both.
 #[inline(always)]
-fn by_blocks<const K: usize, O: ?Sized>(
-    m: &Matrix,
+fn by_blocks<const K: usize, T: Cell, O: ?Sized>(
+    m: &Matrix<T>,
     rows: &[u32],
     out: &mut O,
-    mut block: impl FnMut(&mut O, usize, &[*const f32; K]),
-    mut one: impl FnMut(&mut O, usize, Option<&[f32]>),
+    mut block: impl FnMut(&mut O, usize, &[*const T; K]),
+    mut one: impl FnMut(&mut O, usize, Option<&[T]>),
 ) {
     let n = rows.len();
     let in_range = all_in_range(m, rows);
     let mut j = 0;
     while j + K <= n {
-        match row_ptrs::<K>(m, &rows[j..], in_range) {
+        match row_ptrs::<K, T>(m, &rows[j..], in_range) {
             Some(p) => block(out, j, &p),
             None => (j..j + K).for_each(|i| one(out, i, m.row(rows[i] as usize))),
         }
@@ -820,7 +933,7 @@ fn coarse_loop(x: &BoundsInputs<'_>, lo: &mut [f32], hi: &mut [f32]) -> bool {
 }
 
 mod portable {
-    use super::{Matrix, LANES};
+    use super::{Groups, Matrix, GROUP, LANES};
 
     /// The `LANES`-wide chunks of a row, as arrays (so that the loops over
     /// them have no bounds checks and vectorise).
@@ -847,6 +960,22 @@ mod portable {
                 hsum(acc)
             });
             super::scatter(out, &[r], &[dot]);
+        }
+    }
+
+    /// As the SIMD kernels: per offer, an even and an odd sum, then
+    /// their sum.
+    pub(super) fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
+        for (g, word, lines) in super::groups_to_score(m, words) {
+            let (mut even, mut odd) = ([0.0f32; GROUP], [0.0f32; GROUP]);
+            for (line, d) in lines.chunks_exact(GROUP).zip(d.chunks_exact(2)) {
+                for j in 0..GROUP {
+                    even[j] += f32::from_bits(line[j] << 16) * d[0];
+                    odd[j] += f32::from_bits(line[j] & 0xffff_0000) * d[1];
+                }
+            }
+            let dots = std::array::from_fn(|j| even[j] + odd[j]);
+            super::write_masked(out, g * GROUP, word, &dots);
         }
     }
 

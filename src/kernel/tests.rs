@@ -50,6 +50,56 @@ fn matrix_rows_are_padded_and_aligned() {
     assert_eq!((wide.stride(), wide.row(1).unwrap().as_ptr() as usize % 64), (32, 0));
 }
 
+#[test]
+fn bf16_rounds_to_nearest_with_ties_to_even() {
+    let two = |e: i32| f32::powi(2.0, e);
+    // Representable values stay; 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷
+    // (even: 1), 1 + 3·2⁻⁸ between 1 + 2⁻⁷ and 1 + 2⁻⁶ (even: the latter).
+    let cases = [
+        (1.0, 1.0),
+        (-0.0, -0.0),
+        (1.0 + two(-7), 1.0 + two(-7)),
+        (1.0 + two(-8), 1.0),
+        (1.0 + 3.0 * two(-8), 1.0 + two(-6)),
+        (1.0 + two(-8) + two(-20), 1.0 + two(-7)),
+        (-(1.0 + two(-8) + two(-20)), -(1.0 + two(-7))),
+        (f32::MIN_POSITIVE, f32::MIN_POSITIVE),
+        (1e-40, f32::from_bits(1e-40f32.to_bits() & 0xffff_0000)),
+    ];
+    for (x, expected) in cases {
+        assert_eq!(bf16(x).to_bits(), f32::to_bits(expected), "bf16({x:e})");
+    }
+    let mut rnd = stream(11);
+    for _ in 0..10_000 {
+        let x = (rnd() * 1e3) as f32;
+        let r = bf16(x);
+        assert!(f64::from((r - x).abs()) <= f64::from(x.abs()) * f64::powi(2.0, -8), "bf16({x:e}) = {r:e}");
+        assert_eq!(r.to_bits() & 0xffff, 0, "a bf16 value");
+    }
+    assert!(bf16(3e38).is_finite());
+}
+
+#[test]
+fn groups_hold_64_offers_feature_pair_by_feature_pair() {
+    for (rows, cols) in [(1, 1), (64, 16), (65, 17), (130, 64), (3, 85)] {
+        let m = Matrix::from_fn(rows, cols, |r, c| (r * 1000 + c) as f32 + 0.3);
+        let g = Groups::from_rows(&m);
+        assert_eq!(g.features(), m.stride(), "{rows} × {cols}");
+        for group in 0..rows.div_ceil(GROUP) {
+            let lines = g.group(group).unwrap();
+            assert_eq!(lines.len(), GROUP * m.stride() / 2);
+            for (q, line) in lines.chunks_exact(GROUP).enumerate() {
+                for (j, &pair) in line.iter().enumerate() {
+                    let w = |f: usize| m.row(group * GROUP + j).map_or(0.0, |row| bf16(row[f]));
+                    let got = (f32::from_bits(pair << 16), f32::from_bits(pair & 0xffff_0000));
+                    assert_eq!(got, (w(2 * q), w(2 * q + 1)), "{rows} × {cols}: group {group}, pair {q}, offer {j}");
+                }
+            }
+        }
+        assert!(g.group(rows.div_ceil(GROUP)).is_none());
+    }
+}
+
 /// Runs `dots` and `dots_signed` on `list` for every available ISA and
 /// checks each result against the f64 values within the documented
 /// bound (rows out of range give zeros), that entries of `out` past
@@ -101,12 +151,68 @@ fn check_all_isas(w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
         }
         results.push((isa, out, out2));
     }
+    check_grouped(&m, w64, d64, list);
     let (_, a, a2) = &results[0];
     for (isa, b, b2) in &results[1..] {
         for j in 0..n {
             let tol = 1e-4 * (1.0 + a[j].abs() + a2[j][1].abs());
             assert!((a[j] - b[j]).abs() <= tol && (a2[j][0] - b2[j][0]).abs() <= tol, "{isa:?} {j}");
             assert!((a2[j][1] - b2[j][1]).abs() <= tol, "{isa:?} {j}");
+        }
+    }
+}
+
+/// [`dots_grouped`] on the offers of `list` (as bits) for every available
+/// ISA: within the kernels' bound of the dot with the rounded weights `w̃`,
+/// and within that plus `Σ|w̃ᵢ − wᵢ||dᵢ|` of the exact one; offers not
+/// listed are left alone, those past the matrix's rows score 0 (or are
+/// left alone past its last group), and the ISAs agree closely.
+fn check_grouped(m: &Matrix, w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
+    let g = Groups::from_rows(m);
+    let mut d = vec![0.0f32; m.stride()];
+    for (d, &v) in d.iter_mut().zip(d64) {
+        *d = v as f32;
+    }
+    let rounded = |w: f64| f64::from(bf16(w as f32));
+    let max_w = w64.iter().flatten().fold(0.0f64, |a, &w| a.max(rounded(w).abs()));
+    let abs_d: f64 = d64.iter().map(|d| d.abs()).sum();
+    // Bits for rows past the matrix, and a word past its groups, too.
+    let width = w64.len() + 8;
+    let mut words = vec![0u64; width.div_ceil(64) + 1];
+    for &r in list.iter().filter(|&&r| (r as usize) < width) {
+        words[r as usize / 64] |= 1 << (r % 64);
+    }
+    *words.last_mut().unwrap() = u64::MAX;
+    let mut first: Option<Vec<f32>> = None;
+    for isa in Isa::available() {
+        let mut by_row = vec![7.0f32; width];
+        dots_grouped(isa, &g, &words, &d, &mut by_row);
+        for (r, &v) in by_row.iter().enumerate() {
+            // Rows past the matrix's, within its last group, score 0.
+            assert!(v == 7.0 || list.contains(&(r as u32)), "{isa:?} wrote row {r}, not listed");
+            assert!(v == 7.0 || r < w64.len() || v == 0.0, "{isa:?}: row {r}, past the matrix, scored {v}");
+        }
+        for &r in list {
+            let ctx = format!("{isa:?}, {} columns, row {r} of {}", d64.len(), list.len());
+            let (Some(w), Some(&got)) = (w64.get(r as usize), by_row.get(r as usize)) else {
+                continue;
+            };
+            let exact: f64 = w.iter().zip(d64).map(|(w, d)| w * d).sum();
+            let of_rounded: f64 = w.iter().zip(d64).map(|(&w, d)| rounded(w) * d).sum();
+            let total: f64 = w.iter().zip(d64).map(|(&w, d)| (rounded(w) * d).abs()).sum();
+            let moved: f64 = w.iter().zip(d64).map(|(&w, d)| ((rounded(w) - w) * d).abs()).sum();
+            let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), max_w, abs_d);
+            let got = f64::from(got);
+            assert!((got - of_rounded).abs() <= bound, "grouped dot, rounded weights: {ctx}");
+            assert!((got - exact).abs() <= bound + moved, "grouped dot, exact weights: {ctx}");
+        }
+        match &first {
+            None => first = Some(by_row),
+            Some(a) => {
+                for (r, (a, b)) in a.iter().zip(&by_row).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{isa:?} row {r}: grouped paths agree");
+                }
+            }
         }
     }
 }
