@@ -6,6 +6,11 @@
 //!   (`avx512.rs`) or AVX2+FMA (`avx2.rs`) chosen at run time, with a
 //!   portable fallback. At stride 64 the AVX-512 versions take half the
 //!   instructions and reach the L2 bandwidth.
+//! - [`dots_grouped`]: the same dot products from the weights rounded to
+//!   bf16 and transposed by groups of 64 offers ([`Groups`]), for the
+//!   offers set in a bit set: half the bytes, read in order, and no
+//!   horizontal sums. With AVX-512 the engine scores the plain offers of
+//!   catalogs past L1 this way (see `grouped_from` in the engine).
 //! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
 //!   σ(logit))` per offer, with a proven error margin and no libm call: the
 //!   coarse ones dense over every offer, the fine ones for a shortlist
@@ -21,8 +26,9 @@
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
-//! values ([`logit_error`]) and recomputes in f64 whatever is close to a
-//! decision, so results never depend on the kernel used.
+//! values ([`logit_error`], widened by `‖w̃ − w‖₂·‖d‖₂` for bf16 weights)
+//! and recomputes in f64 whatever is close to a decision, so results never
+//! depend on the kernel used.
 //!
 //! Every `unsafe` block states why it is sound. The tests of this module
 //! also run under Valgrind's memcheck (Miri needs a nightly toolchain):
