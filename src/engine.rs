@@ -935,18 +935,20 @@ impl Engine {
                 let family = factor.powi(dismissals);
                 let ln_family = ln_sum(&[family]);
                 for &o in &self.family_members[f as usize] {
-                    let (o, offer) = (o as usize, &self.offers[o as usize]);
+                    let o = o as usize;
                     #[cfg(debug_assertions)]
                     {
                         let (stake, factor) = self.stake(o, ws);
-                        assert_eq!((stake.stake, factor), (offer.value, family));
+                        assert_eq!((stake.stake, factor), (self.offers[o].value, family));
                     }
-                    let zero = offer.value == 0.0 || offer.weight == 0.0 || family == 0.0;
+                    // The catalog's log is −∞ exactly when value or weight
+                    // is 0 (read there, not from the offers, which are large).
+                    let zero = self.models.log_value[o] == f32::NEG_INFINITY || family == 0.0;
                     let ln = self.models.ln_value_weight[o].zip(ln_family).map(|(vw, f)| vw + f);
                     ws.log_stake[o] = log_f32(zero, ln);
                     debug_assert_eq!(
                         ws.log_stake[o].to_bits(),
-                        log_multiplier(offer.value, offer.weight, family).to_bits()
+                        log_multiplier(self.offers[o].value, self.offers[o].weight, family).to_bits()
                     );
                 }
             }
