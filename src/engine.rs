@@ -719,6 +719,8 @@ impl Engine {
         }));
     }
 
+    /// The guard rule offer `o` fails before scoring, having passed
+    /// eligibility and the contact policy: a target, or suitability.
     fn guard_failure(&self, o: usize, customer: &Customer, prepared: &Prepared, list: &mut Compact) -> Option<Why> {
         let offer = &self.offers[o];
         match prepared.signals.target_failure(&offer.targets) {
@@ -1311,8 +1313,9 @@ const VALUE_CUT_BYTES: usize = 640 << 10;
 /// grouped bf16 weights ([`kernel::Groups`]), by the kernels' instruction
 /// set. With AVX-512, whose grouped kernel is bound by its multiply-adds
 /// rather than by reading the weights, fastest batch of 20,000 calls
-/// against the f32 rows, one customer: 4.97 → 4.54 µs at 1,000 offers, but
-/// 1.72 → 1.84 µs at 100 (weights in L1, a few f32 rescores more). With
+/// against the f32 rows, one customer: 4.97 → 4.54 µs at 1,000 offers and
+/// 3.21 → 3.10 at 500, but no gain at 300 and a loss at 100 (weights in L1,
+/// a few f32 rescores more: 1.72–1.74 → 1.76–1.84 µs in two sets). With
 /// AVX2 the grouped kernel's shifts and masks cost more than the bytes it
 /// saves (5.20 → 5.44 µs at 1,000 offers), so it is not used. Nor after
 /// the value cut, which keeps too few offers for whole groups (at 10,000

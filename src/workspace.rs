@@ -79,7 +79,8 @@ pub struct Workspace {
     /// or failing a target or suitability rule. A bit set, so that the
     /// audit reads them in offer order without sorting.
     pub(crate) detailed: crate::compiled::Bitset,
-    /// Offers reaching scoring, in offer order, for exact scoring.
+    /// Offers reaching scoring, in offer order: for exact scoring, and for
+    /// the f32 rows of fast scoring (the plain ones, when not grouped).
     pub(crate) rows: Vec<u32>,
     /// With the value cut's reference (`abs_rows`) scored first, the plain
     /// offers to score after it, as bits.

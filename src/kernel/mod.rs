@@ -178,7 +178,8 @@ fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
     // Adding just under half a unit of the kept bits, plus the lowest kept
     // bit, rounds to nearest with ties to even.
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    // (Wrapping: only a NaN's bits could overflow, and weights are finite.)
+    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
 /// Offers per group of a [`Groups`] matrix: one word of a bit set.
@@ -269,9 +270,8 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
 /// `out[o] = w̃_o · d` for each offer `o` set in `words` (bit `o % 64` of
 /// word `o / 64`) and within `out`, from the bf16 weights `w̃` of `m` (0
 /// for offers past its rows, in its last group); the other entries are
-/// left alone. Groups with no bit set are skipped, the
-/// others scored whole (the bits only pick what is written). `d` holds
-/// `m.features()` values. Each lane sums `features / 2` products twice
+/// left alone. Groups with no bit set are skipped, the others scored whole
+/// (the bits only pick what is written). `d` holds `m.features()` values. Each lane sums `features / 2` products twice
 /// (the even and the odd features), then adds the two: chains well within
 /// [`logit_error`]'s, whose bound covers the error against `w̃ · d`; the
 /// caller adds `‖w̃ − w‖₂ · ‖d‖₂` for the rounding of the weights.
