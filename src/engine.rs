@@ -119,8 +119,9 @@ pub struct Engine {
     /// [`VALUE_CUT_BYTES`]).
     value_cut_bytes: usize,
     /// Bytes of f32 weights from which the plain offers are scored from the
-    /// grouped bf16 weights (see [`grouped_from`]).
-    grouped_bytes: usize,
+    /// grouped bf16 weights, when set; else [`grouped_from`] for the
+    /// kernels in use.
+    grouped_bytes: Option<usize>,
     params: ValidEngineParams,
 }
 
@@ -289,7 +290,7 @@ impl Engine {
             family_members,
             isa: Isa::detect(),
             value_cut_bytes: VALUE_CUT_BYTES,
-            grouped_bytes: grouped_from(Isa::detect()),
+            grouped_bytes: None,
             params,
         })
     }
@@ -314,7 +315,6 @@ impl Engine {
     #[doc(hidden)]
     pub fn with_portable_kernels(mut self) -> Engine {
         self.isa = Isa::Portable;
-        self.grouped_bytes = grouped_from(self.isa);
         self
     }
 
@@ -333,7 +333,7 @@ impl Engine {
     /// results are identical either way).
     #[doc(hidden)]
     pub fn with_grouped_from(mut self, bytes: usize) -> Engine {
-        self.grouped_bytes = bytes;
+        self.grouped_bytes = Some(bytes);
         self
     }
 
@@ -353,10 +353,7 @@ impl Engine {
     /// first (for tests and comparisons; results are identical on all).
     #[doc(hidden)]
     pub fn kernel_variants(&self) -> Vec<Engine> {
-        Isa::available()
-            .into_iter()
-            .map(|isa| Engine { isa, grouped_bytes: grouped_from(isa), ..self.clone() })
-            .collect()
+        Isa::available().into_iter().map(|isa| Engine { isa, ..self.clone() }).collect()
     }
 
     fn non_finite(&self, customer: &Customer, i: usize, value: f64) -> RequestError {
@@ -1046,7 +1043,8 @@ impl Engine {
                 // offers' f32 scores too, as `norm16 ≥ norm32`), or from the
                 // f32 rows: those the value cut keeps are too sparse for
                 // whole groups.
-                let grouped = !cut && n * m.w32.stride() * std::mem::size_of::<f32>() >= self.grouped_bytes;
+                let from = self.grouped_bytes.unwrap_or_else(|| grouped_from(self.isa));
+                let grouped = !cut && n * m.w32.stride() * std::mem::size_of::<f32>() >= from;
                 if grouped {
                     kernel::dots_grouped(self.isa, &m.w16, plain, &ws.d32, &mut ws.dense);
                 } else {
