@@ -60,15 +60,16 @@
 //! With AVX-512 the plain offers of catalogs past 96 kB of weights are
 //! scored from bf16 weights grouped 64 offers to a feature pair
 //! (`kernel::Groups`): every offer, not only the 73 % reached, but half the
-//! bytes and no horizontal sums or scatter. In a scratch timing of the
-//! kernels alone, 1,024 offers took 1.45 µs that way against 2.74 µs for
-//! the f32 rows with horizontal sums (2.32 µs for f32 grouped, bound by
-//! L2). In the engine (fastest batch of 20,000 calls, five alternating
-//! runs): 4.97 → 4.54 µs at 1,000 offers (4.96 → 4.54 in a second set);
-//! 3.21 → 3.10 at 500, even at 300, 1.74 → 1.76 at 100 (so not below 96
-//! kB). With 1,024 distinct customers no clear change (7.0 → 6.75 µs, then
-//! 6.80 → 6.85), nor for the batch. The f32 rescoring of the offers the coarse bounds leave in
-//! doubt (about 48 at 1,000 offers) is in those times. The AVX2 version
+//! bytes and no horizontal sums or scatter. The kernels alone
+//! (`kernel_timings`, an ignored test of the library): 1.43–1.45 µs for
+//! all 1,000 offers that way against 1.72–1.84 µs for the 685 reached as
+//! f32 rows. In the engine (fastest batch of 20,000 calls, five
+//! alternating runs): 4.97 → 4.54 µs at 1,000 offers (4.96 → 4.54 in a
+//! second set); 3.21 → 3.10 at 500, even at 300, 1.74 → 1.76 at 100 (so
+//! not below 96 kB). With 1,024 distinct customers no clear change (7.0 →
+//! 6.75 µs, then 6.80 → 6.85), nor for the batch. The f32 rescoring of the
+//! offers the coarse bounds leave in doubt (about 48 at 1,000 offers) is in
+//! those times. The AVX2 version
 //! (eight offers a register) was slower on the Zen 4 host (5.20 → 5.44 µs)
 //! and is not used; `GROUPED=0` in `benches/instructions.rs` measures it on
 //! another CPU.
