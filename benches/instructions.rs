@@ -21,9 +21,12 @@
 //! `measured`). `KERNELS=avx2` (or
 //! `portable`) uses those kernels instead of the detected ones;
 //! `VALUE_CUT=<bytes>` sets the value cut's threshold, `GROUPED=<bytes>`
-//! that of the grouped bf16 scoring.
+//! that of the grouped 16-bit scoring; `DECISIONS=<n>` writes the calls'
+//! results into `n` decisions in turn instead of one (as a batch does,
+//! whose outputs do not fit in L2).
 //! Without Valgrind it also prints the mean time per call and that of the
-//! fastest batch of calls (the least disturbed on a shared machine).
+//! fastest batch of calls (the least disturbed on a shared machine); with
+//! `batch`, the median and fastest batch.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -60,7 +63,7 @@ fn main() {
         Some(bytes) => engine.with_value_cut_from(bytes),
         None => engine,
     };
-    // `GROUPED=<bytes>` moves the threshold of the grouped bf16 scoring.
+    // `GROUPED=<bytes>` moves the threshold of the grouped 16-bit scoring.
     let engine = match std::env::var("GROUPED").ok().and_then(|b| b.parse().ok()) {
         Some(bytes) => engine.with_grouped_from(bytes),
         None => engine,
@@ -68,24 +71,33 @@ fn main() {
     let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
     let request = synthetic::request();
     let mut workspace = Workspace::new();
-    let mut decision = Decision::default();
-    // Warm-up: every customer once, outside `measured`.
-    for c in &customers {
-        engine.recommend_into(c, &request, &mut workspace, &mut decision).expect("ranked");
+    let outs = std::env::var("DECISIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(1usize).max(1);
+    let mut decisions: Vec<Decision> = (0..outs).map(|_| Decision::default()).collect();
+    // Warm-up: every customer and every decision once, outside `measured`.
+    for i in 0..distinct.max(outs) {
+        engine
+            .recommend_into(&customers[i % distinct], &request, &mut workspace, &mut decisions[i % outs])
+            .expect("ranked");
     }
     if std::env::args().nth(4).as_deref() == Some("batch") {
         // `recommend_batch_into` over all the customers (both cores), timed
         // as a whole: the fastest of the batches that fit in `calls`.
         let mut out = Vec::new();
-        let mut best = f64::INFINITY;
-        for _ in 0..(calls / distinct).max(2) {
-            let start = Instant::now();
-            engine.recommend_batch_into(black_box(&customers), &request, &mut out);
-            black_box(&out);
-            best = best.min(start.elapsed().as_secs_f64());
-        }
+        let mut times: Vec<f64> = (0..(calls / distinct).max(2))
+            .map(|_| {
+                let start = Instant::now();
+                engine.recommend_batch_into(black_box(&customers), &request, &mut out);
+                black_box(&out);
+                start.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let (median, best) = (times[times.len() / 2], times[0]);
         println!(
-            "{n} offers, batches of {distinct} customers: fastest batch {:.2} µs per customer, {:.0} customers/s",
+            "{n} offers, batches of {distinct} customers: median batch {:.2} µs per customer ({:.0} customers/s), \
+             fastest {:.2} µs ({:.0}/s)",
+            median * 1e6 / distinct as f64,
+            distinct as f64 / median,
             best * 1e6 / distinct as f64,
             distinct as f64 / best
         );
@@ -101,8 +113,9 @@ fn main() {
         let end = (i + batch).min(calls);
         for j in i..end {
             let c = &customers[j % customers.len()];
-            measured(&engine, black_box(c), &request, &mut workspace, &mut decision);
-            black_box(&decision);
+            let decision = &mut decisions[j % outs];
+            measured(&engine, black_box(c), &request, &mut workspace, decision);
+            black_box(decision);
         }
         let t = start.elapsed().as_secs_f64();
         total += t;
@@ -110,8 +123,9 @@ fn main() {
         i = end;
     }
     println!(
-        "{n} offers, {distinct} distinct customers: {} timed calls to recommend_into (after {distinct} warm-up); {:.2} µs per call, fastest batch {:.2} µs",
+        "{n} offers, {distinct} distinct customers: {} timed calls to recommend_into (after {} warm-up); {:.2} µs per call, fastest batch {:.2} µs",
         calls,
+        distinct.max(outs),
         total * 1e6 / calls.max(1) as f64,
         best * 1e6
     );

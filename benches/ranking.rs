@@ -58,20 +58,31 @@
 //! time, and a branch-free version with twice the instructions took 1.1×.
 //!
 //! With AVX-512 the plain offers of catalogs past 96 kB of weights are
-//! scored from bf16 weights grouped 64 offers to a feature pair
+//! scored from 16-bit weights grouped 64 offers to a feature pair
 //! (`kernel::Groups`): every offer, not only the 73 % reached, but half the
 //! bytes and no horizontal sums or scatter. The kernels alone
-//! (`kernel_timings`, an ignored test of the library): 1.43–1.45 µs for
-//! all 1,000 offers that way against 1.72–1.84 µs for the 685 reached as
-//! f32 rows. In the engine (fastest batch of 20,000 calls, five
-//! alternating runs): 4.97 → 4.54 µs at 1,000 offers (4.96 → 4.54 in a
-//! second set); 3.21 → 3.10 at 500, even at 300, 1.74 → 1.76 at 100 (so
+//! (`kernel_timings`, an ignored test of the library), Zen 4 host:
+//! 1.43–1.45 µs for all 1,000 offers that way against 1.72–1.84 µs for the
+//! 685 reached as f32 rows. In the engine (fastest batch of 20,000 calls,
+//! five alternating runs): 4.97 → 4.54 µs at 1,000 offers (4.96 → 4.54 in
+//! a second set); 3.21 → 3.10 at 500, even at 300, 1.74 → 1.76 at 100 (so
 //! not below 96 kB). With 1,024 distinct customers no clear change (7.0 →
 //! 6.75 µs, then 6.80 → 6.85), nor for the batch. The f32 rescoring of the
 //! offers the coarse bounds leave in doubt (about 48 at 1,000 offers) is in
-//! those times. The AVX2 version
-//! (eight offers a register) was slower on the Zen 4 host (5.20 → 5.44 µs)
-//! and is not used; `GROUPED=0` in `benches/instructions.rs` measures it on
+//! those times.
+//!
+//! Each entry's high half is then read whole, without a mask: its low bits
+//! (the other feature's bf16) only move the value, and the high bits are
+//! chosen to bring it nearest the weight (`kernel::high_bits`), so the
+//! error stays within a bf16 unit and the bounds count it as before. One
+//! instruction fewer per pair (three, not four, for two multiply-adds): on
+//! an Intel Xeon (AVX-512) the grouped kernel went 1,431 → 1,183 ns (AVX2:
+//! 2,055 → 1,730, against 1,728 for the f32 rows), and the engine, five
+//! alternating runs, 4.28–4.53 → 4.11–4.31 µs at 1,000 offers (fastest
+//! batch) and 4.94–5.31 → 4.69–4.99 µs with 64 distinct customers. The
+//! AVX2 version (eight offers a register) is not used: it was slower on
+//! the Zen 4 host with masks (5.20 → 5.44 µs) and no better on the Xeon
+//! without; `GROUPED=0` in `benches/instructions.rs` measures it on
 //! another CPU.
 
 use std::hint::black_box;

@@ -119,7 +119,7 @@ pub struct Engine {
     /// [`VALUE_CUT_BYTES`]).
     value_cut_bytes: usize,
     /// Bytes of f32 weights from which the plain offers are scored from the
-    /// grouped bf16 weights, when set; else [`grouped_from`] for the
+    /// grouped 16-bit weights, when set; else [`grouped_from`] for the
     /// kernels in use.
     grouped_bytes: Option<usize>,
     params: ValidEngineParams,
@@ -327,7 +327,7 @@ impl Engine {
         self
     }
 
-    /// Scores the plain offers from the grouped bf16 weights from `bytes`
+    /// Scores the plain offers from the grouped 16-bit weights from `bytes`
     /// of f32 weights instead of [`grouped_from`]'s default for the kernels
     /// in use (0: always, `usize::MAX`: never; for tests and comparisons;
     /// results are identical either way).
@@ -627,7 +627,7 @@ impl Engine {
         let mode = if max_w < F32_SAFE && abs_sum < F32_SAFE && abs_sum * max_w + self.models.max_abs_base < F32_SAFE {
             let d_norm = square_sum.sqrt() * (1.0 + 1e-9);
             let c_norm = c_square_sum.sqrt() * (1.0 + 1e-9);
-            // For the f32 and the bf16 kernels (whose weights may be a
+            // For the f32 and the 16-bit kernels (whose weights may be a
             // little larger).
             Mode::Fast {
                 scale: kernel::logit_error(stride) * d_norm,
@@ -1038,7 +1038,7 @@ impl Engine {
                 } else {
                     &ws.reach
                 };
-                // The plain offers from the grouped bf16 weights (the coarse
+                // The plain offers from the grouped 16-bit weights (the coarse
                 // bounds below then hold with `norm16`, for the reference
                 // offers' f32 scores too, as `norm16 ≥ norm32`), or from the
                 // f32 rows: those the value cut keeps are too sparse for
@@ -1081,7 +1081,7 @@ impl Engine {
                     ws.near.clear();
                     arbitration::shortlist_loose(self.isa, k_draw, (&ws.lo, &ws.hi), &mut ws.scratch, &mut ws.near);
                     // The fine bounds take f32 scores (with `norm32`, in
-                    // `bounds`): those from bf16 rescored (a reference
+                    // `bounds`): those from 16 bits rescored (a reference
                     // offer's too, as good).
                     if grouped {
                         kernel::dots(self.isa, &m.w32, &ws.near, &ws.d32, &mut ws.dense);
@@ -1308,15 +1308,18 @@ impl Engine {
 const VALUE_CUT_BYTES: usize = 640 << 10;
 
 /// Bytes of f32 weights from which the plain offers are scored from the
-/// grouped bf16 weights ([`kernel::Groups`]), by the kernels' instruction
+/// grouped 16-bit weights ([`kernel::Groups`]), by the kernels' instruction
 /// set. With AVX-512, whose grouped kernel is bound by its multiply-adds
 /// rather than by reading the weights, fastest batch of 20,000 calls
-/// against the f32 rows, one customer: 4.97 → 4.54 µs at 1,000 offers and
-/// 3.21 → 3.10 at 500, but no gain at 300 and a loss at 100 (weights in L1,
-/// a few f32 rescores more: 1.72–1.74 → 1.76–1.84 µs in two sets). With
-/// AVX2 the grouped kernel's shifts and masks cost more than the bytes it
-/// saves (5.20 → 5.44 µs at 1,000 offers), so it is not used. Nor after
-/// the value cut, which keeps too few offers for whole groups (at 10,000
+/// against the f32 rows, one customer (Zen 4): 4.97 → 4.54 µs at 1,000
+/// offers and 3.21 → 3.10 at 500, but no gain at 300 and a loss at 100
+/// (weights in L1, a few f32 rescores more: 1.72–1.74 → 1.76–1.84 µs in
+/// two sets). On an Intel Xeon with the shift-free high halves: 2.60–2.67
+/// against 2.76–2.88 µs at 500, 2.17–2.29 against 2.23–2.30 at 300, a loss
+/// at 100 to 200. With AVX2 the grouped kernel's shifts cost as much as
+/// the bytes it saves (Zen 4 with masks: 5.20 → 5.44 µs at 1,000 offers;
+/// Xeon without: no clear difference), so it is not used. Nor after the
+/// value cut, which keeps too few offers for whole groups (at 10,000
 /// offers: 52.8 → 59.8 µs).
 fn grouped_from(isa: Isa) -> usize {
     match isa {

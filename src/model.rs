@@ -57,7 +57,7 @@ pub(crate) struct ModelMatrix {
     pub(crate) base_logit: Vec<f64>,
     /// The same weights in f32, rows padded and aligned for the kernels.
     pub(crate) w32: Matrix,
-    /// The f32 weights rounded to bf16 and grouped ([`kernel::Groups`]):
+    /// The f32 weights rounded to 16 bits and grouped ([`kernel::Groups`]):
     /// half the bytes, for scoring the plain offers (the f32 rows then
     /// rescore the few the coarse bounds leave in doubt).
     pub(crate) w16: kernel::Groups,
@@ -84,8 +84,8 @@ pub(crate) struct ModelMatrix {
     pub(crate) ln_value_weight: Vec<Option<f64>>,
     /// Largest `|wᵢ|` over all offers.
     pub(crate) max_abs_weight: f64,
-    /// Largest `|wᵢ|` over the f32 and the bf16 weights (for the kernels'
-    /// underflow bound).
+    /// Largest `|wᵢ|` over the f32 and the grouped weights (for the
+    /// kernels' underflow bound).
     pub(crate) max_abs_kernel_weight: f64,
     /// Largest `|base logit|` over all offers.
     pub(crate) max_abs_base: f64,
@@ -179,20 +179,28 @@ impl ModelMatrix {
         let norm: Vec<f32> =
             (0..offers.len()).map(|o| up(row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9))).collect();
         let w16 = kernel::Groups::from_rows(&w32);
-        let rounded = |w: f64| f64::from(kernel::bf16(to_f32(w)));
-        let epsilon = kernel::logit_error(w32.stride());
+        // Offer `o`'s `(w, w̃)` over the kernels' stride (padding: w = 0).
+        let (w16_ref, stride) = (&w16, w32.stride());
+        let pairs = |o: usize| {
+            (0..stride)
+                .map(move |f| (row(o).get(f).copied().unwrap_or(0.0), w16_ref.weight(o, f).map_or(0.0, f64::from)))
+        };
+        let epsilon = kernel::logit_error(stride);
         let norm16 = (0..offers.len())
             .map(|o| {
                 // `w̃ − w` is exact in f64 where the two are within a factor
-                // of two (all but subnormals); the widening covers the
+                // of two (all but tiny weights); the widening covers the
                 // rest, and the sums and roots.
-                let of = |f: &dyn Fn(f64) -> f64| row(o).iter().map(|&w| f(w) * f(w)).sum::<f64>().sqrt();
-                let n = of(&|w| rounded(w)) + of(&|w| rounded(w) - w) / epsilon;
-                up(n * (1.0 + 1e-6)).max(norm[o])
+                let (mut kept, mut moved) = (0.0f64, 0.0f64);
+                for (w, r) in pairs(o) {
+                    kept += r * r;
+                    moved += (r - w) * (r - w);
+                }
+                up((kept.sqrt() + moved.sqrt() / epsilon) * (1.0 + 1e-6)).max(norm[o])
             })
             .collect();
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
-        let max_abs_kernel_weight = weights.iter().fold(max_abs_weight, |m, &w| m.max(rounded(w).abs()));
+        let max_abs_kernel_weight = (0..offers.len()).flat_map(pairs).fold(max_abs_weight, |m, (_, r)| m.max(r.abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
         let ln_value_weight: Vec<Option<f64>> = offers.iter().map(|o| ln_sum(&[o.value, o.weight])).collect();
         let log_value = offers

@@ -188,7 +188,7 @@ fn relationship_world(seed: u64, offers: &mut [Offer], customer: &mut Customer, 
 fn check(engine: &Engine, customer: &Customer, request: &Request) -> Result<(), TestCaseError> {
     let expected = Reference::new(engine).recommend(customer, request, Dot::Sequential);
     // Each instruction set, with the value cut at its usual size (which
-    // these small catalogs never reach) and always, and the grouped bf16
+    // these small catalogs never reach) and always, and the grouped 16-bit
     // scoring always and never (its usual size is not reached either).
     let variants = engine.kernel_variants().into_iter().flat_map(|e| {
         let cut = e.clone().with_value_cut_from(0);
@@ -271,7 +271,7 @@ proptest! {
             prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
         }
         // Again into the same buffers, with the portable kernels, then with
-        // the grouped bf16 scoring.
+        // the grouped 16-bit scoring.
         let mut out = batch;
         for e in [engine.clone().with_portable_kernels(), engine.clone().with_grouped_from(0)] {
             e.recommend_batch_into(&customers, &request, &mut out);

@@ -579,7 +579,6 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
     debug_assert_eq!(d.len(), m.features());
-    let high = _mm256_set1_epi32(0xffff_0000_u32 as i32);
     let lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     for (g, word, lines) in super::groups_to_score(m, words) {
         let mut dots = [0.0f32; GROUP];
@@ -591,8 +590,7 @@ pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mu
                     // SAFETY: a line holds GROUP = 64 entries: 32·half + 8b + 8 ≤ 64.
                     let v = unsafe { _mm256_loadu_si256(line.as_ptr().add(32 * half + LANES * b).cast()) };
                     acc[2 * b] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)), even, acc[2 * b]);
-                    acc[2 * b + 1] =
-                        _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), odd, acc[2 * b + 1]);
+                    acc[2 * b + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(v), odd, acc[2 * b + 1]);
                 }
             }
             for b in 0..4 {

@@ -192,7 +192,6 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
     debug_assert_eq!(d.len(), m.features());
-    let high = _mm512_set1_epi32(0xffff_0000_u32 as i32);
     for (g, word, lines) in super::groups_to_score(m, words) {
         let mut acc = [_mm512_setzero_ps(); 8];
         for (line, d) in lines.chunks_exact(GROUP).zip(d.chunks_exact(2)) {
@@ -201,7 +200,7 @@ pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mu
                 // SAFETY: a line holds GROUP = 64 entries, so 16b + 16 of them.
                 let v = unsafe { _mm512_loadu_si512(line.as_ptr().add(PAD * b).cast()) };
                 acc[2 * b] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(v)), even, acc[2 * b]);
-                acc[2 * b + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), odd, acc[2 * b + 1]);
+                acc[2 * b + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), odd, acc[2 * b + 1]);
             }
         }
         let base = g * GROUP;

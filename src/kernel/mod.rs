@@ -7,7 +7,7 @@
 //!   portable fallback. At stride 64 the AVX-512 versions take half the
 //!   instructions and reach the L2 bandwidth.
 //! - [`dots_grouped`]: the same dot products from the weights rounded to
-//!   bf16 and transposed by groups of 64 offers ([`Groups`]), for the
+//!   16 bits and transposed by groups of 64 offers ([`Groups`]), for the
 //!   offers set in a bit set: half the bytes, read in order, and no
 //!   horizontal sums. With AVX-512 the engine scores the plain offers of
 //!   catalogs past L1 this way (see `grouped_from` in the engine).
@@ -26,7 +26,7 @@
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
-//! values ([`logit_error`], widened by `‖w̃ − w‖₂·‖d‖₂` for bf16 weights)
+//! values ([`logit_error`], widened by `‖w̃ − w‖₂·‖d‖₂` for 16-bit weights)
 //! and recomputes in f64 whatever is close to a decision, so results never
 //! depend on the kernel used.
 //!
@@ -107,7 +107,7 @@ impl Isa {
 
 /// An entry type of a [`Matrix`]: four bytes, so that [`PAD`] of them
 /// fill one 64-byte [`Line`] exactly. Implemented for `f32` (weights) and
-/// `u32` (pairs of bf16 weights, [`Groups`]) only.
+/// `u32` (pairs of 16-bit weights, [`Groups`]) only.
 pub(crate) trait Cell: Copy + Default + PartialEq + std::fmt::Debug {}
 impl Cell for f32 {}
 impl Cell for u32 {}
@@ -166,14 +166,15 @@ impl<T: Cell> Matrix<T> {
     }
 }
 
-/// `x` rounded to bfloat16 (the top 16 bits of an f32), to nearest, ties
-/// to even; the result is exactly representable in f32. Finite `x` below
-/// 3·10³⁸ in magnitude stay finite, within 2⁻⁸ of `|x|`.
+/// [`bf16_bits`] as an f32 (exact). Finite `x` below 3·10³⁸ in magnitude
+/// stay finite, within 2⁻⁸ of `|x|`.
+#[cfg(test)]
 pub(crate) fn bf16(x: f32) -> f32 {
     f32::from_bits(u32::from(bf16_bits(x)) << 16)
 }
 
-/// The bfloat16 bits of [`bf16`]`(x)`.
+/// `x` rounded to bfloat16 (the top 16 bits of an f32), to nearest, ties
+/// to even: its bits.
 fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
     // Adding just under half a unit of the kept bits, plus the lowest kept
@@ -185,15 +186,50 @@ fn bf16_bits(x: f32) -> u16 {
 /// Offers per group of a [`Groups`] matrix: one word of a bit set.
 pub(crate) const GROUP: usize = 64;
 
-/// The weights in bf16 ([`bf16`]), transposed by groups of [`GROUP`]
+/// Biased exponent of 2⁻⁶⁰, the least magnitude of a high half (see
+/// [`high_bits`]).
+const TINY_EXPONENT: u32 = 67;
+
+/// The high 16 bits of an entry whose low 16 bits are `low`, chosen so that
+/// the whole entry, read as an f32, is the value nearest `x` among those
+/// with these low bits (the first of equals; an entry read whole then needs
+/// no mask). Such values are one bf16 unit apart, so the error is at most
+/// half of one (a whole one where the binade changes), as for the low
+/// half.
+/// The value is never subnormal: below 2⁻⁶⁰ (0 included) it is taken
+/// toward `±2⁻⁶⁰` instead. A subnormal weight would turn products into
+/// subnormals, which cost a microcode assist each on some CPUs (about 200
+/// times a normal multiply-add, measured on an Intel Xeon here); the
+/// extra error, under 2⁻⁵⁹, is counted like the rounding's.
+fn high_bits(x: f32, low: u16) -> u16 {
+    let bits = x.to_bits();
+    let target = if (bits >> 23) & 0xff < TINY_EXPONENT {
+        f32::from_bits((bits & 0x8000_0000) | (TINY_EXPONENT << 23))
+    } else {
+        x
+    };
+    let h0 = target.to_bits() >> 16;
+    let value = |h: u32| f32::from_bits((h << 16) | u32::from(low));
+    // Same sign, normal and finite.
+    let usable = |h: u32| h >> 15 == h0 >> 15 && (TINY_EXPONENT..0xff).contains(&((h >> 7) & 0xff));
+    let error = |h: u32| (f64::from(value(h)) - f64::from(target)).abs();
+    let best = [h0.wrapping_sub(1), h0, h0 + 1]
+        .into_iter()
+        .filter(|&h| h <= 0xffff && usable(h))
+        .min_by(|&a, &b| error(a).total_cmp(&error(b)));
+    // Only a non-finite `x` (weights are finite) has no usable neighbour.
+    best.unwrap_or(h0) as u16
+}
+
+/// The weights rounded for the kernels, transposed by groups of [`GROUP`]
 /// offers so that a register holds one pair of features of 16 (or 8)
 /// consecutive offers: within group `g`, entry `j` of line `q` holds offer
-/// `64g + j`'s feature `2q` in its low half and `2q + 1` in its high half.
-/// A shift (low) or a mask (high) turns an entry into an exact f32, a
-/// multiply-add with the customer's value broadcast adds it to the offer's
-/// own lane, and a group's 64 dot products end in four (or eight)
-/// registers, with no horizontal sums and no scatter; half the bytes of
-/// f32 rows, read in order.
+/// `64g + j`'s feature `2q` in its low half ([`bf16_bits`]) and `2q + 1` in
+/// the whole entry ([`high_bits`]). A shift (low) or nothing (high) turns
+/// an entry into an exact f32, a multiply-add with the customer's value
+/// broadcast adds it to the offer's own lane, and a group's 64 dot products
+/// end in four (or eight) registers, with no horizontal sums and no
+/// scatter; half the bytes of f32 rows, read in order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Groups {
     /// Line `g · pairs + q` holds pair `q` of group `g`'s offers.
@@ -202,14 +238,16 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    /// `w`'s rows rounded to bf16 and grouped (offers past the last row,
-    /// up to a whole group, have zero weights).
+    /// `w`'s rows rounded and grouped (offers past the last row, up to a
+    /// whole group, have zero weights).
     pub(crate) fn from_rows(w: &Matrix) -> Groups {
         let (groups, pairs) = (w.rows.div_ceil(GROUP), w.stride() / 2);
         let lines = Matrix::from_fn(groups * pairs, GROUP, |line, j| {
             let (g, q) = (line / pairs, line % pairs);
-            let weight = |f: usize| w.row(g * GROUP + j).map_or(0, |row| u32::from(bf16_bits(row[f])));
-            weight(2 * q) | weight(2 * q + 1) << 16
+            w.row(g * GROUP + j).map_or(0, |row| {
+                let low = bf16_bits(row[2 * q]);
+                u32::from(low) | u32::from(high_bits(row[2 * q + 1], low)) << 16
+            })
         });
         Groups { lines, pairs }
     }
@@ -217,6 +255,16 @@ impl Groups {
     /// Features per offer: the f32 rows' stride.
     pub(crate) fn features(&self) -> usize {
         2 * self.pairs
+    }
+
+    /// Offer `o`'s weight of feature `f` as the kernels read it, or `None`
+    /// past the groups or the features.
+    pub(crate) fn weight(&self, o: usize, f: usize) -> Option<f32> {
+        if f >= self.features() {
+            return None;
+        }
+        let entry = *self.lines.row((o / GROUP).checked_mul(self.pairs)?.checked_add(f / 2)?)?.get(o % GROUP)?;
+        Some(f32::from_bits(if f.is_multiple_of(2) { entry << 16 } else { entry }))
     }
 
     /// Group `g`'s lines (`pairs × GROUP` entries), or `None` past the end.
@@ -268,7 +316,7 @@ pub(crate) fn dots(isa: Isa, m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32
 }
 
 /// `out[o] = w̃_o · d` for each offer `o` set in `words` (bit `o % 64` of
-/// word `o / 64`) and within `out`, from the bf16 weights `w̃` of `m` (0
+/// word `o / 64`) and within `out`, from the rounded weights `w̃` of `m` (0
 /// for offers past its rows, in its last group); the other entries are
 /// left alone. Groups with no bit set are skipped, the others scored whole
 /// (the bits only pick what is written). `d` holds `m.features()` values. Each lane sums `features / 2` products twice
@@ -977,7 +1025,7 @@ mod portable {
             for (line, d) in lines.chunks_exact(GROUP).zip(d.chunks_exact(2)) {
                 for j in 0..GROUP {
                     even[j] += f32::from_bits(line[j] << 16) * d[0];
-                    odd[j] += f32::from_bits(line[j] & 0xffff_0000) * d[1];
+                    odd[j] += f32::from_bits(line[j]) * d[1];
                 }
             }
             let dots = std::array::from_fn(|j| even[j] + odd[j]);

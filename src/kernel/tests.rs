@@ -90,13 +90,54 @@ fn groups_hold_64_offers_feature_pair_by_feature_pair() {
             assert_eq!(lines.len(), GROUP * m.stride() / 2);
             for (q, line) in lines.chunks_exact(GROUP).enumerate() {
                 for (j, &pair) in line.iter().enumerate() {
-                    let w = |f: usize| m.row(group * GROUP + j).map_or(0.0, |row| bf16(row[f]));
-                    let got = (f32::from_bits(pair << 16), f32::from_bits(pair & 0xffff_0000));
-                    assert_eq!(got, (w(2 * q), w(2 * q + 1)), "{rows} × {cols}: group {group}, pair {q}, offer {j}");
+                    let (o, ctx) = (group * GROUP + j, format!("{rows} × {cols}: group {group}, pair {q}, offer {j}"));
+                    let Some(row) = m.row(o) else {
+                        assert_eq!(pair, 0, "{ctx}: past the rows, zeros");
+                        continue;
+                    };
+                    let (low, whole) = (f32::from_bits(pair << 16), f32::from_bits(pair));
+                    assert_eq!(low, bf16(row[2 * q]), "{ctx}");
+                    assert_eq!(
+                        whole.to_bits(),
+                        u32::from(high_bits(row[2 * q + 1], (pair & 0xffff) as u16)) << 16 | pair & 0xffff,
+                        "{ctx}"
+                    );
+                    assert_eq!((g.weight(o, 2 * q), g.weight(o, 2 * q + 1)), (Some(low), Some(whole)), "{ctx}");
                 }
             }
         }
         assert!(g.group(rows.div_ceil(GROUP)).is_none());
+        assert_eq!(g.weight(rows.div_ceil(GROUP) * GROUP, 0), None);
+        assert_eq!(g.weight(0, m.stride()), None);
+    }
+}
+
+#[test]
+fn high_halves_are_the_nearest_normal_values_with_the_low_bits_given() {
+    let tiny = f32::powi(2.0, -60);
+    let mut rnd = stream(12);
+    let mut xs: Vec<f32> =
+        vec![0.0, -0.0, 1e-40, -1e-30, tiny, -tiny, 1.0, -1.0, 1.0 + f32::powi(2.0, -7), 3e38, -3e38];
+    xs.extend((0..200).map(|i| (rnd() * f64::powi(10.0, i % 7 - 3)) as f32));
+    for (i, &x) in xs.iter().enumerate() {
+        for low in [0u16, 1, 0x7fff, 0x8000, 0xffff, (i as u16).wrapping_mul(40503)] {
+            let h = high_bits(x, low);
+            let value = |h: u32| f32::from_bits(h << 16 | u32::from(low));
+            let got = value(u32::from(h));
+            assert!(got.is_normal() && got.abs() >= tiny, "{x:e}, low {low:#x}: {got:e}");
+            assert!(got.is_sign_negative() == x.is_sign_negative(), "{x:e}, low {low:#x}: {got:e}");
+            // Nearest to `x` (or to ±2⁻⁶⁰ below it) of all such values.
+            let target = f64::from(if x.abs() < tiny { tiny.copysign(x) } else { x });
+            let error = |v: f32| (f64::from(v) - target).abs();
+            let best = (0..=0xffffu32)
+                .map(value)
+                .filter(|v| v.is_normal() && v.abs() >= tiny && v.is_sign_negative() == x.is_sign_negative())
+                .fold(f64::INFINITY, |m, v| m.min(error(v)));
+            assert_eq!(error(got), best, "{x:e}, low {low:#x}: {got:e}");
+            // Within a bf16 unit of `x` (or ±2⁻⁶⁰ and 2⁻⁶⁰ of it).
+            let unit = if x.abs() < tiny { 2.0 * f64::from(tiny) } else { f64::from(x.abs()) * f64::powi(2.0, -7) };
+            assert!((f64::from(got) - f64::from(x)).abs() <= unit, "{x:e}, low {low:#x}: {got:e}");
+        }
     }
 }
 
@@ -173,8 +214,11 @@ fn check_grouped(m: &Matrix, w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
     for (d, &v) in d.iter_mut().zip(d64) {
         *d = v as f32;
     }
-    let rounded = |w: f64| f64::from(bf16(w as f32));
-    let max_w = w64.iter().flatten().fold(0.0f64, |a, &w| a.max(rounded(w).abs()));
+    // The weights as the kernels read them.
+    let rounded = |r: usize, c: usize| f64::from(g.weight(r, c).unwrap());
+    let max_w = (0..w64.len())
+        .flat_map(|r| (0..d64.len()).map(move |c| (r, c)))
+        .fold(0.0f64, |a, (r, c)| a.max(rounded(r, c).abs()));
     let abs_d: f64 = d64.iter().map(|d| d.abs()).sum();
     // Bits for rows past the matrix, and a word past its groups, too.
     let width = w64.len() + 8;
@@ -198,9 +242,10 @@ fn check_grouped(m: &Matrix, w64: &[Vec<f64>], d64: &[f64], list: &[u32]) {
                 continue;
             };
             let exact: f64 = w.iter().zip(d64).map(|(w, d)| w * d).sum();
-            let of_rounded: f64 = w.iter().zip(d64).map(|(&w, d)| rounded(w) * d).sum();
-            let total: f64 = w.iter().zip(d64).map(|(&w, d)| (rounded(w) * d).abs()).sum();
-            let moved: f64 = w.iter().zip(d64).map(|(&w, d)| ((rounded(w) - w) * d).abs()).sum();
+            let r = r as usize;
+            let of_rounded: f64 = d64.iter().enumerate().map(|(c, d)| rounded(r, c) * d).sum();
+            let total: f64 = d64.iter().enumerate().map(|(c, d)| (rounded(r, c) * d).abs()).sum();
+            let moved: f64 = w.iter().zip(d64).enumerate().map(|(c, (&w, d))| ((rounded(r, c) - w) * d).abs()).sum();
             let bound = logit_error(m.stride()) * total + underflow_error(m.stride(), max_w, abs_d);
             let got = f64::from(got);
             assert!((got - of_rounded).abs() <= bound, "grouped dot, rounded weights: {ctx}");
@@ -327,23 +372,29 @@ fn kernel_timings() {
     for &r in &rows {
         words[r as usize / 64] |= 1 << (r % 64);
     }
+    // An explanation's contributions: 64 features, the top 3.
+    let (cw, cd, cm) = contributions(64, 1 << 20, 7);
+    let mut top = [(0, 0.0); 3];
     let isas = Isa::available();
-    let mut best = vec![(f64::INFINITY, f64::INFINITY, f64::INFINITY); isas.len()];
+    let mut best = vec![(f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY); isas.len()];
     for _round in 0..3 {
         for (&isa, best) in isas.iter().zip(&mut best) {
+            let ts = ns_per_call(1000, || {
+                black_box(select_largest(isa, black_box(&cw), black_box(&cd), black_box(&cm), black_box(&mut top)));
+            });
             let t = ns_per_call(1000, || dots(isa, &m, black_box(&rows), black_box(&d), black_box(&mut out)));
             let t3 = ns_per_call(1000, || {
                 dots_signed(isa, &m, black_box(&abs_rows), black_box(&d), black_box(&signed), black_box(&mut out2));
             });
             let tg =
                 ns_per_call(1000, || dots_grouped(isa, &groups, black_box(&words), black_box(&d), black_box(&mut out)));
-            *best = (best.0.min(t), best.1.min(t3), best.2.min(tg));
+            *best = (best.0.min(t), best.1.min(t3), best.2.min(tg), best.3.min(ts));
         }
     }
-    for (isa, (t, t3, tg)) in isas.iter().zip(best) {
+    for (isa, (t, t3, tg, ts)) in isas.iter().zip(best) {
         println!(
             "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_signed ({} rows) {t3:.0} ns/call, dots_grouped (the same \
-             rows' groups, all 1,000 offers) {tg:.0} ns/call",
+             rows' groups, all 1,000 offers) {tg:.0} ns/call, select_largest (3 of 64) {ts:.1} ns/call",
             rows.len(),
             abs_rows.len()
         );
