@@ -1121,7 +1121,11 @@ pub(crate) const SELECT_K: usize = 16;
 /// The `k`-th largest of `values`, NaN never counting (−∞ when fewer than
 /// `k` are not NaN; +∞ for `k = 0`): by [`largest`] up to [`SELECT_K`],
 /// else selected in `scratch` (reused, so long lists allocate nothing
-/// once it has grown).
+/// once it has grown). A branch-free AVX-512 selection for up to 64 values
+/// (repeated maxima over four registers, here and for
+/// [`kth_largest_at_most`]'s candidates) took 4 % off 1,024 distinct
+/// customers in turn but added 10 % for one customer over and over, and
+/// left the batch as it was (criterion, Intel Xeon): not kept.
 pub(crate) fn kth_largest(isa: Isa, values: &[f32], k: usize, scratch: &mut Vec<f32>) -> f32 {
     if k == 0 {
         f32::INFINITY

@@ -542,7 +542,7 @@ fn bounds_hold_for_every_logit_within_the_error() {
 #[test]
 fn kth_largest_is_exact_on_every_path() {
     let mut next = stream(9);
-    for len in [0, 1, 5, 7, 8, 9, 15, 16, 17, 51, 100, 199] {
+    for len in [0, 1, 5, 7, 8, 9, 15, 16, 17, 51, 63, 64, 65, 100, 199] {
         for case in 0..5 {
             let values: Vec<f32> = (0..len)
                 .map(|i| match case {
@@ -555,7 +555,7 @@ fn kth_largest_is_exact_on_every_path() {
                 .collect();
             let mut sorted: Vec<f32> = values.iter().copied().filter(|v| !v.is_nan()).collect();
             sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-            for k in [1, 2, 5, 8, 16, 17, 40] {
+            for k in [1, 2, 3, 5, 7, 8, 9, 16, 17, 40] {
                 let exact = sorted.get(k - 1).copied().unwrap_or(f32::NEG_INFINITY);
                 for isa in Isa::available() {
                     let tau = kth_largest(isa, &values, k, &mut Vec::new());
