@@ -21,7 +21,8 @@
 //! `measured`). `KERNELS=avx2` (or
 //! `portable`) uses those kernels instead of the detected ones;
 //! `VALUE_CUT=<bytes>` sets the value cut's threshold, `GROUPED=<bytes>`
-//! that of the grouped 16-bit scoring; `DECISIONS=<n>` writes the calls'
+//! that of the grouped 16-bit scoring, `INTEGER=0` (or `1`) turns its
+//! integer weights off (or on); `DECISIONS=<n>` writes the calls'
 //! results into `n` decisions in turn instead of one (as a batch does,
 //! whose outputs do not fit in L2).
 //! Without Valgrind it also prints the mean time per call and that of the
@@ -67,6 +68,13 @@ fn main() {
     let engine = match std::env::var("GROUPED").ok().and_then(|b| b.parse().ok()) {
         Some(bytes) => engine.with_grouped_from(bytes),
         None => engine,
+    };
+    // `INTEGER=0` (or `1`) turns the grouped scoring's integer weights off
+    // (or on, with the portable kernel where there is no VNNI).
+    let engine = match std::env::var("INTEGER").as_deref() {
+        Ok("0") => engine.with_integer_scoring(false),
+        Ok("1") => engine.with_integer_scoring(true),
+        _ => engine,
     };
     let customers: Vec<_> = (0..distinct as u64).map(|i| synthetic::customer(n, i)).collect();
     let request = synthetic::request();

@@ -122,6 +122,10 @@ pub struct Engine {
     /// grouped 16-bit weights, when set; else [`grouped_from`] for the
     /// kernels in use.
     grouped_bytes: Option<usize>,
+    /// Whether grouped scoring uses the 16-bit integer weights, when set;
+    /// else where the kernels in use have VNNI
+    /// ([`kernel::integer::available`]).
+    integer: Option<bool>,
     params: ValidEngineParams,
 }
 
@@ -167,8 +171,8 @@ fn offer_rules(offer: &Offer) -> Vec<Rule> {
 enum Mode {
     /// f32 kernels, with `|logit error| ≤ scale · ‖w‖₂ + floor`, and the
     /// signed proxy sum's error (see [`kernel::dots_signed`]) within
-    /// `proxy.0 · ‖w‖₂ + proxy.1`.
-    Fast { scale: f64, floor: f64, proxy: (f64, f64) },
+    /// `proxy.0 · ‖w‖₂ + proxy.1`; `d_norm` is `‖d‖₂` (rounded up).
+    Fast { scale: f64, floor: f64, proxy: (f64, f64), d_norm: f64 },
     /// Values or weights too large for f32: every score in f64.
     Exact,
 }
@@ -291,6 +295,7 @@ impl Engine {
             isa: Isa::detect(),
             value_cut_bytes: VALUE_CUT_BYTES,
             grouped_bytes: None,
+            integer: None,
             params,
         })
     }
@@ -334,6 +339,17 @@ impl Engine {
     #[doc(hidden)]
     pub fn with_grouped_from(mut self, bytes: usize) -> Engine {
         self.grouped_bytes = Some(bytes);
+        self
+    }
+
+    /// Grouped scoring from the 16-bit integer weights (`true`) or from the
+    /// bf16 ones (`false`), instead of the default (integers where the
+    /// kernels in use have AVX-512 VNNI; elsewhere `true` runs the portable
+    /// integer kernel). For tests and comparisons; results are identical
+    /// either way.
+    #[doc(hidden)]
+    pub fn with_integer_scoring(mut self, integer: bool) -> Engine {
+        self.integer = Some(integer);
         self
     }
 
@@ -638,6 +654,7 @@ impl Engine {
                     kernel::logit_error(stride) * c_norm + 1e-9 * d_norm,
                     kernel::underflow_error(stride, max_w, c_abs_sum),
                 ),
+                d_norm,
             }
         } else {
             Mode::Exact
@@ -968,7 +985,7 @@ impl Engine {
         let k = prepared.effective_k;
         match prepared.mode {
             _ if prepared.budget.is_err() => {}
-            Mode::Fast { scale, floor, proxy } => {
+            Mode::Fast { scale, floor, proxy, d_norm } => {
                 let n = self.offers.len();
                 let log_value = if ws.custom_stakes { &ws.log_stake } else { &self.models.log_value };
                 let m = &self.models;
@@ -1045,7 +1062,17 @@ impl Engine {
                 // whole groups.
                 let from = self.grouped_bytes.unwrap_or_else(|| grouped_from(self.isa));
                 let grouped = !cut && n * m.w32.stride() * std::mem::size_of::<f32>() >= from;
-                if grouped {
+                // With VNNI, from the integer weights when the customer's
+                // values quantise (`widen`: their bounds' factor).
+                let integer = grouped && self.integer.unwrap_or_else(|| kernel::integer::available(self.isa));
+                let quantized = if integer {
+                    kernel::integer::quantize(self.isa, &m.w_int, &ws.d, d_norm, &mut ws.dq)
+                } else {
+                    None
+                };
+                if let Some(q) = quantized {
+                    kernel::integer::dots_int(self.isa, &m.w_int, plain, (&ws.dq, q.scale), &mut ws.dense);
+                } else if grouped {
                     kernel::dots_grouped(self.isa, &m.w16, plain, &ws.d32, &mut ws.dense);
                 } else {
                     ws.rows.clear();
@@ -1057,8 +1084,12 @@ impl Engine {
                 // Arbitration: coarse bounds on every candidate's priority,
                 // fine ones for the few that may be in the top-k (from f32
                 // scores), and those that still may, exactly.
-                let norm = if grouped { &m.norm16 } else { &m.norm32 };
-                let inputs = kernel::BoundsInputs { dot: &ws.dense, norm, ..bounds };
+                let (norm, error) = match quantized {
+                    Some(q) => (&m.norm_int, (up(scale * q.widen), bounds.error.1)),
+                    None if grouped => (&m.norm16, bounds.error),
+                    None => (&m.norm32, bounds.error),
+                };
+                let inputs = kernel::BoundsInputs { dot: &ws.dense, norm, error, ..bounds };
                 ws.lo.resize(n, 0.0);
                 ws.hi.resize(n, 0.0);
                 ws.unbounded.clear();

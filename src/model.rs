@@ -61,6 +61,14 @@ pub(crate) struct ModelMatrix {
     /// half the bytes, for scoring the plain offers (the f32 rows then
     /// rescore the few the coarse bounds leave in doubt).
     pub(crate) w16: kernel::Groups,
+    /// The f32 weights as 16-bit integers with a scale per offer, grouped
+    /// as `w16` ([`kernel::integer`]), for CPUs with AVX-512 VNNI.
+    pub(crate) w_int: kernel::integer::IntGroups,
+    /// `norm16`'s counterpart for `w_int`
+    /// ([`kernel::integer::IntGroups::norm`], rounded up, at least
+    /// `norm32`), used with the customer's factor
+    /// [`kernel::integer::Quantized::widen`].
+    pub(crate) norm_int: Vec<f32>,
     /// Offers with a nonzero weight on some `proxy` feature.
     pub(crate) proxy_bits: Bitset,
     /// Per offer, for the fast path's bounds (one array each, for the
@@ -199,8 +207,17 @@ impl ModelMatrix {
                 up((kept.sqrt() + moved.sqrt() / epsilon) * (1.0 + 1e-6)).max(norm[o])
             })
             .collect();
+        let w_int = kernel::integer::IntGroups::from_rows(&w32);
+        let int_pairs = |o: usize| {
+            let w_int = &w_int;
+            (0..stride).map(move |f| (row(o).get(f).copied().unwrap_or(0.0), w_int.weight(o, f).unwrap_or(0.0)))
+        };
+        let norm_int =
+            (0..offers.len()).map(|o| up(w_int.norm(int_pairs(o), epsilon) * (1.0 + 1e-6)).max(norm[o])).collect();
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
-        let max_abs_kernel_weight = (0..offers.len()).flat_map(pairs).fold(max_abs_weight, |m, (_, r)| m.max(r.abs()));
+        let max_abs_kernel_weight = (0..offers.len())
+            .flat_map(|o| pairs(o).chain(int_pairs(o)))
+            .fold(max_abs_weight, |m, (_, r)| m.max(r.abs()));
         let max_abs_base = base_logit.iter().fold(0.0f64, |m, b| m.max(b.abs()));
         let ln_value_weight: Vec<Option<f64>> = offers.iter().map(|o| ln_sum(&[o.value, o.weight])).collect();
         let log_value = offers
@@ -217,6 +234,8 @@ impl ModelMatrix {
             base_logit,
             w32,
             w16,
+            w_int,
+            norm_int,
             proxy_bits,
             base32,
             norm32: norm,

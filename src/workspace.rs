@@ -62,6 +62,8 @@ pub struct Workspace {
     pub(crate) is_proxy: Vec<bool>,
     /// `d` in f32, padded for the kernels.
     pub(crate) d32: Vec<f32>,
+    /// `d` as pairs of 16-bit integers, for the integer kernel.
+    pub(crate) dq: Vec<u32>,
     /// `|dᵢ|·(qᵢ − θ)` in f32, padded: `qᵢ` is 1 for the features counting
     /// as proxies, `θ` the proxy-share threshold.
     pub(crate) signed32: Vec<f32>,

@@ -72,8 +72,14 @@ fn recommend_into_allocates_nothing_after_warm_up() {
     for n in [100, 1_000] {
         let engine = Engine::builder().catalog(synthetic::catalog(n, 42)).params(synthetic::params()).build().unwrap();
         // The plain offers scored from the f32 rows and from the grouped
-        // 16-bit weights, whichever this CPU's default is.
-        for engine in [engine.clone().with_grouped_from(0), engine.with_grouped_from(usize::MAX)] {
+        // 16-bit weights, bf16 and integer.
+        let grouped = engine.clone().with_grouped_from(0);
+        let variants = [
+            grouped.clone().with_integer_scoring(false),
+            grouped.with_integer_scoring(true),
+            engine.with_grouped_from(usize::MAX),
+        ];
+        for engine in variants {
             allocates_nothing(n, &engine);
         }
     }

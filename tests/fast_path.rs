@@ -189,10 +189,18 @@ fn check(engine: &Engine, customer: &Customer, request: &Request) -> Result<(), 
     let expected = Reference::new(engine).recommend(customer, request, Dot::Sequential);
     // Each instruction set, with the value cut at its usual size (which
     // these small catalogs never reach) and always, and the grouped 16-bit
-    // scoring always and never (its usual size is not reached either).
+    // scoring always (from the bf16 and from the integer weights) and never
+    // (its usual size is not reached either).
     let variants = engine.kernel_variants().into_iter().flat_map(|e| {
         let cut = e.clone().with_value_cut_from(0);
-        [e.clone().with_grouped_from(0), e.with_grouped_from(usize::MAX), cut.clone().with_grouped_from(0), cut]
+        let grouped = e.clone().with_grouped_from(0);
+        [
+            grouped.clone().with_integer_scoring(false),
+            grouped.with_integer_scoring(true),
+            e.with_grouped_from(usize::MAX),
+            cut.clone().with_grouped_from(0),
+            cut,
+        ]
     });
     for e in &variants.collect::<Vec<_>>() {
         let fresh = e.recommend(customer, request);
@@ -271,9 +279,15 @@ proptest! {
             prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));
         }
         // Again into the same buffers, with the portable kernels, then with
-        // the grouped 16-bit scoring.
+        // the grouped 16-bit scoring (bf16 and integer weights).
         let mut out = batch;
-        for e in [engine.clone().with_portable_kernels(), engine.clone().with_grouped_from(0)] {
+        let grouped = engine.clone().with_grouped_from(0);
+        let variants = [
+            engine.clone().with_portable_kernels(),
+            grouped.clone().with_integer_scoring(false),
+            grouped.with_integer_scoring(true),
+        ];
+        for e in variants {
             e.recommend_batch_into(&customers, &request, &mut out);
             for (c, got) in customers.iter().zip(&out) {
                 prop_assert_eq!(got, &reference.recommend(c, &request, Dot::Sequential));

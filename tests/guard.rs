@@ -183,7 +183,14 @@ fn rule3_is_decided_where_the_ranking_reaches() {
         proxy("p_low", -3.0),
     ];
     let plain = engine(offers);
-    for e in [plain.clone(), plain.clone().with_grouped_from(0), plain.with_value_cut_from(0)] {
+    let grouped = plain.clone().with_grouped_from(0);
+    let variants = [
+        plain.clone(),
+        grouped.clone().with_integer_scoring(false),
+        grouped.with_integer_scoring(true),
+        plain.with_value_cut_from(0),
+    ];
+    for e in variants {
         let d = e.recommend(&c, &request(2)).unwrap();
         assert_eq!(ids(&d), ["a", "b"]);
         assert!(matches!(d.withheld_reason("p_high").unwrap().reason, Reason::ProxyDriven { .. }));

@@ -1,7 +1,7 @@
 use super::*;
 
 /// A deterministic pseudo-random stream in [-1, 1).
-fn stream(seed: u64) -> impl FnMut() -> f64 {
+pub(super) fn stream(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     move || {
         s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -372,13 +372,25 @@ fn kernel_timings() {
     for &r in &rows {
         words[r as usize / 64] |= 1 << (r % 64);
     }
+    // The same weights as 16-bit integers, and the values quantised.
+    let ints = integer::IntGroups::from_rows(&m);
+    let d64: Vec<f64> = d.iter().map(|&v| f64::from(v)).collect();
+    let mut dq = Vec::new();
+    let d_norm = d64.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let q = integer::quantize(Isa::detect(), &ints, &d64, d_norm, &mut dq).unwrap();
     // An explanation's contributions: 64 features, the top 3.
     let (cw, cd, cm) = contributions(64, 1 << 20, 7);
     let mut top = [(0, 0.0); 3];
     let isas = Isa::available();
-    let mut best = vec![(f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY); isas.len()];
+    let mut best = vec![[f64::INFINITY; 6]; isas.len()];
     for _round in 0..3 {
         for (&isa, best) in isas.iter().zip(&mut best) {
+            let ti = ns_per_call(1000, || {
+                integer::dots_int(isa, &ints, black_box(&words), (black_box(&dq), q.scale), black_box(&mut out));
+            });
+            let tq = ns_per_call(1000, || {
+                black_box(integer::quantize(isa, &ints, black_box(&d64), d_norm, black_box(&mut dq)));
+            });
             let ts = ns_per_call(1000, || {
                 black_box(select_largest(isa, black_box(&cw), black_box(&cd), black_box(&cm), black_box(&mut top)));
             });
@@ -388,13 +400,16 @@ fn kernel_timings() {
             });
             let tg =
                 ns_per_call(1000, || dots_grouped(isa, &groups, black_box(&words), black_box(&d), black_box(&mut out)));
-            *best = (best.0.min(t), best.1.min(t3), best.2.min(tg), best.3.min(ts));
+            for (b, t) in best.iter_mut().zip([t, t3, tg, ts, ti, tq]) {
+                *b = b.min(t);
+            }
         }
     }
-    for (isa, (t, t3, tg, ts)) in isas.iter().zip(best) {
+    for (isa, [t, t3, tg, ts, ti, tq]) in isas.iter().zip(best) {
         println!(
             "{isa:?}: dots ({} rows) {t:.0} ns/call, dots_signed ({} rows) {t3:.0} ns/call, dots_grouped (the same \
-             rows' groups, all 1,000 offers) {tg:.0} ns/call, select_largest (3 of 64) {ts:.1} ns/call",
+             rows' groups, all 1,000 offers) {tg:.0} ns/call, dots_int (the same) {ti:.0} ns/call and its \
+             quantize {tq:.0} ns/call, select_largest (3 of 64) {ts:.1} ns/call",
             rows.len(),
             abs_rows.len()
         );
