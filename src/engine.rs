@@ -123,8 +123,7 @@ pub struct Engine {
     /// kernels in use.
     grouped_bytes: Option<usize>,
     /// Whether grouped scoring uses the 16-bit integer weights, when set;
-    /// else where the kernels in use have VNNI
-    /// ([`kernel::integer::available`]).
+    /// else [`kernel::integer::available`] for the kernels in use.
     integer: Option<bool>,
     params: ValidEngineParams,
 }
@@ -343,10 +342,10 @@ impl Engine {
     }
 
     /// Grouped scoring from the 16-bit integer weights (`true`) or from the
-    /// bf16 ones (`false`), instead of the default (integers where the
-    /// kernels in use have AVX-512 VNNI; elsewhere `true` runs the portable
-    /// integer kernel). For tests and comparisons; results are identical
-    /// either way.
+    /// bf16 ones (`false`), instead of the default (integers with AVX2, and
+    /// with AVX-512 where the CPU has VNNI; the portable kernels have an
+    /// integer version too). For tests and comparisons; results are
+    /// identical either way.
     #[doc(hidden)]
     pub fn with_integer_scoring(mut self, integer: bool) -> Engine {
         self.integer = Some(integer);
@@ -1060,12 +1059,12 @@ impl Engine {
                 // offers' f32 scores too, as `norm16 ≥ norm32`), or from the
                 // f32 rows: those the value cut keeps are too sparse for
                 // whole groups.
-                let from = self.grouped_bytes.unwrap_or_else(|| grouped_from(self.isa));
+                let integer = self.integer.unwrap_or_else(|| kernel::integer::available(self.isa));
+                let from = self.grouped_bytes.unwrap_or_else(|| grouped_from(self.isa, integer));
                 let grouped = !cut && n * m.w32.stride() * std::mem::size_of::<f32>() >= from;
-                // With VNNI, from the integer weights when the customer's
-                // values quantise (`widen`: their bounds' factor).
-                let integer = grouped && self.integer.unwrap_or_else(|| kernel::integer::available(self.isa));
-                let quantized = if integer {
+                // From the integer weights when the customer's values
+                // quantise (`widen`: their bounds' factor).
+                let quantized = if grouped && integer {
                     kernel::integer::quantize(self.isa, &m.w_int, &ws.d, d_norm, &mut ws.dq)
                 } else {
                     None
@@ -1349,17 +1348,22 @@ const VALUE_CUT_BYTES: usize = 640 << 10;
 /// against 2.76–2.88 µs at 500, 2.17–2.29 against 2.23–2.30 at 300, a loss
 /// at 100 to 200. With AVX2 the grouped kernel's shifts cost as much as
 /// the bytes it saves (Zen 4 with masks: 5.20 → 5.44 µs at 1,000 offers;
-/// Xeon without: no clear difference), so it is not used. Nor after the
-/// value cut, which keeps too few offers for whole groups (at 10,000
-/// offers: 52.8 → 59.8 µs).
-fn grouped_from(isa: Isa) -> usize {
+/// Xeon without: no clear difference), so it is not used from bf16; from
+/// 16-bit integers (`integer`: `vpmaddwd`, two instructions per 16
+/// multiply-adds) it is, from the same size (Xeon, AVX2, fastest batch,
+/// against the f32 rows: 5.13–5.27 → 4.72–4.73 µs at 1,000 offers,
+/// 3.23–3.41 → 3.13–3.18 at 500, even at 200 and 300). Nor after the value
+/// cut, which keeps too few offers for whole groups (at 10,000 offers: 52.8
+/// → 59.8 µs).
+fn grouped_from(isa: Isa, integer: bool) -> usize {
     match isa {
         Isa::Avx512 => GROUPED_BYTES,
+        Isa::Avx2Fma if integer => GROUPED_BYTES,
         _ => usize::MAX,
     }
 }
 
-/// [`grouped_from`] for AVX-512.
+/// [`grouped_from`] for AVX-512, and for AVX2 with integers.
 const GROUPED_BYTES: usize = 96 << 10;
 
 /// `ln(stake × weight × family)` in f32, with the conventions of the
