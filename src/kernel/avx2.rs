@@ -579,7 +579,6 @@ pub(super) unsafe fn dots(m: &Matrix, rows: &[u32], d: &[f32], out: &mut [f32]) 
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mut [f32]) {
     debug_assert_eq!(d.len(), m.features());
-    let lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     for (g, word, lines) in super::groups_to_score(m, words) {
         let mut dots = [0.0f32; GROUP];
         for half in 0..2 {
@@ -603,20 +602,30 @@ pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mu
                 }
             }
         }
-        let base = g * GROUP;
-        if base + GROUP <= out.len() {
-            for b in 0..GROUP / LANES {
-                let bits = _mm256_set1_epi32(i32::from((word >> (LANES * b)) as u8));
-                let keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(bits, lane_bits), lane_bits));
-                // SAFETY: `base + 8b + 8 <= out.len()`, and `dots` holds 64.
-                unsafe {
-                    let at = out.as_mut_ptr().add(base + LANES * b);
-                    let new = _mm256_loadu_ps(dots.as_ptr().add(LANES * b));
-                    _mm256_storeu_ps(at, _mm256_blendv_ps(_mm256_loadu_ps(at), new, keep));
-                }
-            }
-        } else {
-            super::write_masked(out, base, word, &dots);
+        write_group(out, g * GROUP, word, &dots);
+    }
+}
+
+/// [`super::write_masked`] by blends of eight where the whole group lies
+/// within `out`.
+///
+/// # Safety
+///
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn write_group(out: &mut [f32], base: usize, word: u64, dots: &[f32; GROUP]) {
+    if base + GROUP > out.len() {
+        return super::write_masked(out, base, word, dots);
+    }
+    let lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for b in 0..GROUP / LANES {
+        let bits = _mm256_set1_epi32(i32::from((word >> (LANES * b)) as u8));
+        let keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(bits, lane_bits), lane_bits));
+        // SAFETY: `base + 8b + 8 <= out.len()`, and `dots` holds 64.
+        unsafe {
+            let at = out.as_mut_ptr().add(base + LANES * b);
+            let new = _mm256_loadu_ps(dots.as_ptr().add(LANES * b));
+            _mm256_storeu_ps(at, _mm256_blendv_ps(_mm256_loadu_ps(at), new, keep));
         }
     }
 }

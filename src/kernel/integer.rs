@@ -462,13 +462,11 @@ unsafe fn dots_vnni(m: &IntGroups, words: &[u64], dq: &[u32], scale: f32, out: &
 #[target_feature(enable = "avx2")]
 unsafe fn dots_avx2(m: &IntGroups, words: &[u64], dq: &[u32], scale: f32, out: &mut [f32]) {
     use std::arch::x86_64::{
-        _mm256_add_epi32, _mm256_and_si256, _mm256_blendv_ps, _mm256_castsi256_ps, _mm256_cmpeq_epi32,
-        _mm256_cvtepi32_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_set1_epi32,
-        _mm256_set1_ps, _mm256_setr_epi32, _mm256_setzero_si256, _mm256_storeu_ps,
+        _mm256_add_epi32, _mm256_cvtepi32_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps,
+        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_si256, _mm256_storeu_ps,
     };
     const LANES: usize = super::LANES;
     let sd = _mm256_set1_ps(scale);
-    let lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     for (g, word, lines) in groups_to_score(&m.groups, words) {
         let mut acc = [_mm256_setzero_si256(); GROUP / LANES];
         for (line, &pair) in lines.chunks_exact(GROUP).zip(dq) {
@@ -490,20 +488,8 @@ unsafe fn dots_avx2(m: &IntGroups, words: &[u64], dq: &[u32], scale: f32, out: &
                 _mm256_storeu_ps(dots.as_mut_ptr().add(LANES * b), dot);
             }
         }
-        if base + GROUP <= out.len() {
-            for b in 0..GROUP / LANES {
-                let bits = _mm256_set1_epi32(i32::from((word >> (LANES * b)) as u8));
-                let keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(bits, lane_bits), lane_bits));
-                // SAFETY: `base + 8b + 8 <= out.len()`, and `dots` holds 64.
-                unsafe {
-                    let at = out.as_mut_ptr().add(base + LANES * b);
-                    let new = _mm256_loadu_ps(dots.as_ptr().add(LANES * b));
-                    _mm256_storeu_ps(at, _mm256_blendv_ps(_mm256_loadu_ps(at), new, keep));
-                }
-            }
-        } else {
-            write_masked(out, base, word, &dots);
-        }
+        // SAFETY: the CPU has AVX2 (this function's contract).
+        unsafe { super::avx2::write_group(out, base, word, &dots) };
     }
 }
 
