@@ -41,7 +41,9 @@
 //! customer, 1.18× for 64). With the AVX2 kernels a decision after warm-up
 //! is about 58,000 instructions at 1,000 offers (61,000 for 64 distinct
 //! customers; 21,000 at 100 offers, 282,000 at 5,000 and 578,000 at
-//! 10,000). Below the value cut's threshold the offers weighing a proxy
+//! 10,000); with the integer grouped scoring (session 17) 55,700 for 64
+//! distinct customers at 1,000 offers (60,600 with the f32 rows,
+//! `INTEGER=0`), 21,000 at 100. Below the value cut's threshold the offers weighing a proxy
 //! feature now cost one dot product like the rest (their signed proxy sums
 //! were a sixth of a decision at 1,000 offers: 69,500 instructions then),
 //! and the proxy share is decided in f64 for the few candidates the ranking
