@@ -1055,10 +1055,10 @@ impl Engine {
                     &ws.reach
                 };
                 // The plain offers from the grouped 16-bit weights (the coarse
-                // bounds below then hold with `norm16`, for the reference
-                // offers' f32 scores too, as `norm16 ≥ norm32`), or from the
-                // f32 rows: those the value cut keeps are too sparse for
-                // whole groups.
+                // bounds below then hold with `norm16` or `norm_int`, for the
+                // reference offers' f32 scores too, as both are at least
+                // `norm32`), or from the f32 rows: those the value cut keeps
+                // are too sparse for whole groups.
                 let integer = self.integer.unwrap_or_else(|| kernel::integer::available(self.isa));
                 let from = self.grouped_bytes.unwrap_or_else(|| grouped_from(self.isa, integer));
                 let grouped = !cut && n * m.w32.stride() * std::mem::size_of::<f32>() >= from;

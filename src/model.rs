@@ -62,7 +62,9 @@ pub(crate) struct ModelMatrix {
     /// rescore the few the coarse bounds leave in doubt).
     pub(crate) w16: kernel::Groups,
     /// The f32 weights as 16-bit integers with a scale per offer, grouped
-    /// as `w16` ([`kernel::integer`]), for CPUs with AVX-512 VNNI.
+    /// as `w16` ([`kernel::integer`]): the grouped scoring's weights with
+    /// AVX2 and with AVX-512 VNNI (`w16` then serves only customers whose
+    /// values are too small to quantise).
     pub(crate) w_int: kernel::integer::IntGroups,
     /// `norm16`'s counterpart for `w_int`
     /// ([`kernel::integer::IntGroups::norm`], rounded up, at least
