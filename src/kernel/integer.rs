@@ -27,7 +27,7 @@ use super::{groups_to_score, write_masked, Groups, Isa, Matrix, GROUP};
 /// norms allow for, in units of `1 / L`. A customer whose `ρ` is larger
 /// widens its bounds by `ρ / ρ_max` (see [`Quantized::widen`]); each
 /// value's error is at most `s_d / 2`, about `0.29·s_d` on average, so
-/// typically `ρ ≈ 2.3·max|dᵢ| / (L·‖d‖)`, below this.
+/// typically `ρ ≈ 2.3·max|dᵢ| / (L·‖d‖)` at 64 features, below this.
 const RHO_MAX_UNITS: f64 = 1.5;
 
 /// Least scale of an offer or a customer (2⁻⁶⁰): below it the values count
