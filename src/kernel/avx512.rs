@@ -203,27 +203,32 @@ pub(super) unsafe fn dots_grouped(m: &Groups, words: &[u64], d: &[f32], out: &mu
                 acc[2 * b + 1] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), odd, acc[2 * b + 1]);
             }
         }
-        let base = g * GROUP;
-        if base + GROUP <= out.len() {
-            for b in 0..4 {
-                let mask = (word >> (PAD * b)) as u16;
-                // SAFETY: `base + 16b + 16 <= out.len()`.
-                unsafe {
-                    _mm512_mask_storeu_ps(
-                        out.as_mut_ptr().add(base + PAD * b),
-                        mask,
-                        _mm512_add_ps(acc[2 * b], acc[2 * b + 1]),
-                    );
-                }
-            }
-        } else {
-            let mut dots = [0.0f32; GROUP];
-            for b in 0..4 {
-                // SAFETY: `dots` holds 64 f32, so 16b + 16 of them.
-                unsafe { _mm512_storeu_ps(dots.as_mut_ptr().add(PAD * b), _mm512_add_ps(acc[2 * b], acc[2 * b + 1])) };
-            }
-            super::write_masked(out, base, word, &dots);
+        let dots = std::array::from_fn(|b| _mm512_add_ps(acc[2 * b], acc[2 * b + 1]));
+        write_group(out, g * GROUP, word, &dots);
+    }
+}
+
+/// A group's 64 scores (`dots[b]` holding offers `base + 16b …`) into
+/// `out` where `word` has their bits, by masked stores where the whole
+/// group lies within `out`, else by [`super::write_masked`].
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn write_group(out: &mut [f32], base: usize, word: u64, dots: &[__m512; 4]) {
+    if base + GROUP <= out.len() {
+        for (b, &v) in dots.iter().enumerate() {
+            // SAFETY: `base + 16b + 16 <= out.len()`.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(base + PAD * b), (word >> (PAD * b)) as u16, v) };
         }
+    } else {
+        let mut all = [0.0f32; GROUP];
+        for (b, &v) in dots.iter().enumerate() {
+            // SAFETY: `all` holds 64 f32, so 16b + 16 of them.
+            unsafe { _mm512_storeu_ps(all.as_mut_ptr().add(PAD * b), v) };
+        }
+        super::write_masked(out, base, word, &all);
     }
 }
 

@@ -414,8 +414,8 @@ fn dots_portable(m: &IntGroups, words: &[u64], (dq, scale): (&[u32], f32), out: 
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn dots_vnni(m: &IntGroups, words: &[u64], dq: &[u32], scale: f32, out: &mut [f32]) {
     use std::arch::x86_64::{
-        _mm512_cvtepi32_ps, _mm512_dpwssd_epi32, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mask_storeu_ps,
-        _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_si512, _mm512_storeu_ps,
+        _mm512_cvtepi32_ps, _mm512_dpwssd_epi32, _mm512_loadu_ps, _mm512_loadu_si512, _mm512_mul_ps, _mm512_set1_epi32,
+        _mm512_set1_ps, _mm512_setzero_si512,
     };
     const PAD: usize = super::PAD;
     let sd = _mm512_set1_ps(scale);
@@ -432,22 +432,10 @@ unsafe fn dots_vnni(m: &IntGroups, words: &[u64], dq: &[u32], scale: f32, out: &
         let base = g * GROUP;
         // SAFETY: `scale` holds whole groups, and this one is within them.
         let offer_scale = |b: usize| unsafe { _mm512_loadu_ps(m.scale.as_ptr().add(base + PAD * b)) };
-        let dot = |b: usize| _mm512_mul_ps(_mm512_cvtepi32_ps(acc[b]), _mm512_mul_ps(offer_scale(b), sd));
-        if base + GROUP <= out.len() {
-            for b in 0..4 {
-                // SAFETY: `base + 16b + 16 <= out.len()`.
-                unsafe {
-                    _mm512_mask_storeu_ps(out.as_mut_ptr().add(base + PAD * b), (word >> (PAD * b)) as u16, dot(b));
-                }
-            }
-        } else {
-            let mut dots = [0.0f32; GROUP];
-            for b in 0..4 {
-                // SAFETY: `dots` holds 64 f32, so 16b + 16 of them.
-                unsafe { _mm512_storeu_ps(dots.as_mut_ptr().add(PAD * b), dot(b)) };
-            }
-            write_masked(out, base, word, &dots);
-        }
+        let dots =
+            std::array::from_fn(|b| _mm512_mul_ps(_mm512_cvtepi32_ps(acc[b]), _mm512_mul_ps(offer_scale(b), sd)));
+        // SAFETY: the CPU has AVX-512F (this function's contract).
+        unsafe { super::avx512::write_group(out, base, word, &dots) };
     }
 }
 
