@@ -101,6 +101,17 @@ pub(crate) struct ModelMatrix {
     pub(crate) max_abs_base: f64,
 }
 
+/// An offer's `(w, w̃)` pairs over the kernels' `stride` features: its f64
+/// weights `row` (0 past them, as the padding) and the kernel's `read(f)`
+/// (0 where it has none).
+fn weight_pairs<'a>(
+    row: &'a [f64],
+    stride: usize,
+    read: impl Fn(usize) -> Option<f64> + 'a,
+) -> impl Iterator<Item = (f64, f64)> + 'a {
+    (0..stride).map(move |f| (row.get(f).copied().unwrap_or(0.0), read(f).unwrap_or(0.0)))
+}
+
 /// `ln` of a product's factors, summed left to right, when every factor is
 /// within `[1e-100, 1e100]` (the bounds' validity); `None` otherwise.
 pub(crate) fn ln_sum(factors: &[f64]) -> Option<f64> {
@@ -188,32 +199,22 @@ impl ModelMatrix {
         };
         let norm: Vec<f32> =
             (0..offers.len()).map(|o| up(row(o).iter().map(|w| w * w).sum::<f64>().sqrt() * (1.0 + 1e-9))).collect();
-        let w16 = kernel::Groups::from_rows(&w32);
-        // Offer `o`'s `(w, w̃)` over the kernels' stride (padding: w = 0).
-        let (w16_ref, stride) = (&w16, w32.stride());
-        let pairs = |o: usize| {
-            (0..stride)
-                .map(move |f| (row(o).get(f).copied().unwrap_or(0.0), w16_ref.weight(o, f).map_or(0.0, f64::from)))
-        };
+        let (w16, stride) = (kernel::Groups::from_rows(&w32), w32.stride());
+        let grouped = &w16;
+        let pairs = |o: usize| weight_pairs(row(o), stride, move |f| grouped.weight(o, f).map(f64::from));
         let epsilon = kernel::logit_error(stride);
         let norm16 = (0..offers.len())
             .map(|o| {
                 // `w̃ − w` is exact in f64 where the two are within a factor
                 // of two (all but tiny weights); the widening covers the
                 // rest, and the sums and roots.
-                let (mut kept, mut moved) = (0.0f64, 0.0f64);
-                for (w, r) in pairs(o) {
-                    kept += r * r;
-                    moved += (r - w) * (r - w);
-                }
-                up((kept.sqrt() + moved.sqrt() / epsilon) * (1.0 + 1e-6)).max(norm[o])
+                let (kept, moved, _) = kernel::rounding_norms(pairs(o));
+                up((kept + moved / epsilon) * (1.0 + 1e-6)).max(norm[o])
             })
             .collect();
         let w_int = kernel::integer::IntGroups::from_rows(&w32);
-        let int_pairs = |o: usize| {
-            let w_int = &w_int;
-            (0..stride).map(move |f| (row(o).get(f).copied().unwrap_or(0.0), w_int.weight(o, f).unwrap_or(0.0)))
-        };
+        let integers = &w_int;
+        let int_pairs = |o: usize| weight_pairs(row(o), stride, move |f| integers.weight(o, f));
         let norm_int =
             (0..offers.len()).map(|o| up(w_int.norm(int_pairs(o), epsilon) * (1.0 + 1e-6)).max(norm[o])).collect();
         let max_abs_weight = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));

@@ -97,13 +97,8 @@ impl IntGroups {
     /// w‖ + ρ_max·‖w‖) / ε`, for `(w, w̃)` pairs of an offer's weights (f64
     /// and [`IntGroups::weight`]). Not rounded.
     pub(crate) fn norm(&self, pairs: impl Iterator<Item = (f64, f64)>, epsilon: f64) -> f64 {
-        let (mut kept, mut moved, mut own) = (0.0f64, 0.0f64, 0.0f64);
-        for (w, r) in pairs {
-            kept += r * r;
-            moved += (r - w) * (r - w);
-            own += w * w;
-        }
-        kept.sqrt() + (moved.sqrt() + self.rho_max() * own.sqrt()) / epsilon
+        let (kept, moved, own) = super::rounding_norms(pairs);
+        kept + (moved + self.rho_max() * own) / epsilon
     }
 
     /// `ρ_max` (see [`RHO_MAX_UNITS`]).

@@ -286,6 +286,19 @@ impl Groups {
     }
 }
 
+/// `(‖w̃‖₂, ‖w̃ − w‖₂, ‖w‖₂)` of an offer's `(w, w̃)` weight pairs (the
+/// f64 weights and the kernels' rounded ones), not rounded: the parts of
+/// the norms that make the bounds hold for rounded weights.
+pub(crate) fn rounding_norms(pairs: impl Iterator<Item = (f64, f64)>) -> (f64, f64, f64) {
+    let (mut kept, mut moved, mut own) = (0.0f64, 0.0f64, 0.0f64);
+    for (w, r) in pairs {
+        kept += r * r;
+        moved += (r - w) * (r - w);
+        own += w * w;
+    }
+    (kept.sqrt(), moved.sqrt(), own.sqrt())
+}
+
 /// Bound on `|f32 dot − f64 reference|` relative to `Σ|wᵢ||dᵢ|`, for any of
 /// the kernels here over rows of `stride` entries: twice
 /// `(stride + 16) · 2⁻²⁴`, which covers the rounding of weights and values
