@@ -10,9 +10,10 @@
 //!   16 bits and transposed by groups of 64 offers ([`Groups`]), for the
 //!   offers set in a bit set: half the bytes, read in order, and no
 //!   horizontal sums. With AVX-512 the engine scores the plain offers of
-//!   catalogs past L1 this way (see `grouped_from` in the engine), and
-//!   where the CPU has AVX-512 VNNI from the same layout in 16-bit integers
-//!   ([`integer`]): one instruction per 32 multiply-adds, exact sums.
+//!   catalogs past L1 this way (see `grouped_from` in the engine). With
+//!   AVX2, and with AVX-512 where the CPU has VNNI, it scores them from the
+//!   same layout in 16-bit integers instead ([`integer`]): exact sums, 32
+//!   multiply-adds an instruction with VNNI, 16 in two with AVX2.
 //! - [`coarse_bounds`] and [`fine_bounds`]: bounds on `ln(value × weight ×
 //!   σ(logit))` per offer, with a proven error margin and no libm call: the
 //!   coarse ones dense over every offer, the fine ones for a shortlist
