@@ -745,3 +745,87 @@ pub(super) unsafe fn centre(
     };
     super::centre_loop(x, &mut out, full..n, sums)
 }
+
+/// [`super::select_largest`] from a threshold: the `k`-th largest of the
+/// eight lanes' maxima is at most the `k`-th largest contribution, so the
+/// features at or above it hold the answer; the scalar rule (in feature
+/// order) picks it from those few: no rounds of maxima, each waiting for
+/// the last. Past 64 features or 8 kept, or when the threshold is not
+/// positive (fewer than `k` lanes hold a nonzero contribution), the AVX2
+/// version decides.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F; `w`, `d` and `m` have the same length.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    use std::arch::x86_64::{
+        _mm512_abs_pd, _mm512_alignr_epi64, _mm512_castpd_si512, _mm512_castsi512_pd, _mm512_cmp_pd_mask,
+        _mm512_cmplt_epi64_mask, _mm512_mask_add_epi64, _mm512_mask_reduce_min_pd, _mm512_maskz_loadu_pd,
+        _mm512_max_pd, _mm512_mul_pd, _mm512_set1_epi64, _mm512_set1_pd, _mm512_setzero_si512, _CMP_GE_OQ, _CMP_GT_OQ,
+        _CMP_UNORD_Q,
+    };
+    let n = w.len().min(d.len()).min(m.len());
+    let k = top.len();
+    if n > 64 || k > 8 {
+        // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
+        return unsafe { super::avx2::select_largest(w, d, m, top) };
+    }
+    let mut blocks = [_mm512_set1_pd(0.0); 8];
+    let (mut l0, mut l1) = (_mm512_set1_pd(0.0), _mm512_set1_pd(0.0));
+    let mut nan = 0u8;
+    for (b, block) in blocks.iter_mut().enumerate().take(n.div_ceil(8)) {
+        let i = 8 * b;
+        let lanes = if i + 8 <= n { u8::MAX } else { (1u8 << (n - i)) - 1 };
+        // SAFETY: the masked loads read lanes below `n` only.
+        let c = unsafe {
+            _mm512_mul_pd(
+                _mm512_mul_pd(
+                    _mm512_maskz_loadu_pd(lanes, w.as_ptr().add(i)),
+                    _mm512_maskz_loadu_pd(lanes, d.as_ptr().add(i)),
+                ),
+                _mm512_maskz_loadu_pd(lanes, m.as_ptr().add(i)),
+            )
+        };
+        nan |= _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(c, c);
+        *block = _mm512_abs_pd(c);
+        if b % 2 == 0 {
+            l0 = _mm512_max_pd(l0, *block);
+        } else {
+            l1 = _mm512_max_pd(l1, *block);
+        }
+    }
+    if nan != 0 {
+        return super::select_scalar(&w[..n], &d[..n], &m[..n], top);
+    }
+    let l = _mm512_max_pd(l0, l1);
+    // Each lane's count of the lanes strictly larger: those below `k` hold
+    // the `k` largest values, the smallest of them the `k`-th.
+    let li = _mm512_castpd_si512(l);
+    let one = _mm512_set1_epi64(1);
+    let mut larger = _mm512_setzero_si512();
+    macro_rules! count {
+        ($($r:literal)*) => {$(
+            let other = _mm512_castsi512_pd(_mm512_alignr_epi64::<$r>(li, li));
+            larger = _mm512_mask_add_epi64(larger, _mm512_cmp_pd_mask::<_CMP_GT_OQ>(other, l), larger, one);
+        )*};
+    }
+    count!(1 2 3 4 5 6 7);
+    let threshold = _mm512_mask_reduce_min_pd(_mm512_cmplt_epi64_mask(larger, _mm512_set1_epi64(k as i64)), l);
+    if threshold <= 0.0 {
+        // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
+        return unsafe { super::avx2::select_largest(w, d, m, top) };
+    }
+    let t = _mm512_set1_pd(threshold);
+    let mut word = 0u64;
+    for (b, block) in blocks.iter().enumerate() {
+        word |= u64::from(_mm512_cmp_pd_mask::<_CMP_GE_OQ>(*block, t)) << (8 * b);
+    }
+    let mut kept = super::Kept::default();
+    while word != 0 {
+        let i = word.trailing_zeros() as usize;
+        word &= word - 1;
+        kept.offer(top, i, w[i] * d[i] * m[i]);
+    }
+    kept.len
+}

@@ -1278,9 +1278,10 @@ fn sums_in_order_scalar(rows: [&[f64]; 4], d: &[f64], from: usize, mut sums: [f6
 /// Keeps in `top`, largest first, the `top.len()` largest nonzero
 /// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
 /// ties go to the lower index. Returns how many there are. The products
-/// are the same f64 roundings on every path; the AVX2 path (also used with
-/// AVX-512) takes them by repeated maximum over a buffer of their absolute
-/// values.
+/// are the same f64 roundings on every path. The AVX2 path takes them by
+/// repeated maximum over a buffer of their absolute values; the AVX-512
+/// one keeps the few at or above a threshold no larger than the `k`-th
+/// and applies the scalar rule to those.
 pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
     if top.is_empty() {
         return 0;
@@ -1289,11 +1290,17 @@ pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mu
     let (w, d, m) = (&w[..n], &d[..n], &m[..n]);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma | Isa::Avx512 => {
-            // SAFETY: both are only used after `Isa::supported` found avx2
-            // (see `Isa::detect`); the three slices have the
-            // same length (cut above).
+        Isa::Avx2Fma => {
+            // SAFETY: only used after `Isa::supported` found avx2 (see
+            // `Isa::detect`); the three slices have the same length (cut
+            // above).
             unsafe { avx2::select_largest(w, d, m, top) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: only used after `Isa::supported` found avx512f; the
+            // same lengths.
+            unsafe { avx512::select_largest(w, d, m, top) }
         }
         _ => select_scalar(w, d, m, top),
     }
