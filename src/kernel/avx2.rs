@@ -343,6 +343,107 @@ pub(super) unsafe fn sums_in_order(rows: [&[f64]; 4], d: &[f64]) -> [f64; 4] {
     super::sums_in_order_scalar(rows, d, i, sums)
 }
 
+/// [`super::select_largest`] from a threshold, as the AVX-512 version: two
+/// accumulators of four lanes keep the maxima of eight disjoint sets of
+/// features; the `k`-th largest of those is at most the `k`-th largest
+/// contribution, so the features at or above it hold the answer, and the
+/// scalar rule (in feature order) picks it from those few. Past 64
+/// features or 8 kept, or when the threshold is not positive,
+/// [`select_by_rounds`] decides.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `w`, `d` and `m` have the same length.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    use std::arch::x86_64::{
+        __m256d, _mm256_andnot_pd, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmp_pd,
+        _mm256_cmpgt_epi64, _mm256_cvtsd_f64, _mm256_loadu_pd, _mm256_max_pd, _mm256_min_pd, _mm256_movemask_pd,
+        _mm256_mul_pd, _mm256_or_pd, _mm256_permute4x64_pd, _mm256_permute_pd, _mm256_set1_epi64x, _mm256_set1_pd,
+        _mm256_setzero_pd, _mm256_setzero_si256, _mm256_sub_epi64, _CMP_GE_OQ, _CMP_GT_OQ, _CMP_UNORD_Q,
+    };
+    let n = w.len().min(d.len()).min(m.len());
+    let k = top.len();
+    if n > 64 || k > 8 {
+        return unsafe { select_by_rounds(w, d, m, top) };
+    }
+    let sign = _mm256_set1_pd(-0.0);
+    let mut blocks = [_mm256_setzero_pd(); 16];
+    let (mut even, mut odd) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let mut nan = _mm256_setzero_pd();
+    let full = n / 4;
+    for (b, block) in blocks.iter_mut().enumerate().take(full) {
+        let i = 4 * b;
+        // SAFETY: `i + 4 <= n`, the length of all three slices.
+        let c = unsafe {
+            _mm256_mul_pd(
+                _mm256_mul_pd(_mm256_loadu_pd(w.as_ptr().add(i)), _mm256_loadu_pd(d.as_ptr().add(i))),
+                _mm256_loadu_pd(m.as_ptr().add(i)),
+            )
+        };
+        nan = _mm256_or_pd(nan, _mm256_cmp_pd::<_CMP_UNORD_Q>(c, c));
+        *block = _mm256_andnot_pd(sign, c);
+    }
+    if full < n.div_ceil(4) {
+        let mut rest = [0.0f64; 4];
+        for (j, r) in rest.iter_mut().enumerate().take(n - 4 * full) {
+            let i = 4 * full + j;
+            *r = w[i] * d[i] * m[i];
+        }
+        // SAFETY: `rest` holds four f64.
+        let c = unsafe { _mm256_loadu_pd(rest.as_ptr()) };
+        nan = _mm256_or_pd(nan, _mm256_cmp_pd::<_CMP_UNORD_Q>(c, c));
+        blocks[full] = _mm256_andnot_pd(sign, c);
+    }
+    if _mm256_movemask_pd(nan) != 0 {
+        return super::select_scalar(&w[..n], &d[..n], &m[..n], top);
+    }
+    for (b, block) in blocks.iter().enumerate() {
+        if b % 2 == 0 {
+            even = _mm256_max_pd(even, *block);
+        } else {
+            odd = _mm256_max_pd(odd, *block);
+        }
+    }
+    // Each of the eight maxima's count of those strictly larger: those
+    // below `k` hold the `k` largest values, the smallest of them the
+    // `k`-th.
+    let rotations = |v: __m256d| {
+        [v, _mm256_permute4x64_pd::<0x39>(v), _mm256_permute4x64_pd::<0x4E>(v), _mm256_permute4x64_pd::<0x93>(v)]
+    };
+    let (re, ro) = (rotations(even), rotations(odd));
+    let count = |v: __m256d, same: &[__m256d; 4], other: &[__m256d; 4]| {
+        let mut larger = _mm256_setzero_si256();
+        for u in same[1..].iter().chain(other) {
+            // A lane's mask is −1 where `u` is larger.
+            larger = _mm256_sub_epi64(larger, _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GT_OQ>(*u, v)));
+        }
+        _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(k as i64), larger))
+    };
+    let none = _mm256_set1_pd(f64::INFINITY);
+    let v = _mm256_min_pd(
+        _mm256_blendv_pd(none, even, count(even, &re, &ro)),
+        _mm256_blendv_pd(none, odd, count(odd, &ro, &re)),
+    );
+    let v = _mm256_min_pd(v, _mm256_permute4x64_pd::<0x4E>(v));
+    let threshold = _mm256_cvtsd_f64(_mm256_min_pd(v, _mm256_permute_pd::<0b0101>(v)));
+    if threshold <= 0.0 {
+        return unsafe { select_by_rounds(w, d, m, top) };
+    }
+    let t = _mm256_set1_pd(threshold);
+    let mut word = 0u64;
+    for (b, block) in blocks.iter().enumerate() {
+        word |= (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GE_OQ>(*block, t)) as u64) << (4 * b);
+    }
+    let mut kept = super::Kept::default();
+    while word != 0 {
+        let i = word.trailing_zeros() as usize;
+        word &= word - 1;
+        kept.offer(top, i, w[i] * d[i] * m[i]);
+    }
+    kept.len
+}
+
 /// [`super::select_largest`] by repeated maximum: the absolute
 /// contributions go to a buffer once (four at a time), then each of the
 /// `top.len()` rounds takes their maximum and the first feature holding
@@ -355,7 +456,7 @@ pub(super) unsafe fn sums_in_order(rows: [&[f64]; 4], d: &[f64]) -> [f64; 4] {
 ///
 /// The CPU must support AVX2; `w`, `d` and `m` have the same length.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+pub(super) unsafe fn select_by_rounds(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
     use std::arch::x86_64::{
         _mm256_andnot_pd, _mm256_blendv_pd, _mm256_castsi256_pd, _mm256_cmp_pd, _mm256_cmpeq_epi64, _mm256_cvtsd_f64,
         _mm256_loadu_pd, _mm256_max_pd, _mm256_movemask_pd, _mm256_mul_pd, _mm256_or_pd, _mm256_permute4x64_pd,

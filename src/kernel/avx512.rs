@@ -752,7 +752,7 @@ pub(super) unsafe fn centre(
 /// order) picks it from those few: no rounds of maxima, each waiting for
 /// the last. Past 64 features or 8 kept, or when the threshold is not
 /// positive (fewer than `k` lanes hold a nonzero contribution), the AVX2
-/// version decides.
+/// rounds of maxima decide.
 ///
 /// # Safety
 ///
@@ -769,7 +769,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     let k = top.len();
     if n > 64 || k > 8 {
         // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
-        return unsafe { super::avx2::select_largest(w, d, m, top) };
+        return unsafe { super::avx2::select_by_rounds(w, d, m, top) };
     }
     let mut blocks = [_mm512_set1_pd(0.0); 8];
     let (mut l0, mut l1) = (_mm512_set1_pd(0.0), _mm512_set1_pd(0.0));
@@ -814,7 +814,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     let threshold = _mm512_mask_reduce_min_pd(_mm512_cmplt_epi64_mask(larger, _mm512_set1_epi64(k as i64)), l);
     if threshold <= 0.0 {
         // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
-        return unsafe { super::avx2::select_largest(w, d, m, top) };
+        return unsafe { super::avx2::select_by_rounds(w, d, m, top) };
     }
     let t = _mm512_set1_pd(threshold);
     let mut word = 0u64;
