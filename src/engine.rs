@@ -790,9 +790,13 @@ impl Engine {
     }
 
     /// Guard rule 3 by the f64 rule: offer `o`'s proxy share is above the
+    /// threshold. Mostly decided from sums in any order
+    /// ([`guard::decided_by_sums`]); the sequential sums only near the
     /// threshold.
-    fn proxy_driven(&self, o: usize, centred: (&[f64], &[bool])) -> bool {
-        self.proxy_share(o, centred) > self.params.guard().proxy_share_threshold
+    fn proxy_driven(&self, o: usize, (d, is_proxy): (&[f64], &[bool])) -> bool {
+        let theta = self.params.guard().proxy_share_threshold;
+        let sums = kernel::proxy_sums(self.isa, self.models.row(o), d, is_proxy);
+        guard::decided_by_sums(sums, d.len(), theta).unwrap_or_else(|| self.proxy_share(o, (d, is_proxy)) > theta)
     }
 
     /// Guard rule 3 for a shortlist's candidates: each that may be

@@ -162,9 +162,82 @@ pub(crate) fn proxy_share(contributions: impl Iterator<Item = (f64, bool)>) -> f
     }
 }
 
+/// Rule 3 from `[Σ_{proxy} |cᵢ|, Σ |cᵢ|]` over `n` features added in any
+/// order: `Some(share > theta)` as [`proxy_share`] would decide it, unless
+/// their share is within `(8n + 16)·2⁻⁵³` (relative) of `theta`, twice what
+/// the two pairs of sums and divisions may differ by (each sum of
+/// nonnegative terms is within `(n − 1)·2⁻⁵³` of the exact one, the
+/// division within 2⁻⁵³). `None` then, or when the total is not finite and
+/// positive: the sequential sums decide. `theta` is at least 0 (validated).
+pub(crate) fn decided_by_sums([proxy, total]: [f64; 2], n: usize, theta: f64) -> Option<bool> {
+    if !(total.is_finite() && total > 0.0) {
+        return None;
+    }
+    let margin = (4 * n + 8) as f64 * f64::EPSILON;
+    let share = proxy / total;
+    if share > theta * (1.0 + margin) {
+        Some(true)
+    } else if share < theta * (1.0 - margin) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sums of `|cᵢ|` (all, and the proxy ones) in the order `order`.
+    fn sums_in(order: &[usize], c: &[f64], is_proxy: &[bool]) -> [f64; 2] {
+        order.iter().fold([0.0, 0.0], |[p, t], &i| [if is_proxy[i] { p + c[i].abs() } else { p }, t + c[i].abs()])
+    }
+
+    proptest::proptest! {
+        /// Whatever order the sums were added in, a decision from them is
+        /// the sequential rule's, also for thresholds at the share itself
+        /// or a few units of the last place from it.
+        #[test]
+        fn a_decision_from_sums_in_any_order_is_the_sequential_one(
+            terms in proptest::collection::vec((-40i32..40, 1u32..1 << 20, proptest::bool::ANY), 1..120),
+            nudge in -4i64..=4,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            // Magnitudes far apart, so that the order shows in the bits.
+            let c: Vec<f64> = terms.iter().map(|t| f64::from(t.1) * f64::powi(2.0, t.0)).collect();
+            let is_proxy: Vec<bool> = terms.iter().map(|t| t.2).collect();
+            let share = proxy_share(c.iter().copied().zip(is_proxy.iter().copied()));
+            let theta = f64::from_bits((share.to_bits() as i64 + nudge).max(0) as u64).min(0.99);
+            let n = c.len();
+            let forward: Vec<usize> = (0..n).collect();
+            let backward: Vec<usize> = (0..n).rev().collect();
+            let mut shuffled = forward.clone();
+            let mut state = seed | 1;
+            for i in (1..n).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            for order in [&forward, &backward, &shuffled] {
+                if let Some(driven) = decided_by_sums(sums_in(order, &c, &is_proxy), n, theta) {
+                    proptest::prop_assert_eq!(driven, share > theta, "theta {} share {}", theta, share);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn far_from_the_threshold_the_sums_decide() {
+        let c = [1.0, 3.0, 0.5];
+        let is_proxy = [true, false, false];
+        let sums = sums_in(&[2, 1, 0], &c, &is_proxy);
+        assert_eq!(decided_by_sums(sums, 3, 0.25), Some(false));
+        assert_eq!(decided_by_sums(sums, 3, 0.2), Some(true));
+        assert_eq!(decided_by_sums(sums, 3, 1.0 / 4.5), None, "at the share itself");
+        assert_eq!(decided_by_sums([0.0, 0.0], 3, 0.25), None, "no total");
+        assert_eq!(decided_by_sums([1.0, f64::INFINITY], 3, 0.25), None);
+    }
 
     /// The bit masks give rules 2 and 3 for every class and every set of
     /// usable events.

@@ -302,6 +302,52 @@ unsafe fn bit_positions(byte: u8) -> std::arch::x86_64::__m256i {
     _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(positions.as_ptr().cast::<__m128i>()) })
 }
 
+/// [`super::proxy_sums`]: two accumulators of four lanes for each sum (so
+/// chains of `n / 8` additions), each feature's flag widened from its
+/// byte to a lane mask; the last `n % 8` features by the scalar loop.
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `w`, `d` and `is_proxy` have the same length.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn proxy_sums(w: &[f64], d: &[f64], is_proxy: &[bool]) -> [f64; 2] {
+    use std::arch::x86_64::{
+        __m256d, _mm256_add_pd, _mm256_and_pd, _mm256_andnot_pd, _mm256_castsi256_pd, _mm256_cmpgt_epi64,
+        _mm256_cvtepu8_epi64, _mm256_loadu_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, _mm256_setzero_si256,
+        _mm256_storeu_pd, _mm_cvtsi32_si128,
+    };
+    let n = w.len();
+    let sign = _mm256_set1_pd(-0.0);
+    let (mut p, mut t) = ([_mm256_setzero_pd(); 2], [_mm256_setzero_pd(); 2]);
+    let mut i = 0;
+    while i + 8 <= n {
+        for (h, (p, t)) in p.iter_mut().zip(&mut t).enumerate() {
+            let j = i + 4 * h;
+            // SAFETY: `j + 4 <= n`, the length of all three slices; a bool
+            // is one byte, 0 or 1.
+            unsafe {
+                let c = _mm256_andnot_pd(
+                    sign,
+                    _mm256_mul_pd(_mm256_loadu_pd(w.as_ptr().add(j)), _mm256_loadu_pd(d.as_ptr().add(j))),
+                );
+                let flags = is_proxy.as_ptr().add(j).cast::<i32>().read_unaligned();
+                let wide = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(flags));
+                let mask = _mm256_castsi256_pd(_mm256_cmpgt_epi64(wide, _mm256_setzero_si256()));
+                *p = _mm256_add_pd(*p, _mm256_and_pd(c, mask));
+                *t = _mm256_add_pd(*t, c);
+            }
+        }
+        i += 8;
+    }
+    let sum = |a: [__m256d; 2]| {
+        let mut lanes = [0.0; 4];
+        // SAFETY: `lanes` holds four f64.
+        unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), _mm256_add_pd(a[0], a[1])) };
+        (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
+    };
+    super::proxy_sums_scalar(&w[i..], &d[i..], &is_proxy[i..], [sum(p), sum(t)])
+}
+
 /// [`super::sums_in_order`]: four features of the four rows multiplied at
 /// a time (lanes are features), the 4 × 4 products transposed (lanes are
 /// rows) and added feature after feature: the same products and the same

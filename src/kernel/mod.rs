@@ -1245,6 +1245,36 @@ pub(crate) fn append_positions_at_least(isa: Isa, values: &[f32], tau: f32, out:
     }
 }
 
+/// `[Σ_{proxy} |wᵢ·dᵢ|, Σ |wᵢ·dᵢ|]` over the first `n` features (`n` the
+/// shortest slice), in no fixed order: each sum of `n` nonnegative terms is
+/// within a relative `(n − 1)·2⁻⁵³` (first order) of the exact one, as the
+/// sequential sums of [`crate::guard::proxy_share`] are, which is how the
+/// engine decides most offers' rule 3 without those sums' 2·n dependent
+/// additions. AVX2 keeps eight lanes of each; the portable path adds in
+/// order.
+pub(crate) fn proxy_sums(isa: Isa, w: &[f64], d: &[f64], is_proxy: &[bool]) -> [f64; 2] {
+    let n = w.len().min(d.len()).min(is_proxy.len());
+    let (w, d, is_proxy) = (&w[..n], &d[..n], &is_proxy[..n]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma | Isa::Avx512 => {
+            // SAFETY: both are only used after `Isa::supported` found avx2
+            // (see `Isa::detect`); the three slices have the same length.
+            unsafe { avx2::proxy_sums(w, d, is_proxy) }
+        }
+        _ => proxy_sums_scalar(w, d, is_proxy, [0.0; 2]),
+    }
+}
+
+/// [`proxy_sums`] in feature order, continuing `sums`.
+fn proxy_sums_scalar(w: &[f64], d: &[f64], is_proxy: &[bool], mut sums: [f64; 2]) -> [f64; 2] {
+    for ((&w, &d), &p) in w.iter().zip(d).zip(is_proxy) {
+        let c = (w * d).abs();
+        sums = [sums[0] + if p { c } else { 0.0 }, sums[1] + c];
+    }
+    sums
+}
+
 /// `Σ rows[r][i]·d[i]` for each of the four rows, over the first `n`
 /// features (`n` the shortest slice), added in feature order from −0.0:
 /// the bits of `iter().zip(d).map(|(w, x)| w * x).sum::<f64>()`, the

@@ -925,3 +925,28 @@ fn select_largest_hands_nan_to_the_scalar_rule() {
         assert_eq!(bits(&top[..len]), bits(&expected[..len]), "{isa:?}");
     }
 }
+
+#[test]
+fn proxy_sums_are_within_their_bound_on_every_isa() {
+    let mut next = stream(11);
+    for n in (0..40).chain([63, 64, 65, 100, 257]) {
+        // Magnitudes far apart, so that the order of the additions shows.
+        let w: Vec<f64> = (0..n).map(|_| next() * f64::powi(2.0, (next() * 30.0) as i32)).collect();
+        let d: Vec<f64> = (0..n).map(|_| next()).collect();
+        let is_proxy: Vec<bool> = (0..n).map(|_| next() > 0.3).collect();
+        let sequential = crate::guard::proxy_share(w.iter().zip(&d).map(|(w, d)| w * d).zip(is_proxy.iter().copied()));
+        let exact = proxy_sums_scalar(&w, &d, &is_proxy, [0.0; 2]);
+        let bound = 2.0 * n as f64 * f64::EPSILON;
+        for isa in Isa::available() {
+            let sums = proxy_sums(isa, &w, &d, &is_proxy);
+            for (s, e) in sums.iter().zip(exact) {
+                assert!((s - e).abs() <= bound * e, "{isa:?}, {n} features: {s} against {e}");
+            }
+            if isa == Isa::Portable {
+                assert_eq!(sums.map(f64::to_bits), exact.map(f64::to_bits));
+                let share = if sums[1] > 0.0 { sums[0] / sums[1] } else { 0.0 };
+                assert_eq!(share.to_bits(), sequential.to_bits(), "the portable sums are the sequential ones");
+            }
+        }
+    }
+}
