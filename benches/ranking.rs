@@ -52,12 +52,11 @@
 //! whatever the catalog; without any explanation (a scratch build, before
 //! rule 3 was decided for the reached candidates only) a decision at 100
 //! offers was still 16,200. See `benches/instructions.rs` for the
-//! commands. The top contributions' selection (about 535 instructions for
-//! 64 features) is a sixth of a decision at 100 offers (0.81× the time
-//! without it). In the engine its
-//! instructions bound it, not its three dependent rounds: run back to
-//! back, so that they could overlap, the five selections took the same
-//! time, and a branch-free version with twice the instructions took 1.1×.
+//! commands. The top contributions' selection was a fifth of a decision at
+//! 100 offers (session 18, Xeon: 1.15–1.24 µs with three fixed features
+//! cited instead, against 1.49–1.62). Its three rounds of maxima each wait
+//! for the last, so halving their instructions (an AVX-512 twin) did not
+//! help, nor did scalar insertion; a threshold did (see the end).
 //!
 //! With AVX-512 the plain offers of catalogs past 96 kB of weights are
 //! scored from 16-bit weights grouped 64 offers to a feature pair
@@ -95,6 +94,23 @@
 //! `benches/instructions.rs`). The coarse bounds it gives are no tighter
 //! in effect: about 45 offers stay in doubt at 1,000 either way, as the
 //! coarse bounds' own `ln 2` dominates their width.
+//!
+//! Session 18 (same Xeon). The top contributions come from a threshold
+//! (`kernel::select_largest`): the `k`-th largest of eight disjoint sets'
+//! maxima is at most the `k`-th contribution, so the few features at or
+//! above it (3 for the default 3 of 64, usually) hold the answer and the
+//! scalar rule picks it from them, without dependent rounds. The engine at
+//! 100 offers: 1.44–1.51 → 1.39–1.48 µs (fastest batch, alternating),
+//! criterion 1.71–1.78 → 1.64–1.67 µs in the same minutes; with
+//! `KERNELS=avx2` 1.48–1.51 → 1.45–1.46 µs. In the microbenchmark
+//! (`kernel_timings`, the same data each call, so every branch predicted)
+//! it is no faster; ranking the candidates without branches was slower in
+//! the engine (1.66 against 1.42 µs). Rule 3 in the fast path is decided
+//! from the proxy sums added in any order (`kernel::proxy_sums`, eight
+//! lanes each) unless their share is within `(8n + 16)·2⁻⁵³` of the
+//! threshold (`guard::decided_by_sums`): the sequential sums were two
+//! chains of 64 dependent additions for each candidate weighing a proxy
+//! feature. At 1,000 offers × 64 customers 4.49–4.53 → 4.25–4.40 µs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -25,7 +25,10 @@
 //! - Position lists, bit sets of rule codes and of the offers the value cut
 //!   keeps ([`reaching_words`]), the exact logits' sums in feature order
 //!   ([`sums_in_order`]), and the selections of the top-k and of an
-//!   explanation's largest contributions.
+//!   explanation's largest contributions ([`select_largest`], from a
+//!   threshold with AVX2 and AVX-512).
+//! - [`proxy_sums`]: the proxy share's two sums in any order, which decide
+//!   rule 3 unless the share is within their rounding of the threshold.
 //!
 //! Everything here is approximate on purpose: the engine turns the f32
 //! results into intervals that are guaranteed to contain the exact f64
