@@ -481,13 +481,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     for (b, block) in blocks.iter().enumerate() {
         word |= (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GE_OQ>(*block, t)) as u64) << (4 * b);
     }
-    let mut kept = super::Kept::default();
-    while word != 0 {
-        let i = word.trailing_zeros() as usize;
-        word &= word - 1;
-        kept.offer(top, i, w[i] * d[i] * m[i]);
-    }
-    kept.len
+    super::select_listed(word, (w, d, m), top)
 }
 
 /// [`super::select_largest`] by repeated maximum: the absolute

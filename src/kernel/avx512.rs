@@ -821,11 +821,5 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     for (b, block) in blocks.iter().enumerate() {
         word |= u64::from(_mm512_cmp_pd_mask::<_CMP_GE_OQ>(*block, t)) << (8 * b);
     }
-    let mut kept = super::Kept::default();
-    while word != 0 {
-        let i = word.trailing_zeros() as usize;
-        word &= word - 1;
-        kept.offer(top, i, w[i] * d[i] * m[i]);
-    }
-    kept.len
+    super::select_listed(word, (w, d, m), top)
 }

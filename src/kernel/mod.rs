@@ -1349,6 +1349,18 @@ fn select_scalar(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> u
     kept.len
 }
 
+/// [`select_scalar`] over the features whose bits are set in `word` only
+/// (the SIMD paths' candidates), in feature order.
+fn select_listed(mut word: u64, (w, d, m): (&[f64], &[f64], &[f64]), top: &mut [(usize, f64)]) -> usize {
+    let mut kept = Kept::default();
+    while word != 0 {
+        let i = word.trailing_zeros() as usize;
+        word &= word - 1;
+        kept.offer(top, i, w[i] * d[i] * m[i]);
+    }
+    kept.len
+}
+
 /// The state of [`select_largest`]: how many are kept, and the size a
 /// newcomer must exceed (0 until `top` is full, so zeros are skipped).
 #[derive(Default)]
