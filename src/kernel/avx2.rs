@@ -411,6 +411,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     let n = w.len().min(d.len()).min(m.len());
     let k = top.len();
     if n > 64 || k > 8 {
+        // SAFETY: the same contract.
         return unsafe { select_by_rounds(w, d, m, top) };
     }
     let sign = _mm256_set1_pd(-0.0);
@@ -474,6 +475,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     let v = _mm256_min_pd(v, _mm256_permute4x64_pd::<0x4E>(v));
     let threshold = _mm256_cvtsd_f64(_mm256_min_pd(v, _mm256_permute_pd::<0b0101>(v)));
     if threshold <= 0.0 {
+        // SAFETY: the same contract.
         return unsafe { select_by_rounds(w, d, m, top) };
     }
     let t = _mm256_set1_pd(threshold);

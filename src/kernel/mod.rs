@@ -1311,10 +1311,10 @@ fn sums_in_order_scalar(rows: [&[f64]; 4], d: &[f64], from: usize, mut sums: [f6
 /// Keeps in `top`, largest first, the `top.len()` largest nonzero
 /// contributions `wᵢ·dᵢ·mᵢ` by absolute size, as `(i, contribution)`;
 /// ties go to the lower index. Returns how many there are. The products
-/// are the same f64 roundings on every path. The AVX2 path takes them by
-/// repeated maximum over a buffer of their absolute values; the AVX-512
-/// one keeps the few at or above a threshold no larger than the `k`-th
-/// and applies the scalar rule to those.
+/// are the same f64 roundings on every path. The AVX2 and AVX-512 paths
+/// keep the few at or above a threshold no larger than the `k`-th and
+/// apply the scalar rule to those; past 64 features (or 8 kept) they take
+/// them by repeated maximum over a buffer of their absolute values.
 pub(crate) fn select_largest(isa: Isa, w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
     if top.is_empty() {
         return 0;
