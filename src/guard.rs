@@ -148,18 +148,25 @@ pub(crate) fn check_suitability(offer: &Offer, customer: &Customer) -> Result<()
 /// Rule 3: share of `Σ|cᵢ|` that comes from features with `is_proxy[i]`
 /// (0 when every contribution is 0).
 pub(crate) fn proxy_share(contributions: impl Iterator<Item = (f64, bool)>) -> f64 {
-    let (mut proxy, mut total) = (0.0, 0.0);
+    let [proxy, total] = proxy_sums_in_order(contributions, [0.0, 0.0]);
+    if total > 0.0 {
+        proxy / total
+    } else {
+        0.0
+    }
+}
+
+/// [`proxy_share`]'s sums `[Σ_{proxy} |cᵢ|, Σ |cᵢ|]`, added in order to
+/// `sums`: the definition the fast path's sums in any order answer to.
+pub(crate) fn proxy_sums_in_order(contributions: impl Iterator<Item = (f64, bool)>, sums: [f64; 2]) -> [f64; 2] {
+    let [mut proxy, mut total] = sums;
     for (c, is_proxy) in contributions {
         total += c.abs();
         if is_proxy {
             proxy += c.abs();
         }
     }
-    if total > 0.0 {
-        proxy / total
-    } else {
-        0.0
-    }
+    [proxy, total]
 }
 
 /// Rule 3 from `[Σ_{proxy} |cᵢ|, Σ |cᵢ|]` over `n` features added in any

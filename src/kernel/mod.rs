@@ -1269,13 +1269,10 @@ pub(crate) fn proxy_sums(isa: Isa, w: &[f64], d: &[f64], is_proxy: &[bool]) -> [
     }
 }
 
-/// [`proxy_sums`] in feature order, continuing `sums`.
-fn proxy_sums_scalar(w: &[f64], d: &[f64], is_proxy: &[bool], mut sums: [f64; 2]) -> [f64; 2] {
-    for ((&w, &d), &p) in w.iter().zip(d).zip(is_proxy) {
-        let c = (w * d).abs();
-        sums = [sums[0] + if p { c } else { 0.0 }, sums[1] + c];
-    }
-    sums
+/// [`proxy_sums`] in feature order, continuing `sums` (rule 3's own
+/// sums, [`crate::guard::proxy_sums_in_order`]).
+fn proxy_sums_scalar(w: &[f64], d: &[f64], is_proxy: &[bool], sums: [f64; 2]) -> [f64; 2] {
+    crate::guard::proxy_sums_in_order(w.iter().zip(d).map(|(w, d)| w * d).zip(is_proxy.iter().copied()), sums)
 }
 
 /// `Σ rows[r][i]·d[i]` for each of the four rows, over the first `n`
