@@ -1169,13 +1169,16 @@ impl Engine {
         self.write_audit(customer, request, prepared, ws, out);
         let recommendations = &mut out.recommendations;
         recommendations.truncate(ws.shortlist.len());
-        for (rank, c) in ws.shortlist.iter().enumerate() {
+        let max = self.params.explain().max_contributions;
+        let rows = ws.shortlist.iter().map(|c| self.models.row(c.offer));
+        kernel::picks(self.isa, rows, &ws.d, &self.ordinary, max, &mut ws.picks);
+        for (rank, (c, &pick)) in ws.shortlist.iter().zip(&ws.picks).enumerate() {
             let names = &ws.names;
             if rank == recommendations.len() {
                 recommendations.push(self.empty_recommendation(c.offer, names));
             }
             let slot = &mut recommendations[rank];
-            self.write_recommendation(slot, rank + 1, c, ws.value, (&ws.x, &ws.d), (names, &mut ws.pairs));
+            self.write_recommendation(slot, (rank + 1, pick), c, ws.value, (&ws.x, &ws.d), (names, &mut ws.pairs));
         }
         set_arc(&mut out.customer.0, &customer.id.0);
         out.now = request.now;
@@ -1283,7 +1286,7 @@ impl Engine {
     fn write_recommendation(
         &self,
         slot: &mut Recommendation,
-        rank: usize,
+        (rank, pick): (usize, kernel::Pick),
         c: &Candidate,
         value: Option<crate::value::ValueSummary>,
         (x, d): (&[f64], &[f64]),
@@ -1294,7 +1297,8 @@ impl Engine {
         // Rule 6: only ordinary features are ever cited; the others'
         // contributions become 0 (exact products otherwise), which is never
         // cited either. No branch or bounds check per feature.
-        explain::top_contributions(self.isa, (row, d, &self.ordinary), self.params.explain().max_contributions, top);
+        let max = self.params.explain().max_contributions;
+        explain::top_contributions_picked(self.isa, pick, (row, d, &self.ordinary), max, top);
         slot.rank = rank;
         set_arc(&mut slot.offer.0, &own.id.0);
         set_arc(&mut slot.product.0, &own.product.0);

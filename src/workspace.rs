@@ -124,6 +124,9 @@ pub struct Workspace {
     pub(crate) excluded: Vec<Candidate>,
     /// `(feature, contribution)` pairs for explanations and proxy lists.
     pub(crate) pairs: Vec<(usize, f64)>,
+    /// How each recommendation's top contributions are selected
+    /// (`kernel::picks`).
+    pub(crate) picks: Vec<crate::kernel::Pick>,
     /// Copies of the last engine's names, which decisions point to.
     pub(crate) names: Arc<Names>,
 }

@@ -113,8 +113,26 @@ pub const GENERIC_REASON: &str = "Suggested as a good fit for customers with a p
 /// features that may be cited, 0 for the others) by absolute size, as
 /// `(feature, contribution)` pairs, largest first; ties go to the lower
 /// feature index and zero contributions are skipped.
+///
+/// The engine's way, for one row: [`kernel::picks`] then
+/// [`top_contributions_picked`].
+#[cfg(test)]
 pub(crate) fn top_contributions(
     isa: Isa,
+    (w, d, m): (&[f64], &[f64], &[f64]),
+    max: usize,
+    out: &mut Vec<(usize, f64)>,
+) {
+    let mut picks = Vec::new();
+    kernel::picks(isa, std::iter::once(w), d, m, max, &mut picks);
+    top_contributions_picked(isa, picks[0], (w, d, m), max, out);
+}
+
+/// `top_contributions` finished as `pick` says: `pick` comes from
+/// [`kernel::picks`] with this row, `d`, `m` and `max`.
+pub(crate) fn top_contributions_picked(
+    isa: Isa,
+    pick: kernel::Pick,
     (w, d, m): (&[f64], &[f64], &[f64]),
     max: usize,
     out: &mut Vec<(usize, f64)>,
@@ -124,11 +142,11 @@ pub(crate) fn top_contributions(
     out.clear();
     if max <= SMALL {
         let mut top = [(0usize, 0.0f64); SMALL];
-        let len = kernel::select_largest(isa, w, d, m, &mut top[..max]);
+        let len = kernel::select_picked(isa, pick, w, d, m, &mut top[..max]);
         out.extend_from_slice(&top[..len]);
     } else {
         out.resize(max, (0, 0.0));
-        let len = kernel::select_largest(isa, w, d, m, out);
+        let len = kernel::select_picked(isa, pick, w, d, m, out);
         out.truncate(len);
     }
 }

@@ -402,6 +402,15 @@ pub(super) unsafe fn sums_in_order(rows: [&[f64]; 4], d: &[f64]) -> [f64; 4] {
 /// The CPU must support AVX2; `w`, `d` and `m` have the same length.
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    // SAFETY: the same contract.
+    unsafe { select_picked(pick(w, d, m, top.len()), (w, d, m), top) }
+}
+
+/// The threshold's candidates as a word (`Pick::Listed`), or which
+/// selection decides instead.
+#[inline(always)]
+unsafe fn pick(w: &[f64], d: &[f64], m: &[f64], k: usize) -> super::Pick {
+    use super::Pick;
     use std::arch::x86_64::{
         __m256d, _mm256_andnot_pd, _mm256_blendv_pd, _mm256_castpd_si256, _mm256_castsi256_pd, _mm256_cmp_pd,
         _mm256_cmpgt_epi64, _mm256_cvtsd_f64, _mm256_loadu_pd, _mm256_max_pd, _mm256_min_pd, _mm256_movemask_pd,
@@ -409,10 +418,11 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
         _mm256_setzero_pd, _mm256_setzero_si256, _mm256_sub_epi64, _CMP_GE_OQ, _CMP_GT_OQ, _CMP_UNORD_Q,
     };
     let n = w.len().min(d.len()).min(m.len());
-    let k = top.len();
+    if k == 0 {
+        return Pick::Listed(0);
+    }
     if n > 64 || k > 8 {
-        // SAFETY: the same contract.
-        return unsafe { select_by_rounds(w, d, m, top) };
+        return Pick::Rounds;
     }
     let sign = _mm256_set1_pd(-0.0);
     let mut blocks = [_mm256_setzero_pd(); 16];
@@ -443,7 +453,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
         blocks[full] = _mm256_andnot_pd(sign, c);
     }
     if _mm256_movemask_pd(nan) != 0 {
-        return super::select_scalar(&w[..n], &d[..n], &m[..n], top);
+        return Pick::Scalar;
     }
     for (b, block) in blocks.iter().enumerate() {
         if b % 2 == 0 {
@@ -455,35 +465,67 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     // Each of the eight maxima's count of those strictly larger: those
     // below `k` hold the `k` largest values, the smallest of them the
     // `k`-th.
-    let rotations = |v: __m256d| {
-        [v, _mm256_permute4x64_pd::<0x39>(v), _mm256_permute4x64_pd::<0x4E>(v), _mm256_permute4x64_pd::<0x93>(v)]
-    };
-    let (re, ro) = (rotations(even), rotations(odd));
-    let count = |v: __m256d, same: &[__m256d; 4], other: &[__m256d; 4]| {
-        let mut larger = _mm256_setzero_si256();
-        for u in same[1..].iter().chain(other) {
-            // A lane's mask is −1 where `u` is larger.
-            larger = _mm256_sub_epi64(larger, _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GT_OQ>(*u, v)));
-        }
-        _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(k as i64), larger))
-    };
+    // Macros, not closures: this function is inlined into callers with
+    // the target feature, which closures defined here would not inherit.
+    macro_rules! rotations {
+        ($v:expr) => {{
+            let v = $v;
+            [v, _mm256_permute4x64_pd::<0x39>(v), _mm256_permute4x64_pd::<0x4E>(v), _mm256_permute4x64_pd::<0x93>(v)]
+        }};
+    }
+    let (re, ro) = (rotations!(even), rotations!(odd));
+    macro_rules! count {
+        ($v:expr, $same:expr, $other:expr) => {{
+            let (v, same, other): (__m256d, &[__m256d; 4], &[__m256d; 4]) = ($v, $same, $other);
+            let mut larger = _mm256_setzero_si256();
+            for u in same[1..].iter().chain(other) {
+                // A lane's mask is −1 where `u` is larger.
+                larger = _mm256_sub_epi64(larger, _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GT_OQ>(*u, v)));
+            }
+            _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(k as i64), larger))
+        }};
+    }
     let none = _mm256_set1_pd(f64::INFINITY);
     let v = _mm256_min_pd(
-        _mm256_blendv_pd(none, even, count(even, &re, &ro)),
-        _mm256_blendv_pd(none, odd, count(odd, &ro, &re)),
+        _mm256_blendv_pd(none, even, count!(even, &re, &ro)),
+        _mm256_blendv_pd(none, odd, count!(odd, &ro, &re)),
     );
     let v = _mm256_min_pd(v, _mm256_permute4x64_pd::<0x4E>(v));
     let threshold = _mm256_cvtsd_f64(_mm256_min_pd(v, _mm256_permute_pd::<0b0101>(v)));
     if threshold <= 0.0 {
-        // SAFETY: the same contract.
-        return unsafe { select_by_rounds(w, d, m, top) };
+        return Pick::Rounds;
     }
     let t = _mm256_set1_pd(threshold);
     let mut word = 0u64;
     for (b, block) in blocks.iter().enumerate() {
         word |= (_mm256_movemask_pd(_mm256_cmp_pd::<_CMP_GE_OQ>(*block, t)) as u64) << (4 * b);
     }
-    super::select_listed(word, (w, d, m), top)
+    Pick::Listed(word)
+}
+
+/// The selection `pick` names (from [`super::Pick`]).
+///
+/// # Safety
+///
+/// The CPU must support AVX2; `w`, `d` and `m` have the same length, and a
+/// listed word's bits are below it.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn select_picked(
+    pick: super::Pick,
+    (w, d, m): (&[f64], &[f64], &[f64]),
+    top: &mut [(usize, f64)],
+) -> usize {
+    match pick {
+        super::Pick::Listed(word) => super::select_listed(word, (w, d, m), top),
+        super::Pick::Scalar => {
+            let n = w.len().min(d.len()).min(m.len());
+            super::select_scalar(&w[..n], &d[..n], &m[..n], top)
+        }
+        // SAFETY: the same contract.
+        super::Pick::Rounds => unsafe { select_by_rounds(w, d, m, top) },
+        // SAFETY: the same contract.
+        super::Pick::Full => unsafe { select_largest(w, d, m, top) },
+    }
 }
 
 /// [`super::select_largest`] by repeated maximum: the absolute

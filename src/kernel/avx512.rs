@@ -759,6 +759,39 @@ pub(super) unsafe fn centre(
 /// The CPU must support AVX-512F; `w`, `d` and `m` have the same length.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [(usize, f64)]) -> usize {
+    // SAFETY: the same contract.
+    let pick = unsafe { pick(w, d, m, top.len()) };
+    // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
+    unsafe { super::avx2::select_picked(pick, (w, d, m), top) }
+}
+
+/// [`select_largest`]'s first part for each of `rows` (with the same `d`,
+/// `m` and `k`), into `out` (cleared first): their chains of latency
+/// overlap, as no branch on the data comes between them.
+///
+/// # Safety
+///
+/// As [`select_largest`], for each row.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn picks<'a>(
+    rows: impl Iterator<Item = &'a [f64]>,
+    d: &[f64],
+    m: &[f64],
+    k: usize,
+    out: &mut Vec<super::Pick>,
+) {
+    out.clear();
+    for w in rows {
+        // SAFETY: the same contract.
+        out.push(unsafe { pick(w, d, m, k) });
+    }
+}
+
+/// The threshold's candidates as a word (`Pick::Listed`), or which
+/// selection decides instead.
+#[inline(always)]
+unsafe fn pick(w: &[f64], d: &[f64], m: &[f64], k: usize) -> super::Pick {
+    use super::Pick;
     use std::arch::x86_64::{
         _mm512_abs_pd, _mm512_alignr_epi64, _mm512_castpd_si512, _mm512_castsi512_pd, _mm512_cmp_pd_mask,
         _mm512_cmplt_epi64_mask, _mm512_mask_add_epi64, _mm512_mask_reduce_min_pd, _mm512_maskz_loadu_pd,
@@ -766,10 +799,11 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
         _CMP_UNORD_Q,
     };
     let n = w.len().min(d.len()).min(m.len());
-    let k = top.len();
+    if k == 0 {
+        return Pick::Listed(0);
+    }
     if n > 64 || k > 8 {
-        // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
-        return unsafe { super::avx2::select_by_rounds(w, d, m, top) };
+        return Pick::Rounds;
     }
     let mut blocks = [_mm512_set1_pd(0.0); 8];
     let (mut l0, mut l1) = (_mm512_set1_pd(0.0), _mm512_set1_pd(0.0));
@@ -796,7 +830,7 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
         }
     }
     if nan != 0 {
-        return super::select_scalar(&w[..n], &d[..n], &m[..n], top);
+        return Pick::Scalar;
     }
     let l = _mm512_max_pd(l0, l1);
     // Each lane's count of the lanes strictly larger: those below `k` hold
@@ -813,13 +847,12 @@ pub(super) unsafe fn select_largest(w: &[f64], d: &[f64], m: &[f64], top: &mut [
     count!(1 2 3 4 5 6 7);
     let threshold = _mm512_mask_reduce_min_pd(_mm512_cmplt_epi64_mask(larger, _mm512_set1_epi64(k as i64)), l);
     if threshold <= 0.0 {
-        // SAFETY: AVX-512F machines have AVX2 (`Isa::supported`).
-        return unsafe { super::avx2::select_by_rounds(w, d, m, top) };
+        return Pick::Rounds;
     }
     let t = _mm512_set1_pd(threshold);
     let mut word = 0u64;
     for (b, block) in blocks.iter().enumerate() {
         word |= u64::from(_mm512_cmp_pd_mask::<_CMP_GE_OQ>(*block, t)) << (8 * b);
     }
-    super::select_listed(word, (w, d, m), top)
+    Pick::Listed(word)
 }

@@ -926,6 +926,51 @@ fn select_largest_hands_nan_to_the_scalar_rule() {
     }
 }
 
+/// The engine's way: the picks of many rows at once, each finished on its
+/// own. Rows with a NaN, with nothing to cite and past 64 features are
+/// among them, so every kind of pick is met (checked on AVX-512).
+#[test]
+fn picks_then_select_picked_agree_with_the_scalar_rule_on_every_isa() {
+    let n = 64;
+    let (_, d, m) = contributions(n, 3, 7);
+    let mut rows: Vec<Vec<f64>> = (0..40).map(|r| contributions(n, [1, 3, 1000][r % 3], 100 + r as u64).0).collect();
+    rows[3][17] = f64::NAN;
+    rows[5].iter_mut().for_each(|w| *w = 0.0);
+    rows[8][..n - 2].iter_mut().for_each(|w| *w = 0.0);
+    let long = contributions(n + 1, 1000, 9);
+    for k in 0..=10 {
+        for isa in Isa::available() {
+            let mut picks = vec![Pick::Full; 3];
+            super::picks(isa, rows.iter().map(Vec::as_slice), &d, &m, k, &mut picks);
+            assert_eq!(picks.len(), rows.len(), "{isa:?}, k = {k}");
+            for (r, (w, &pick)) in rows.iter().zip(&picks).enumerate() {
+                let mut expected = vec![(0, 0.0); k];
+                let len = if k == 0 { 0 } else { select_scalar(w, &d, &m, &mut expected) };
+                let mut top = vec![(99, 9.0); k];
+                let got = select_picked(isa, pick, w, &d, &m, &mut top);
+                let bits = |t: &[(usize, f64)]| t.iter().map(|p| (p.0, p.1.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&top[..got]), bits(&expected[..len]), "{isa:?}, row {r}, k = {k}, {pick:?}");
+            }
+            let mut one = Vec::new();
+            super::picks(isa, std::iter::once(long.0.as_slice()), &long.1, &long.2, k, &mut one);
+            let mut expected = vec![(0, 0.0); k];
+            let len = if k == 0 { 0 } else { select_scalar(&long.0, &long.1, &long.2, &mut expected) };
+            let mut top = vec![(99, 9.0); k];
+            let got = select_picked(isa, one[0], &long.0, &long.1, &long.2, &mut top);
+            assert_eq!(top[..got], expected[..len], "{isa:?}, 65 features, k = {k}");
+            if isa == Isa::Avx512 && (1..=8).contains(&k) {
+                assert_eq!(picks[3], Pick::Scalar, "a NaN, k = {k}");
+                assert_eq!(picks[5], Pick::Rounds, "nothing to cite, k = {k}");
+                if k >= 3 {
+                    assert_eq!(picks[8], Pick::Rounds, "at most two of eight sets to cite, k = {k}");
+                }
+                assert!(matches!(picks[2], Pick::Listed(w) if w.count_ones() as usize >= k), "k = {k}");
+                assert_eq!(one[0], Pick::Rounds, "65 features, k = {k}");
+            }
+        }
+    }
+}
+
 #[test]
 fn proxy_sums_are_within_their_bound_on_every_isa() {
     let mut next = stream(11);
