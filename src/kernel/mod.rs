@@ -26,7 +26,9 @@
 //!   keeps ([`reaching_words`]), the exact logits' sums in feature order
 //!   ([`sums_in_order`]), and the selections of the top-k and of an
 //!   explanation's largest contributions ([`select_largest`], from a
-//!   threshold with AVX2 and AVX-512).
+//!   threshold with AVX2 and AVX-512). With AVX-512 the engine finds every
+//!   recommendation's threshold first ([`picks`]) and then selects from
+//!   each ([`select_picked`]), so the five searches overlap.
 //! - [`proxy_sums`]: the proxy share's two sums in any order, which decide
 //!   rule 3 unless the share is within their rounding of the threshold.
 //!
