@@ -102,6 +102,8 @@ pub struct Engine {
     plan: Arc<Plan>,
     /// Per feature, 1 for the ordinary ones (the only ones cited), else 0.
     ordinary: Vec<f64>,
+    /// The pieces of the explanations' sentences.
+    phrases: explain::Phrases,
     /// Per feature: its baseline, and [`SignalState::bits`] of its class
     /// (the signals that mask it, those that make it count as a proxy).
     baselines: Vec<f64>,
@@ -256,6 +258,7 @@ impl Engine {
         let plan = Plan::compile(&offers);
         let ordinary =
             schema.features.iter().map(|f| f64::from(u8::from(f.sensitivity == Sensitivity::Ordinary))).collect();
+        let phrases = explain::Phrases::new(schema.features.iter().map(|f| &*f.description));
         let baselines = schema.features.iter().map(|f| f.baseline).collect();
         let (mask_bits, proxy_signal_bits): (Vec<u32>, Vec<u32>) =
             schema.features.iter().map(|f| SignalState::bits(f.sensitivity)).unzip();
@@ -285,6 +288,7 @@ impl Engine {
             rules,
             plan: Arc::new(plan),
             ordinary,
+            phrases,
             baselines,
             mask_bits,
             proxy_signal_bits,
@@ -1331,7 +1335,7 @@ impl Engine {
             e.rules_passed.clear();
             e.rules_passed.extend_from_slice(&self.rules[c.offer]);
         }
-        explain::write_sentence(&e.contributions, &mut e.reason);
+        self.phrases.write(top, &mut e.reason);
         debug_assert_eq!(e.reason, explain::sentence(&e.contributions));
     }
 }
