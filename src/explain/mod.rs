@@ -362,8 +362,8 @@ mod tests {
     /// The engine's phrases give the sentence of the same contributions.
     #[test]
     fn phrases_write_the_sentence() {
-        let phrases = Phrases::new(["car policy", "age", "savings", "a"].into_iter());
         let describe = ["car policy", "age", "savings", "a"];
+        let phrases = Phrases::new(describe.into_iter());
         let cases: [&[(usize, f64)]; 6] = [
             &[],
             &[(1, -0.2)],
