@@ -152,33 +152,23 @@ pub(crate) fn top_contributions_picked(
 }
 
 /// "Suggested mainly because of your A, your B and your C." built from the
-/// positive contributions, or [`GENERIC_REASON`] when there are none.
+/// positive contributions, or [`GENERIC_REASON`] when there are none. The
+/// definition; the engine writes the same text from [`Phrases`].
 pub(crate) fn sentence(contributions: &Contributions) -> String {
-    let mut s = String::new();
-    write_sentence(contributions, &mut s);
-    s
-}
-
-/// [`sentence`] into `out` (cleared first), reusing its allocation.
-pub(crate) fn write_sentence(contributions: &Contributions, out: &mut String) {
-    out.clear();
     let positive = || contributions.descriptions().filter(|c| c.1 > 0.0).map(|c| c.0);
     let n = positive().count();
     if n == 0 {
-        out.push_str(GENERIC_REASON);
-        return;
+        return GENERIC_REASON.to_owned();
     }
-    // Room for a typical sentence at once: one allocation for a new
-    // decision instead of a few (a reused one has the room already).
-    out.reserve(192);
-    out.push_str(LEAD);
+    let mut out = String::from(LEAD);
     for (i, d) in positive().enumerate() {
         if i > 0 {
-            out.push_str(if i + 1 == n { " and your " } else { ", your " });
+            out.push_str(if i + 1 == n { LAST } else { MIDDLE });
         }
         out.push_str(d);
     }
     out.push('.');
+    out
 }
 
 /// Each feature's pieces of [`sentence`], made once per engine: with them
@@ -200,14 +190,15 @@ impl Phrases {
         let mut p = Phrases::default();
         for d in descriptions {
             p.first.push(format!("{LEAD}{d}").into());
-            p.middle.push(format!(", your {d}").into());
-            p.last.push(format!(" and your {d}").into());
+            p.middle.push(format!("{MIDDLE}{d}").into());
+            p.last.push(format!("{LAST}{d}").into());
         }
         p
     }
 
-    /// [`write_sentence`] for contributions given as `(feature, contribution)`
-    /// pairs (features in range of [`Phrases::new`]'s), into `out`.
+    /// [`sentence`] for contributions given as `(feature, contribution)`
+    /// pairs (features in range of [`Phrases::new`]'s), into `out` (cleared
+    /// first), reusing its allocation.
     pub(crate) fn write(&self, contributions: &[(usize, f64)], out: &mut String) {
         out.clear();
         let mut positive = contributions.iter().filter(|c| c.1 > 0.0).map(|c| c.0);
@@ -215,7 +206,9 @@ impl Phrases {
             out.push_str(GENERIC_REASON);
             return;
         };
-        out.reserve(192); // as `write_sentence`
+        // Room for a typical sentence at once: one allocation for a new
+        // decision instead of a few (a reused one has the room already).
+        out.reserve(192);
         out.push_str(&self.first[first]);
         let mut next = positive.next();
         while let Some(f) = next {
@@ -226,8 +219,11 @@ impl Phrases {
     }
 }
 
-/// The opening words of a sentence citing features.
+/// The opening words of a sentence citing features, and the separators
+/// before a middle and the last one.
 const LEAD: &str = "Suggested mainly because of your ";
+const MIDDLE: &str = ", your ";
+const LAST: &str = " and your ";
 
 impl Explanation {
     /// A multi-line, human-readable rendering (for logs and examples).
