@@ -145,9 +145,9 @@
 //! Session 23 (same host), the floor at 100 offers with the customer made
 //! easier instead of the engine cut down (fastest batch of 200,000 calls,
 //! three runs each; `K`, `MAXC`, `NOCONTACT` and `NOHOLD` in a scratch
-//! copy of `tests/support/synthetic.rs`): whole 1.45–1.48 µs; one cited
+//! copy of `tests/support/synthetic.rs`): whole 1.45–1.50 µs; one cited
 //! feature instead of three 1.38–1.40; and no contact history 1.21–1.24;
-//! and no holdings 1.12–1.15 (AVX2: 1.62–1.63 whole, 1.29–1.31 so). Top-1
+//! and no holdings 1.10–1.16 (AVX2: 1.62–1.63 whole, 1.29–1.31 so). Top-1
 //! 1.03–1.06, and with the rest as easy 0.74–0.76. Three contacts cost
 //! about 1,700 instructions (AVX2), chrono's subtraction in the fatigue
 //! 330 of them; the rest is spread over their offers' lookup, the rules
